@@ -1,0 +1,1 @@
+"""Golden models: pure numpy functions, bit-exact by construction, that the RTL is compared with."""

@@ -1,0 +1,1 @@
+"""Amaranth blocks of the trntile compute tile, one ``wiring.Component`` per module."""

@@ -1,0 +1,86 @@
+"""Hardware parameters, each defined once with its allowed range.
+
+Block constructors call :meth:`Param.validate` on their keyword arguments, and ``trntile verilog`` builds
+its command-line options from the same objects, so a bad value gets the same message wherever it comes
+from. Ranges follow ``ARCHITECTURE.md`` section 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+__all__ = ["Param", "PARTITIONS", "STREAM_WIDTH", "FIFO_DEPTH", "is_power_of_two"]
+
+
+def is_power_of_two(value: int) -> bool:
+    return value > 0 and value & (value - 1) == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """An integer hardware parameter: its name, default, and the rule a value must meet.
+
+    Parameters
+    ----------
+    name : str
+        Keyword argument name; ``--name`` (with ``-`` for ``_``) on the command line.
+    default : int
+        Value used when none is given.
+    minimum, maximum : int
+        Inclusive range.
+    power_of_two : bool
+        Whether the value must also be a power of two.
+    help : str
+        One line for ``--help`` and the docs.
+    """
+
+    name: str
+    default: int
+    minimum: int
+    maximum: int
+    help: str
+    power_of_two: bool = False
+    extra_check: Callable[[int], bool] | None = None
+
+    @property
+    def allowed(self) -> str:
+        """The rule in words, as error messages quote it."""
+        span = f"{self.minimum}..{self.maximum}"
+        return f"a power of two in {span}" if self.power_of_two else f"an integer in {span}"
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def validate(self, value: object) -> int:
+        """Return ``value`` if it meets the rule; otherwise raise with a message quoting it.
+
+        Raises
+        ------
+        TypeError
+            If ``value`` is not an ``int`` (``bool`` is refused too).
+        ValueError
+            If ``value`` is out of range or not a power of two when one is required.
+        """
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{self.name} must be {self.allowed}, not {value!r} ({type(value).__name__})")
+        ok = self.minimum <= value <= self.maximum
+        if ok and self.power_of_two:
+            ok = is_power_of_two(value)
+        if not ok:
+            raise ValueError(f"{self.name} must be {self.allowed}, not {value!r}")
+        return value
+
+
+PARTITIONS = Param(
+    "partitions", default=16, minimum=4, maximum=128, power_of_two=True,
+    help="P: SBUF/PSUM partitions = systolic array rows = columns = ACT lanes")
+
+STREAM_WIDTH = Param(
+    "width", default=32, minimum=1, maximum=4096,
+    help="payload width of a stream block, in bits")
+
+FIFO_DEPTH = Param(
+    "depth", default=16, minimum=2, maximum=65536,
+    help="number of beats a stream FIFO holds")

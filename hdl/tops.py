@@ -1,0 +1,67 @@
+"""Blocks that can be generated on their own as Verilog tops (``trntile verilog --top NAME``).
+
+Each entry names the block's parameters (from :mod:`trntile.hdl.params`) and a factory that builds it
+from keyword arguments; the test runner and the command line both build designs through :func:`build`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+from amaranth.lib import wiring
+
+from . import params as p
+from .stream import StreamFIFO, StreamRegisterSlice
+
+__all__ = ["Top", "TOPS", "ALL_PARAMS", "get_top", "resolve_params", "build"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Top:
+    name: str
+    description: str
+    params: tuple[p.Param, ...]
+    factory: Callable[..., wiring.Component]
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(param.name for param in self.params)
+
+
+TOPS: dict[str, Top] = {top.name: top for top in [
+    Top("stream_register_slice", "stream skid buffer: registered valid, payload and ready",
+        (p.STREAM_WIDTH,), lambda *, width: StreamRegisterSlice(width)),
+    Top("stream_fifo", "stream FIFO with registered output and an occupancy port",
+        (p.STREAM_WIDTH, p.FIFO_DEPTH), lambda *, width, depth: StreamFIFO(width, depth=depth)),
+]}
+
+#: Every parameter some top takes, by name (the command line offers each as an option).
+ALL_PARAMS: dict[str, p.Param] = {p.PARTITIONS.name: p.PARTITIONS}
+for _top in TOPS.values():
+    for _param in _top.params:
+        ALL_PARAMS.setdefault(_param.name, _param)
+
+
+def get_top(name: str) -> Top:
+    """The registered top called ``name``; ``ValueError`` naming the known tops otherwise."""
+    try:
+        return TOPS[name]
+    except KeyError:
+        raise ValueError(f"unknown top {name!r}; known tops: {', '.join(sorted(TOPS))}") from None
+
+
+def resolve_params(top: Top, given: Mapping[str, object]) -> dict[str, int]:
+    """Validate ``given`` against ``top`` and fill in defaults. Raises ``ValueError``/``TypeError``."""
+    unknown = sorted(set(given) - set(top.param_names))
+    if unknown:
+        takes = ", ".join(top.param_names) or "no parameters"
+        raise ValueError(f"top {top.name!r} has no parameter {unknown[0]!r} (it takes: {takes})")
+    return {param.name: param.validate(given.get(param.name, param.default)) for param in top.params}
+
+
+def build(name: str, **given) -> tuple[wiring.Component, dict[str, int]]:
+    """Build top ``name`` with the given parameters; returns the component and every parameter used."""
+    top = get_top(name)
+    resolved = resolve_params(top, given)
+    return top.factory(**resolved), resolved

@@ -1,0 +1,1 @@
+"""Toolchain discovery, the cocotb runner, and wave files."""

@@ -1,0 +1,290 @@
+"""Run a cocotb test module against an Amaranth block on Verilator or Icarus.
+
+The one helper every testbench uses is :func:`run`::
+
+    run("stream_fifo", {"width": 8, "depth": 4}, "trntile.tb.test_stream", sim="verilator")
+
+It turns the registered top (see :mod:`trntile.hdl.tops`) into Verilog, names a build directory after the
+SHA-256 of that Verilog text and the simulator, builds there once (under a file lock, so ``pytest -n auto``
+workers never build into one directory at the same time) and reuses the build while the Verilog is
+unchanged. Each run gets its own directory below the build for its log, its results and its waves.
+
+Environment
+-----------
+``TRNTILE_BUILD_DIR``
+    Build root (default ``build/sim`` below the current directory).
+``WAVES=1``
+    Record an FST on either simulator (a separate, traced build) and write a GTKWave save file next to it.
+``COCOTB_RANDOM_SEED``
+    Seed for the run; otherwise a fresh one is drawn, logged, and printed on failure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import functools
+import hashlib
+import json
+import os
+import re
+import secrets
+import shlex
+import xml.etree.ElementTree as ElementTree
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import toolchain
+from .waves import write_gtkw
+
+__all__ = ["SIMULATORS", "Design", "RunResult", "SimulationFailed", "design", "build", "run", "build_root"]
+
+SIMULATORS = ("verilator", "icarus")
+
+# Bump when the way builds are made changes, so old build directories are not reused.
+_BUILD_RECIPE = "1"
+
+# Amaranth's Verilog widens and narrows on purpose; these are not defects in our designs.
+_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNOPTFLAT"]
+
+_TIMESCALE = ("1ns", "1ps")
+
+
+class SimulationFailed(AssertionError):
+    """A cocotb run that failed; the message says which tests, the seed, and how to rerun with waves."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Design:
+    """One generated design: a registered top with its parameters, as Verilog."""
+
+    top: str
+    params: dict
+    verilog: str
+    ports: tuple[tuple[str, int], ...]  # (name, width) in signature order, plus clk and rst
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.verilog.encode()).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    build_dir: Path
+    run_dir: Path
+    seed: int
+    waves: Path | None
+    gtkw: Path | None
+
+
+def build_root() -> Path:
+    return Path(os.environ.get("TRNTILE_BUILD_DIR", Path.cwd() / "build" / "sim")).resolve()
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@functools.lru_cache(maxsize=None)
+def _design(top: str, frozen_params: tuple) -> Design:
+    from amaranth.back import verilog
+    from amaranth.hdl import Shape
+
+    from trntile.hdl.tops import build as build_top
+
+    component, resolved = build_top(top, **dict(frozen_params))
+    ports = []
+    for path, _member, value in component.signature.flatten(component):
+        ports.append(("__".join(map(str, path)), Shape.cast(value.shape()).width))
+    ports += [("clk", 1), ("rst", 1)]
+    text = verilog.convert(component, name=top)
+    return Design(top, resolved, text, tuple(ports))
+
+
+def design(top: str, params: dict | None = None) -> Design:
+    """The Verilog of registered top ``top`` with ``params`` (validated, defaults filled in).
+
+    Cached per process: the same (top, params) is generated once.
+    """
+    return _design(top, tuple(sorted((params or {}).items())))
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_key(d: Design, sim: str, waves: bool) -> str:
+    if sim == "verilator":
+        tool = toolchain.verilator().version
+    else:
+        tool = toolchain.icarus().version
+    recipe = json.dumps([_BUILD_RECIPE, sim, tool, waves, _VERILATOR_ARGS, _TIMESCALE])
+    return hashlib.sha256((d.verilog + recipe).encode()).hexdigest()[:16]
+
+
+# Yosys's Verilog back end declares one dummy register, initialised to 0, and reads it in every
+# `always @*` block, so that a simulator runs each block once at time 0. Under Verilog-2005 the
+# initialiser is an event at time 0; under the SystemVerilog rules Icarus applies with -g2012 (which
+# cocotb's runner always passes) it is not, so combinational `reg`s stay X until one of their inputs
+# happens to change (amaranth-lang/amaranth#1629). Pulsing the dummy register once at #0 restores the
+# intended time-0 evaluation. Verilator settles all logic at start-up and gets the Verilog unchanged.
+_YOSYS_TIME0_REG = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
+
+
+def _icarus_source(verilog: str) -> str:
+    patched, count = _YOSYS_TIME0_REG.subn(r"\g<0>\n\1initial #0 \2 = 1;", verilog)
+    if count == 0 and "dump_module$" in verilog:
+        raise RuntimeError("Yosys's time-0 register was not found where expected; update _YOSYS_TIME0_REG")
+    return patched
+
+
+def _check_sim(sim: str) -> None:
+    if sim not in SIMULATORS:
+        raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    tool = toolchain.verilator() if sim == "verilator" else toolchain.icarus()
+    if not tool.found:
+        why = f" ({tool.problem})" if tool.problem else ""
+        raise FileNotFoundError(f"{sim} is not usable{why}; install it with: {tool.install}")
+
+
+def build(d: Design, sim: str, *, waves: bool = False) -> Path:
+    """Build ``d`` for ``sim`` unless an identical build exists; return its directory."""
+    from cocotb_tools.runner import get_runner
+
+    _check_sim(sim)
+    toolchain.activate()
+    design_dir = build_root() / f"{d.top}-{d.digest[:16]}"
+    build_dir = design_dir / f"{sim}{'-waves' if waves else ''}-{_build_key(d, sim, waves)}"
+    stamp = build_dir / "build.ok"
+    if stamp.exists():
+        return build_dir
+    with _locked(design_dir / f"{build_dir.name}.lock"):
+        if stamp.exists():  # another worker built it while we waited
+            return build_dir
+        build_dir.mkdir(parents=True, exist_ok=True)
+        source = build_dir / f"{d.top}.v"
+        source.write_text(_icarus_source(d.verilog) if sim == "icarus" else d.verilog)
+        (design_dir / "params.json").write_text(json.dumps({"top": d.top, **d.params}, indent=2) + "\n")
+        build_args = list(_VERILATOR_ARGS) if sim == "verilator" else []
+        if sim == "verilator" and waves:
+            build_args += ["--trace-fst", "--trace-structs"]
+        runner = get_runner(sim)
+        log = build_dir / "build.log"
+        try:
+            runner.build(sources=[source], hdl_toplevel=d.top, build_dir=build_dir, build_args=build_args,
+                         timescale=_TIMESCALE, waves=waves, always=True, log_file=log)
+        except (RuntimeError, SystemExit) as error:
+            raise RuntimeError(f"{sim} build of {d.top} failed ({error}); log: {log}\n{_tail(log)}") from None
+        stamp.write_text(d.digest + "\n")
+    return build_dir
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+def _pytest_node() -> str | None:
+    current = os.environ.get("PYTEST_CURRENT_TEST")
+    return current.rsplit(" ", 1)[0] if current else None
+
+
+def _failures(results_xml: Path) -> list[str]:
+    try:
+        tree = ElementTree.parse(results_xml)
+    except (OSError, ElementTree.ParseError):
+        return []
+    failed = []
+    for case in tree.iter("testcase"):
+        for failure in (*case.iter("failure"), *case.iter("error")):
+            message = (failure.get("message") or failure.text or "").strip().splitlines()
+            failed.append(f"{case.get('name')}: {message[0] if message else 'failed'}")
+    return failed
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120] or "run"
+
+
+def run(top: str, params: dict | None, test_module: str, *, sim: str, testcase: str | None = None,
+        seed: int | None = None, waves: bool | None = None, extra_env: dict | None = None) -> RunResult:
+    """Run cocotb ``test_module`` against top ``top`` on ``sim``; raise :class:`SimulationFailed` if it fails.
+
+    Parameters
+    ----------
+    top, params
+        A registered top and its parameters (see :mod:`trntile.hdl.tops`). The testbench reads the
+        parameters actually used with :func:`trntile.tb.common.design_params`.
+    test_module
+        Importable name of the cocotb test module, e.g. ``"trntile.tb.test_stream"``.
+    sim
+        ``"verilator"`` or ``"icarus"``.
+    testcase
+        Name of one cocotb test in the module (default: all of them).
+    seed
+        Random seed; default ``COCOTB_RANDOM_SEED`` from the environment, else a fresh one.
+    waves
+        Record an FST and write a GTKWave save file; default from ``WAVES``.
+    """
+    from cocotb_tools.runner import get_runner
+
+    d = design(top, params)
+    waves = _env_flag("WAVES") if waves is None else waves
+    if seed is None:
+        env_seed = os.environ.get("COCOTB_RANDOM_SEED")
+        seed = int(env_seed) if env_seed else secrets.randbits(31)
+    build_dir = build(d, sim, waves=waves)
+
+    node = _pytest_node()
+    run_dir = build_dir / "runs" / _slug(f"{node or test_module}-{testcase or 'all'}-{seed}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results = run_dir / "results.xml"
+    log = run_dir / "sim.log"
+    wave_file = run_dir / f"{top}.fst"
+    plusargs = [f"+dumpfile_path={wave_file}"] if (waves and sim == "icarus") else []
+    env = {"TRNTILE_PARAMS": json.dumps(d.params), "TRNTILE_TOP": top, **(extra_env or {})}
+
+    # The runner's own pytest handling only exits with a bare status; call it as if outside pytest and
+    # read the results ourselves, so a failure says what failed and how to rerun it.
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    simulator_status = 0
+    try:
+        get_runner(sim).test(
+            test_module=test_module, hdl_toplevel=d.top, hdl_toplevel_lang="verilog", build_dir=build_dir,
+            test_dir=run_dir,
+            testcase=testcase, seed=seed, extra_env=env, waves=waves, plusargs=plusargs,
+            results_xml=str(results), timescale=_TIMESCALE, log_file=log)
+    except SystemExit as exit_:
+        simulator_status = exit_.code or 1
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
+
+    failed = _failures(results)
+    if simulator_status or failed or not results.exists():
+        rerun = f"WAVES=1 COCOTB_RANDOM_SEED={seed} pytest {shlex.quote(node)}" if node else \
+            f"WAVES=1 COCOTB_RANDOM_SEED={seed} (rerun {test_module} on {sim})"
+        what = "\n  ".join(failed) or f"the simulator exited with status {simulator_status} and no results"
+        raise SimulationFailed(
+            f"{top} {d.params} on {sim} failed:\n  {what}\n"
+            f"seed: {seed}\nbuild: {build_dir}\nlog: {log}\nrerun with waves: {rerun}\n"
+            f"--- last lines of the log ---\n{_tail(log)}")
+
+    gtkw = None
+    if waves:
+        if sim == "verilator" and (run_dir / "dump.fst").exists():
+            (run_dir / "dump.fst").replace(wave_file)
+        if not wave_file.exists():
+            raise SimulationFailed(f"WAVES=1 but {sim} left no {wave_file}")
+        gtkw = write_gtkw(wave_file, d.top, d.ports, scope=("TOP", d.top) if sim == "verilator" else (d.top,))
+    return RunResult(build_dir, run_dir, seed, wave_file if waves else None, gtkw)

@@ -1,0 +1,58 @@
+"""GTKWave save files for the waves a run records.
+
+A save file opens the FST with the signals worth looking at already on screen: clock and reset first,
+then one group per interface of the top (``i``, ``o``, ...), valid and ready before the payload.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["write_gtkw"]
+
+# GTKWave trace flags: binary for 1-bit signals, hexadecimal for vectors; group begin/end markers.
+_FLAG_BIN = "@28"
+_FLAG_HEX = "@22"
+_GROUP_BEGIN = "@800200"
+_GROUP_END = "@1000200"
+
+_HANDSHAKE_ORDER = {"valid": 0, "ready": 1}
+
+
+def _trace(scope: tuple[str, ...], name: str, width: int) -> str:
+    path = ".".join((*scope, name))
+    return f"{_FLAG_BIN}\n{path}" if width == 1 else f"{_FLAG_HEX}\n{path}[{width - 1}:0]"
+
+
+def write_gtkw(fst: Path, top: str, ports: tuple[tuple[str, int], ...] | list, *,
+               scope: tuple[str, ...]) -> Path:
+    """Write ``<fst stem>.gtkw`` next to ``fst`` and return its path.
+
+    Parameters
+    ----------
+    fst : Path
+        The wave file the save file opens.
+    top : str
+        Name of the top module (used as the window title comment).
+    ports : sequence of (name, width)
+        The top's ports; names flattened with ``__`` as Amaranth writes them (``i__valid``).
+    scope : tuple of str
+        Hierarchy above the ports in the FST: ``("TOP", top)`` for Verilator, ``(top,)`` for Icarus.
+    """
+    fst = Path(fst).resolve()
+    gtkw = fst.with_suffix(".gtkw")
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for name, width in ports:
+        group = "clock and reset" if name in ("clk", "rst") else name.split("__", 1)[0]
+        groups.setdefault(group, []).append((name, width))
+
+    def order(item: tuple[str, int]) -> tuple[int, str]:
+        return (_HANDSHAKE_ORDER.get(item[0].rsplit("__", 1)[-1], 2), item[0])
+
+    lines = [f"[*] trntile: {top}", f'[dumpfile] "{fst}"', f'[savefile] "{gtkw}"', "[timestart] 0"]
+    for group in sorted(groups, key=lambda g: (g != "clock and reset", g)):
+        lines += [_GROUP_BEGIN, f"-{group}"]
+        lines += [_trace(scope, name, width) for name, width in sorted(groups[group], key=order)]
+        lines += [_GROUP_END, f"-{group}"]
+    gtkw.write_text("\n".join(lines) + "\n")
+    return gtkw

@@ -1,0 +1,1 @@
+"""Software around the RTL: the ``trntile`` command line (and later the assembler and kernel API)."""

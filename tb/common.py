@@ -1,0 +1,84 @@
+"""Pieces every cocotb testbench in trntile shares: parameters, seeded randomness, clock and reset, pauses.
+
+Runs inside the simulator, started by :func:`trntile.sim.runner.run`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Iterator
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge
+
+__all__ = ["design_params", "design_top", "test_rng", "pauses", "ClockedTB", "CLOCK_PERIOD_NS"]
+
+CLOCK_PERIOD_NS = 10
+
+
+def design_params() -> dict:
+    """The parameters the design under test was built with (as resolved by the runner)."""
+    return json.loads(os.environ["TRNTILE_PARAMS"])
+
+
+def design_top() -> str:
+    """The registered top name of the design under test."""
+    return os.environ["TRNTILE_TOP"]
+
+
+def test_rng() -> random.Random:
+    """A generator for the running test.
+
+    cocotb seeds each test from ``COCOTB_RANDOM_SEED`` and the test's full name (``cocotb.RANDOM_SEED``
+    holds the result while the test runs), so a test run alone sees exactly what it saw in the full
+    module run with the same seed.
+    """
+    return random.Random(cocotb.RANDOM_SEED)
+
+
+def pauses(rng: random.Random, probability: float) -> Iterator[bool]:
+    """Per-cycle pause pattern for a cocotbext-axi source (idle cycles) or sink (backpressure).
+
+    With ``probability`` 0 it never pauses. Otherwise it alternates between runs of cycles that pause
+    independently with ``probability`` and occasional long stalls, so both single-cycle bubbles and
+    full-buffer conditions occur.
+    """
+    while True:
+        if probability <= 0:
+            yield False
+            continue
+        if rng.random() < 0.05:
+            yield from [True] * rng.randint(4, 24)
+        for _ in range(rng.randint(8, 64)):
+            yield rng.random() < probability
+
+
+class ClockedTB:
+    """Base testbench: starts the clock on ``dut.clk`` and drives ``dut.rst`` (active high, synchronous).
+
+    Reset is asserted from the first instant, so bus models created after this see a reset edge rather
+    than undefined inputs.
+    """
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.log = dut._log
+        self.params = design_params()
+        self.rng = test_rng()
+        self.log.info("COCOTB_RANDOM_SEED=%s, top %s, params %s", os.environ.get("COCOTB_RANDOM_SEED"),
+                      design_top(), self.params)
+        dut.rst.value = 1
+        self.clock = Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns")
+        self.clock.start()
+
+    async def reset(self, cycles: int = 4) -> None:
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, cycles)
+        self.dut.rst.value = 0
+        await RisingEdge(self.dut.clk)
+
+    async def cycles(self, n: int) -> None:
+        await ClockCycles(self.dut.clk, n)
