@@ -103,9 +103,11 @@ class StreamRegisterSlice(wiring.Component):
 class StreamFIFO(wiring.Component):
     """First-in first-out buffer for a stream, with its occupancy as a port.
 
-    Built on :class:`amaranth.lib.fifo.SyncFIFOBuffered`, so the output is registered (it maps to block
-    RAM plus one output register). A beat written at edge *t* can be read at edge *t* + 2 at the earliest.
-    It sustains one beat per cycle in and out; ``i.ready`` is low exactly when ``depth`` beats are held.
+    Built on :class:`amaranth.lib.fifo.SyncFIFO`. ``i.ready`` is high exactly when fewer than ``depth``
+    beats are held, and comes from registered state only (no path from ``o.ready``). A beat accepted at
+    edge *t* is offered on ``o`` from edge *t* (one cycle of latency), so the FIFO sustains one beat per
+    cycle in and out from ``depth`` = 2 up. The output is read from the FIFO memory without a register
+    (distributed RAM on an FPGA); for a registered output, follow it with a :class:`StreamRegisterSlice`.
 
     Parameters
     ----------
@@ -144,7 +146,7 @@ class StreamFIFO(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         width = Shape.cast(self._payload_shape).width
-        m.submodules.buffer = buffer = fifo.SyncFIFOBuffered(width=width, depth=self._depth)
+        m.submodules.buffer = buffer = fifo.SyncFIFO(width=width, depth=self._depth)
         payload_out = self.o.payload
         if isinstance(self._payload_shape, ShapeCastable):
             payload_out = payload_out.as_value()

@@ -8,7 +8,7 @@ order, unchanged. A scoreboard also counts the beats held inside each cycle and 
 from __future__ import annotations
 
 import cocotb
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, with_timeout
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 from cocotbext.axi.stream import define_stream
 
 from trntile.tb.common import ClockedTB, design_top, pauses
@@ -59,8 +59,8 @@ class StreamTB(ClockedTB):
             in_fire = bool(self.dut.i__valid.value) and bool(self.dut.i__ready.value)
             out_fire = bool(self.dut.o__valid.value) and bool(self.dut.o__ready.value)
             ready = bool(self.dut.i__ready.value)
-            if self.is_fifo and self.dut.level.value.to_unsigned() != held:
-                self.errors.append(f"cycle {cycle}: level {self.dut.level.value.to_unsigned()}, "
+            if self.is_fifo and int(self.dut.level.value) != held:
+                self.errors.append(f"cycle {cycle}: level {int(self.dut.level.value)}, "
                                    f"but {held} beats are inside")
             if held > self.capacity:
                 self.errors.append(f"cycle {cycle}: {held} beats inside a block that holds {self.capacity}")
@@ -83,16 +83,20 @@ class StreamTB(ClockedTB):
         async def collect() -> None:
             while len(received) < len(payloads):
                 beat = await self.sink.recv()
-                received.append(beat.payload.to_unsigned())
+                received.append(int(beat.payload))
 
         collector = cocotb.start_soon(collect())
         for value in payloads:
             await self.source.send(StreamTransaction(payload=value))
-        await with_timeout(collector, timeout_us, "us")
+        try:
+            await with_timeout(collector, timeout_us, "us")
+        except SimTimeoutError:
+            raise AssertionError(f"only {len(received)} of {len(payloads)} beats came out within {timeout_us} us "
+                                 f"(beats dropped, or the block stopped)") from None
         # Let a few cycles pass: a duplicated beat would show up in the sink now.
         await self.cycles(8 + self.capacity)
         while not self.sink.empty():
-            received.append(self.sink.recv_nowait().payload.to_unsigned())
+            received.append(int(self.sink.recv_nowait().payload))
         return received
 
     def check_identity(self, sent: list[int], received: list[int]) -> None:
@@ -132,7 +136,7 @@ async def full_rate(dut):
     latency = tb.out_cycles[0] - tb.in_cycles[0]
     tb.log.info("full rate: %d beats in %d cycles, latency %d cycles", len(sent), len(sent), latency)
     # The latencies the blocks' docstrings promise.
-    expected = 2 if tb.is_fifo else 1
+    expected = 1
     assert latency == expected, f"first beat took {latency} cycles through the block, documented {expected}"
 
 

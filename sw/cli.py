@@ -1,0 +1,126 @@
+"""The ``trntile`` command line.
+
+Bad input (an unknown top, a parameter out of range, a malformed option) exits with status 2 and one
+line on standard error that names the parameter and what it accepts; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["main", "COMMANDS"]
+
+COMMANDS = ("doctor", "verilog")
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints the whole usage block before its message; we want one line.
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _doctor(args) -> int:
+    from trntile.sim import toolchain
+
+    tools = toolchain.probe_all()
+    width = max(len(name) for name in tools)
+    print(f"{'tool':<{width}}  {'version':<12}  path")
+    for name, tool in tools.items():
+        version = tool.version or ("MISSING" if tool.required else "missing")
+        print(f"{name:<{width}}  {version:<12}  {tool.path or '-'}")
+        if tool.problem:
+            print(f"{'':<{width}}  problem: {tool.problem}")
+        if tool.note:
+            print(f"{'':<{width}}  note: {tool.note}")
+        if not tool.found:
+            need = "needed" if tool.required else "needed for WAVES=1"
+            print(f"{'':<{width}}  {need}; install with: {tool.install}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({n: t.as_json() for n, t in tools.items()}, indent=2) + "\n")
+    missing = [name for name, tool in tools.items() if tool.required and not tool.found]
+    if missing:
+        print(f"missing required tools: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _verilog(args) -> int:
+    from amaranth.back import verilog
+
+    from trntile import __version__
+    from trntile.hdl.tops import ALL_PARAMS, TOPS, build
+
+    if args.list:
+        for top in TOPS.values():
+            options = " ".join(f"[{param.option} {param.default}]" for param in top.params)
+            print(f"{top.name:<24} {options:<32} {top.description}")
+        return 0
+    if args.top is None:
+        raise UsageError(f"--top is required; known tops: {', '.join(sorted(TOPS))}")
+    if args.output is None:
+        raise UsageError("-o/--output DIR is required")
+    if args.top not in TOPS:
+        raise UsageError(f"unknown top {args.top!r}; known tops: {', '.join(sorted(TOPS))}")
+    given = {name: getattr(args, name) for name in ALL_PARAMS if getattr(args, name) is not None}
+    # Every value is checked against its own range first, so a bad --partitions is reported as such
+    # even for a top that does not take it.
+    for name, value in given.items():
+        try:
+            ALL_PARAMS[name].validate(value)
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"{ALL_PARAMS[name].option}: {error}") from None
+    try:
+        component, used = build(args.top, **given)
+    except (TypeError, ValueError) as error:
+        raise UsageError(str(error)) from None
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    verilog_path = out / f"{args.top}.v"
+    verilog_path.write_text(verilog.convert(component, name=args.top))
+    (out / "params.json").write_text(json.dumps(
+        {"top": args.top, "params": used, "trntile": __version__}, indent=2) + "\n")
+    print(f"wrote {verilog_path} and {out / 'params.json'} ({args.top}, "
+          + ", ".join(f"{k}={v}" for k, v in used.items()) + ")")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    from trntile.hdl.tops import ALL_PARAMS
+
+    parser = _Parser(prog="trntile", description="trntile: a Trainium-style compute tile in Amaranth HDL")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    doctor = commands.add_parser("doctor", help="report simulators and generators, and how to install "
+                                                "what is missing")
+    doctor.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    doctor.set_defaults(run=_doctor)
+
+    verilog = commands.add_parser("verilog", help="write the Verilog of a block and its params.json")
+    verilog.add_argument("--top", metavar="NAME", help="registered top to generate (see --list)")
+    verilog.add_argument("-o", "--output", metavar="DIR", help="output folder")
+    verilog.add_argument("--list", action="store_true", help="list the tops and their parameters")
+    for param in ALL_PARAMS.values():
+        verilog.add_argument(param.option, dest=param.name, type=int, metavar="N",
+                             help=f"{param.help} ({param.allowed}; default {param.default})")
+    verilog.set_defaults(run=_verilog)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    prog = "trntile" + (f" {argv[0]}" if argv and argv[0] in COMMANDS else "")
+    try:
+        args = _parser().parse_args(argv)
+        return args.run(args)
+    except UsageError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
