@@ -286,5 +286,5 @@ def run(top: str, params: dict | None, test_module: str, *, sim: str, testcase: 
             (run_dir / "dump.fst").replace(wave_file)
         if not wave_file.exists():
             raise SimulationFailed(f"WAVES=1 but {sim} left no {wave_file}")
-        gtkw = write_gtkw(wave_file, d.top, d.ports, scope=("TOP", d.top) if sim == "verilator" else (d.top,))
+        gtkw = write_gtkw(wave_file, d.top, d.ports)
     return RunResult(build_dir, run_dir, seed, wave_file if waves else None, gtkw)

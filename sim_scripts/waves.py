@@ -24,8 +24,7 @@ def _trace(scope: tuple[str, ...], name: str, width: int) -> str:
     return f"{_FLAG_BIN}\n{path}" if width == 1 else f"{_FLAG_HEX}\n{path}[{width - 1}:0]"
 
 
-def write_gtkw(fst: Path, top: str, ports: tuple[tuple[str, int], ...] | list, *,
-               scope: tuple[str, ...]) -> Path:
+def write_gtkw(fst: Path, top: str, ports: tuple[tuple[str, int], ...] | list) -> Path:
     """Write ``<fst stem>.gtkw`` next to ``fst`` and return its path.
 
     Parameters
@@ -36,8 +35,9 @@ def write_gtkw(fst: Path, top: str, ports: tuple[tuple[str, int], ...] | list, *
         Name of the top module (used as the window title comment).
     ports : sequence of (name, width)
         The top's ports; names flattened with ``__`` as Amaranth writes them (``i__valid``).
-    scope : tuple of str
-        Hierarchy above the ports in the FST: ``("TOP", top)`` for Verilator, ``(top,)`` for Icarus.
+
+    Both simulators put the top module at the root of the FST (Verilator 5.048 also adds a ``$rootio``
+    scope holding copies of the ports), so the signals are named ``<top>.<port>`` for either.
     """
     fst = Path(fst).resolve()
     gtkw = fst.with_suffix(".gtkw")
@@ -52,7 +52,7 @@ def write_gtkw(fst: Path, top: str, ports: tuple[tuple[str, int], ...] | list, *
     lines = [f"[*] trntile: {top}", f'[dumpfile] "{fst}"', f'[savefile] "{gtkw}"', "[timestart] 0"]
     for group in sorted(groups, key=lambda g: (g != "clock and reset", g)):
         lines += [_GROUP_BEGIN, f"-{group}"]
-        lines += [_trace(scope, name, width) for name, width in sorted(groups[group], key=order)]
+        lines += [_trace((top,), name, width) for name, width in sorted(groups[group], key=order)]
         lines += [_GROUP_END, f"-{group}"]
     gtkw.write_text("\n".join(lines) + "\n")
     return gtkw
