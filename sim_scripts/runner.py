@@ -287,4 +287,5 @@ def run(top: str, params: dict | None, test_module: str, *, sim: str, testcase: 
         if not wave_file.exists():
             raise SimulationFailed(f"WAVES=1 but {sim} left no {wave_file}")
         gtkw = write_gtkw(wave_file, d.top, d.ports)
+        print(f"waves: {wave_file}\nopen with: gtkwave {gtkw}")
     return RunResult(build_dir, run_dir, seed, wave_file if waves else None, gtkw)
