@@ -8,9 +8,9 @@ from. Ranges follow ``ARCHITECTURE.md`` section 2.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
-__all__ = ["Param", "PARTITIONS", "STREAM_WIDTH", "FIFO_DEPTH", "is_power_of_two"]
+__all__ = ["Param", "PARTITIONS", "STREAM_WIDTH", "FIFO_DEPTH", "AXI_DATA_WIDTH", "AXI_ID_WIDTH",
+           "XBAR_MASTERS", "XBAR_SLAVES", "MAX_OUTSTANDING", "REGISTER_SLICES", "is_power_of_two"]
 
 
 def is_power_of_two(value: int) -> bool:
@@ -41,7 +41,6 @@ class Param:
     maximum: int
     help: str
     power_of_two: bool = False
-    extra_check: Callable[[int], bool] | None = None
 
     @property
     def allowed(self) -> str:
@@ -84,3 +83,27 @@ STREAM_WIDTH = Param(
 FIFO_DEPTH = Param(
     "depth", default=16, minimum=2, maximum=65536,
     help="number of beats a stream FIFO holds")
+
+AXI_DATA_WIDTH = Param(
+    "data_width", default=128, minimum=32, maximum=512, power_of_two=True,
+    help="AXI data width in bits")
+
+AXI_ID_WIDTH = Param(
+    "id_width", default=4, minimum=0, maximum=8,
+    help="AXI ID width on the masters' side, in bits")
+
+XBAR_MASTERS = Param(
+    "masters", default=2, minimum=1, maximum=8,
+    help="crossbar slave ports, one per master that connects to it")
+
+XBAR_SLAVES = Param(
+    "slaves", default=2, minimum=1, maximum=8,
+    help="crossbar master ports, one per target")
+
+MAX_OUTSTANDING = Param(
+    "max_outstanding", default=8, minimum=1, maximum=64,
+    help="transactions a crossbar port may have outstanding per direction")
+
+REGISTER_SLICES = Param(
+    "register_slices", default=0, minimum=0, maximum=1,
+    help="1: a register slice on every channel of every crossbar port")

@@ -5,7 +5,7 @@ Both follow the transfer rules of :mod:`amaranth.lib.stream`: a beat moves on a 
 Neither block drops, duplicates or reorders a beat.
 """
 
-from amaranth.hdl import Module, Shape, ShapeCastable, Signal
+from amaranth.hdl import Module, ResetSignal, Shape, ShapeCastable, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -104,7 +104,7 @@ class StreamFIFO(wiring.Component):
     """First-in first-out buffer for a stream, with its occupancy as a port.
 
     Built on :class:`amaranth.lib.fifo.SyncFIFO`. ``i.ready`` is high exactly when fewer than ``depth``
-    beats are held, and comes from registered state only (no path from ``o.ready``). A beat accepted at
+    beats are held and ``rst`` is low, and comes from registered state only (no path from ``o.ready``). A beat accepted at
     edge *t* is offered on ``o`` from edge *t* (one cycle of latency), so the FIFO sustains one beat per
     cycle in and out from ``depth`` = 2 up. The output is read from the FIFO memory without a register
     (distributed RAM on an FPGA); for a registered output, follow it with a :class:`StreamRegisterSlice`.
@@ -152,8 +152,9 @@ class StreamFIFO(wiring.Component):
             payload_out = payload_out.as_value()
         m.d.comb += [
             buffer.w_data.eq(self.i.payload),
-            buffer.w_en.eq(self.i.valid),
-            self.i.ready.eq(buffer.w_rdy),
+            # Like the register slice, take nothing while in reset.
+            buffer.w_en.eq(self.i.valid & ~ResetSignal()),
+            self.i.ready.eq(buffer.w_rdy & ~ResetSignal()),
             payload_out.eq(buffer.r_data),
             self.o.valid.eq(buffer.r_rdy),
             buffer.r_en.eq(self.o.ready),

@@ -12,7 +12,17 @@ from collections.abc import Callable, Mapping
 from amaranth.lib import wiring
 
 from . import params as p
+from .axi_crossbar import AXI4Crossbar
 from .stream import StreamFIFO, StreamRegisterSlice
+
+#: Window of each crossbar master port in a generated crossbar top: port j serves [j, j + 1) x this.
+XBAR_WINDOW = 0x10000
+
+
+def _crossbar(*, masters, slaves, data_width, id_width, max_outstanding, register_slices):
+    return AXI4Crossbar(masters=masters, address_map=[(j * XBAR_WINDOW, XBAR_WINDOW) for j in range(slaves)],
+                        addr_width=32, data_width=data_width, id_width=id_width,
+                        max_outstanding=max_outstanding, register_slices=bool(register_slices))
 
 __all__ = ["Top", "TOPS", "ALL_PARAMS", "get_top", "resolve_params", "build"]
 
@@ -32,8 +42,11 @@ class Top:
 TOPS: dict[str, Top] = {top.name: top for top in [
     Top("stream_register_slice", "stream skid buffer: registered valid, payload and ready",
         (p.STREAM_WIDTH,), lambda *, width: StreamRegisterSlice(width)),
-    Top("stream_fifo", "stream FIFO with registered output and an occupancy port",
+    Top("stream_fifo", "stream FIFO, full rate from depth 2, with an occupancy port",
         (p.STREAM_WIDTH, p.FIFO_DEPTH), lambda *, width, depth: StreamFIFO(width, depth=depth)),
+    Top("axi_crossbar", "AXI4 crossbar, port j mapped at j x 64 KiB (64 KiB each), 32-bit addresses",
+        (p.XBAR_MASTERS, p.XBAR_SLAVES, p.AXI_DATA_WIDTH, p.AXI_ID_WIDTH, p.MAX_OUTSTANDING, p.REGISTER_SLICES),
+        _crossbar),
 ]}
 
 #: Every parameter some top takes, by name (the command line offers each as an option).

@@ -121,11 +121,14 @@ def _locked(path: Path):
 
 
 def _build_key(d: Design, sim: str, waves: bool) -> str:
-    if sim == "verilator":
-        tool = toolchain.verilator().version
-    else:
-        tool = toolchain.icarus().version
-    recipe = json.dumps([_BUILD_RECIPE, sim, tool, waves, _VERILATOR_ARGS, _TIMESCALE])
+    import cocotb
+    import cocotb_tools.config
+
+    tool = toolchain.verilator() if sim == "verilator" else toolchain.icarus()
+    # A Verilator model links cocotb's libraries by absolute path, so a build belongs to one cocotb
+    # install: another virtual environment gets its own build.
+    recipe = json.dumps([_BUILD_RECIPE, sim, tool.version, tool.path, waves, _VERILATOR_ARGS, _TIMESCALE,
+                         cocotb.__version__, str(cocotb_tools.config.libs_dir)])
     return hashlib.sha256((d.verilog + recipe).encode()).hexdigest()[:16]
 
 
@@ -171,7 +174,7 @@ def build(d: Design, sim: str, *, waves: bool = False) -> Path:
         build_dir.mkdir(parents=True, exist_ok=True)
         source = build_dir / f"{d.top}.v"
         source.write_text(_icarus_source(d.verilog) if sim == "icarus" else d.verilog)
-        (design_dir / "params.json").write_text(json.dumps({"top": d.top, **d.params}, indent=2) + "\n")
+        (design_dir / "params.json").write_text(json.dumps({"top": d.top, "params": d.params}, indent=2) + "\n")
         build_args = list(_VERILATOR_ARGS) if sim == "verilator" else []
         if sim == "verilator" and waves:
             build_args += ["--trace-fst", "--trace-structs"]
@@ -210,6 +213,13 @@ def _failures(results_xml: Path) -> list[str]:
             message = (failure.get("message") or failure.text or "").strip().splitlines()
             failed.append(f"{case.get('name')}: {message[0] if message else 'failed'}")
     return failed
+
+
+def _count_tests(results_xml: Path) -> int:
+    try:
+        return sum(1 for _ in ElementTree.parse(results_xml).iter("testcase"))
+    except (OSError, ElementTree.ParseError):
+        return 0
 
 
 def _slug(text: str) -> str:
@@ -266,11 +276,16 @@ def run(top: str, params: dict | None, test_module: str, *, sim: str, testcase: 
             results_xml=str(results), timescale=_TIMESCALE, log_file=log)
     except SystemExit as exit_:
         simulator_status = exit_.code or 1
+    except RuntimeError:  # the simulator process itself failed (a crash, $fatal)
+        simulator_status = "a failure"
     finally:
         if saved is not None:
             os.environ["PYTEST_CURRENT_TEST"] = saved
 
     failed = _failures(results)
+    ran = _count_tests(results)
+    if not failed and not simulator_status and ran == 0:
+        failed = [f"no cocotb test ran (testcase {testcase!r} matches nothing in {test_module}?)"]
     if simulator_status or failed or not results.exists():
         rerun = f"WAVES=1 COCOTB_RANDOM_SEED={seed} pytest {shlex.quote(node)}" if node else \
             f"WAVES=1 COCOTB_RANDOM_SEED={seed} (rerun {test_module} on {sim})"

@@ -65,8 +65,6 @@ def _verilog(args) -> int:
         return 0
     if args.top is None:
         raise UsageError(f"--top is required; known tops: {', '.join(sorted(TOPS))}")
-    if args.output is None:
-        raise UsageError("-o/--output DIR is required")
     if args.top not in TOPS:
         raise UsageError(f"unknown top {args.top!r}; known tops: {', '.join(sorted(TOPS))}")
     given = {name: getattr(args, name) for name in ALL_PARAMS if getattr(args, name) is not None}
@@ -81,6 +79,8 @@ def _verilog(args) -> int:
         component, used = build(args.top, **given)
     except (TypeError, ValueError) as error:
         raise UsageError(str(error)) from None
+    if args.output is None:
+        raise UsageError("-o/--output DIR is required")
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -91,6 +91,16 @@ def _verilog(args) -> int:
     print(f"wrote {verilog_path} and {out / 'params.json'} ({args.top}, "
           + ", ".join(f"{k}={v}" for k, v in used.items()) + ")")
     return 0
+
+
+def _integer_for(param):
+    def parse(text: str) -> int:
+        try:
+            return int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{param.name} must be {param.allowed}, not {text!r}") from None
+    parse.__name__ = param.name
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,7 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     verilog.add_argument("-o", "--output", metavar="DIR", help="output folder")
     verilog.add_argument("--list", action="store_true", help="list the tops and their parameters")
     for param in ALL_PARAMS.values():
-        verilog.add_argument(param.option, dest=param.name, type=int, metavar="N",
+        verilog.add_argument(param.option, dest=param.name, type=_integer_for(param), metavar="N",
                              help=f"{param.help} ({param.allowed}; default {param.default})")
     verilog.set_defaults(run=_verilog)
     return parser
@@ -123,4 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except UsageError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # an output path that cannot be written: a file where a folder should be, ...
+        print(f"{prog}: error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2

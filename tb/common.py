@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import warnings
 from collections.abc import Iterator
 
 import cocotb
@@ -17,6 +18,9 @@ from cocotb.triggers import ClockCycles, RisingEdge
 __all__ = ["design_params", "design_top", "test_rng", "pauses", "ClockedTB", "CLOCK_PERIOD_NS"]
 
 CLOCK_PERIOD_NS = 10
+
+# Our own warnings are errors in the simulator too (pytest's filterwarnings does not reach it).
+warnings.filterwarnings("error", module=r"trntile(\.|$)")
 
 
 def design_params() -> dict:

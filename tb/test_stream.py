@@ -21,18 +21,21 @@ _SLICE_CAPACITY = 2
 
 
 class StreamTB(ClockedTB):
-    def __init__(self, dut, *, bfms: bool = True):
+    def __init__(self, dut, *, manual: bool = False):
+        """``manual``: the test drives both streams itself (no bus models, no scoreboard)."""
         super().__init__(dut)
         self.width = self.params["width"]
         self.is_fifo = design_top() == "stream_fifo"
         self.capacity = self.params["depth"] if self.is_fifo else _SLICE_CAPACITY
-        if bfms:
+        self.held = 0  # beats inside the block, as the scoreboard counts them
+        if not manual:
             self.source = StreamSource(StreamBus.from_prefix(dut, "i", bus_separator="__"), dut.clk, dut.rst)
             self.sink = StreamSink(StreamBus.from_prefix(dut, "o", bus_separator="__"), dut.clk, dut.rst)
         self.in_cycles: list[int] = []  # cycle numbers of beats accepted on i
         self.out_cycles: list[int] = []  # cycle numbers of beats delivered on o
         self.errors: list[str] = []
-        cocotb.start_soon(self.scoreboard())
+        if not manual:
+            cocotb.start_soon(self.scoreboard())
 
     def payloads(self, count: int) -> list[int]:
         """Random payloads, starting with the edges: zero, all ones, and alternating bits."""
@@ -54,7 +57,9 @@ class StreamTB(ClockedTB):
             await ReadOnly()
             cycle += 1
             if self.dut.rst.value:
-                held = 0
+                if self.dut.i__ready.value:
+                    self.errors.append(f"cycle {cycle}: i.ready high during reset")
+                held = self.held = 0
                 continue
             in_fire = bool(self.dut.i__valid.value) and bool(self.dut.i__ready.value)
             out_fire = bool(self.dut.o__valid.value) and bool(self.dut.o__ready.value)
@@ -75,6 +80,7 @@ class StreamTB(ClockedTB):
             if out_fire:
                 self.out_cycles.append(cycle)
             held += int(in_fire) - int(out_fire)
+            self.held = held
 
     async def transfer(self, payloads: list[int], *, timeout_us: float) -> list[int]:
         """Send ``payloads`` through the block and return what came out (same count, or a timeout)."""
@@ -97,6 +103,11 @@ class StreamTB(ClockedTB):
         await self.cycles(8 + self.capacity)
         while not self.sink.empty():
             received.append(int(self.sink.recv_nowait().payload))
+        # Everything sent has come out, so the block must be empty: a duplicate still waiting at the
+        # output under backpressure shows up here.
+        if self.held or self.dut.o__valid.value:
+            self.errors.append(f"after the last beat the block still holds {self.held} beats "
+                               f"(o.valid={int(self.dut.o__valid.value)})")
         return received
 
     def check_identity(self, sent: list[int], received: list[int]) -> None:
@@ -148,7 +159,7 @@ async def ready_independent_of_output_ready(dut):
     ``i.ready`` once settled, flips ``o.ready`` at the falling edge and reads ``i.ready`` again. A
     pass-through (``i.ready = o.ready``) fails on the first cycle the block has room.
     """
-    tb = StreamTB(dut, bfms=False)
+    tb = StreamTB(dut, manual=True)
     dut.o__ready.value = 0
     await tb.reset()
     dut.i__valid.value = 1

@@ -39,7 +39,10 @@ def test_verilog_uses_given_parameters(tmp_path):
     (["--top", "stream_fifo", "--partitions", "16", "-o", "OUT"], ["partitions", "width, depth"]),
     (["--top", "stream_fifo", "--depth", "1", "-o", "OUT"], ["--depth", "2..65536", "1"]),
     (["--top", "stream_register_slice", "--width", "0", "-o", "OUT"], ["--width", "1..4096", "0"]),
-    (["--top", "stream_fifo", "--width", "wide", "-o", "OUT"], ["--width", "wide"]),
+    (["--top", "stream_fifo", "--width", "wide", "-o", "OUT"], ["--width", "wide", "1..4096"]),
+    (["--top", "no_such_block"], ["no_such_block", "known tops"]),
+    (["--top", "axi_crossbar", "--masters", "9", "-o", "OUT"], ["--masters", "1..8", "9"]),
+    (["--top", "axi_crossbar", "--data-width", "48", "-o", "OUT"], ["--data-width", "power of two", "48"]),
     (["--top", "stream_fifo", "--unknown-option", "3", "-o", "OUT"], ["--unknown-option"]),
     (["--top", "stream_fifo"], ["--output"]),
 ])
@@ -52,6 +55,14 @@ def test_verilog_bad_input_is_one_line_and_exit_2(args, names, tmp_path):
     for name in names:
         assert name in lines[0], f"{name!r} not in {lines[0]!r}"
     assert not out.exists(), "nothing is written for bad input"
+
+
+def test_output_path_that_is_a_file_exits_2(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = trntile("verilog", "--top", "stream_fifo", "-o", str(blocker / "out"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_unknown_command_exits_2():
