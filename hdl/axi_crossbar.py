@@ -267,7 +267,7 @@ class AXI4Crossbar(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        n, targets = self.masters, self.slaves + 2
+        n = self.masters
         decerr, slverr = self.slaves, self.slaves + 1
         id_width = self.slave_signature.id_width
         max_size = (self.slave_signature.data_width // 8).bit_length() - 1

@@ -13,7 +13,7 @@ from pathlib import Path
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ("doctor", "verilog")
+COMMANDS = ("doctor", "verilog", "bench")
 
 
 class UsageError(Exception):
@@ -93,6 +93,31 @@ def _verilog(args) -> int:
     return 0
 
 
+def _bench_xbar(args) -> int:
+    from trntile.hdl.params import AXI_DATA_WIDTH, XBAR_MASTERS, XBAR_SLAVES
+    from trntile.sim.runner import SimulationFailed, run
+
+    params = {}
+    for param, value in ((XBAR_MASTERS, args.masters), (XBAR_SLAVES, args.slaves), (AXI_DATA_WIDTH, args.data_width)):
+        try:
+            params[param.name] = param.validate(value)
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"{param.option}: {error}") from None
+    out = Path(args.json).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        run("axi_crossbar", params, "trntile.tb.bench_axi_crossbar", sim=args.sim,
+            extra_env={"TRNTILE_BENCH_JSON": str(out)})
+    except (SimulationFailed, FileNotFoundError, RuntimeError) as error:
+        print(f"trntile bench xbar: {error}", file=sys.stderr)
+        return 1
+    figures = json.loads(out.read_text())
+    for key in ("masters", "slaves", "disjoint_efficiency", "hotspot_efficiency", "min_share", "max_share"):
+        print(f"{key:<20} {figures[key]}")
+    print(f"wrote {out}")
+    return 0
+
+
 def _integer_for(param):
     def parse(text: str) -> int:
         try:
@@ -122,6 +147,16 @@ def _parser() -> argparse.ArgumentParser:
         verilog.add_argument(param.option, dest=param.name, type=_integer_for(param), metavar="N",
                              help=f"{param.help} ({param.allowed}; default {param.default})")
     verilog.set_defaults(run=_verilog)
+
+    bench = commands.add_parser("bench", help="measure a block in cycles on the RTL and write JSON")
+    benches = bench.add_subparsers(dest="bench", required=True, metavar="BLOCK", parser_class=_Parser)
+    xbar = benches.add_parser("xbar", help="AXI4 crossbar: disjoint and hot-spot efficiency, fairness")
+    for param, default in ((ALL_PARAMS["masters"], 4), (ALL_PARAMS["slaves"], 4), (ALL_PARAMS["data_width"], 128)):
+        xbar.add_argument(param.option, dest=param.name, type=_integer_for(param), default=default, metavar="N",
+                          help=f"{param.help} ({param.allowed}; default {default})")
+    xbar.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
+    xbar.add_argument("--json", metavar="FILE", required=True, help="where to write the figures")
+    xbar.set_defaults(run=_bench_xbar)
     return parser
 
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 from collections import defaultdict, deque
 
 import cocotb
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, gather, select
 
-__all__ = ["AxiProtocolChecker"]
+__all__ = ["AxiProtocolChecker", "until_done"]
 
 _AXI4_FIELDS = {
     "aw": ["id", "addr", "len", "size", "burst", "lock", "cache", "prot", "qos", "region", "user"],
@@ -224,8 +224,10 @@ class AxiProtocolChecker:
                    for b in q]
         waiting += [f"write to {b['addr']:#x} (id {b['id']}) is missing W data" for b in self.write_bursts]
         waiting += [f"read of {r[2]:#x} (id {i}) got {r[1]} of {r[0]} beats" for i, q in self.reads.items() for r in q]
-        if self.w_done or self.w_beats:
-            waiting.append("W data arrived with no AW")
+        if self.w_done:
+            waiting.append(f"{len(self.w_done)} W bursts arrived with no AW")
+        if self.w_beats:
+            waiting.append(f"a W burst stopped after {self.w_beats} beats")
         return waiting
 
     def check(self, *, idle: bool = False) -> None:
@@ -236,3 +238,25 @@ class AxiProtocolChecker:
         if problems:
             more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
             raise AssertionError("AXI protocol: " + "; ".join(problems[:10]) + more)
+
+
+async def until_done(clock, checkers: list[AxiProtocolChecker], *work, quiet_cycles: int = 2000):
+    """Await every coroutine in ``work`` (results as a list); fail fast if the buses stop moving.
+
+    If no handshake happens on any watched bus for ``quiet_cycles`` cycles before the work is done, the
+    design (or the test) is stuck: raise ``AssertionError`` naming what is still outstanding, instead of
+    waiting for the test's time limit.
+    """
+    async def watchdog():
+        last = -1
+        while True:
+            await ClockCycles(clock, quiet_cycles)
+            total = sum(sum(checker.counts.values()) for checker in checkers)
+            if total == last:
+                waiting = [f"{c.name}: {w}" for c in checkers for w in c.outstanding()]
+                raise AssertionError(f"no handshake on any AXI port for {quiet_cycles} cycles (a hang); "
+                                     f"outstanding: {'; '.join(waiting[:8]) or 'nothing'}")
+            last = total
+
+    _, results = await select(gather(*work), watchdog())
+    return list(results)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 
 import cocotb
-from cocotb.triggers import RisingEdge, Timer, gather
+from cocotb.triggers import RisingEdge, Timer
 from cocotbext.axi import AxiBus, AxiMaster, AxiRam, AxiResp
 from cocotbext.axi.axi_channels import (AxiARSource, AxiARTransaction, AxiAWSource, AxiAWTransaction, AxiBSink,
                                         AxiRSink, AxiWSource, AxiWTransaction)
 
 from trntile.hdl.tops import XBAR_WINDOW
-from trntile.tb.axi_checker import AxiProtocolChecker, burst_problem
+from trntile.tb.axi_checker import AxiProtocolChecker, burst_problem, until_done
 from trntile.tb.common import ClockedTB, pauses
 
 WORKERS = 3  # concurrent streams of operations per master, each with its own ID and address range
@@ -74,6 +74,10 @@ class XbarTB(ClockedTB):
                 raise AssertionError(f"target {j}: byte {first:#x} is {actual[first]:#04x}, model says "
                                      f"{model[first]:#04x}")
 
+    async def until_done(self, *work):
+        """Run ``work`` (coroutines) to completion; a hang fails within 2000 cycles, saying what waits."""
+        return await until_done(self.dut.clk, self.checkers, *work)
+
     def check_protocol(self, *, idle: bool = True) -> None:
         for checker in self.checkers:
             checker.check(idle=idle)
@@ -119,22 +123,22 @@ def _operations() -> int:
     return 12 if "icarus" in cocotb.SIM_NAME.lower() else 40
 
 
-@cocotb.test(timeout_time=50, timeout_unit="ms")
+@cocotb.test(timeout_time=10, timeout_unit="ms")  # a backstop: the watchdog finds hangs
 @cocotb.parametrize(backpressure=[0.0, 0.4])
 async def random_traffic(dut, backpressure: float):
     """Random reads and writes from every master to every target and to unmapped addresses."""
     tb = XbarTB(dut, backpressure=backpressure)
     await tb.reset()
     operations = _operations()
-    done = await gather(*(worker(tb, i, k, operations) for i in range(tb.n) for k in range(WORKERS)))
-    assert list(done) == [operations] * (tb.n * WORKERS)
+    done = await tb.until_done(*(worker(tb, i, k, operations) for i in range(tb.n) for k in range(WORKERS)))
+    assert done == [operations] * (tb.n * WORKERS)
     await tb.cycles(20)
     tb.check_rams()
     tb.check_protocol()
     tb.log.info("handshakes per target: %s", [dict(c.counts) for c in tb.checkers[tb.n:]])
 
 
-@cocotb.test(timeout_time=20, timeout_unit="ms")
+@cocotb.test(timeout_time=10, timeout_unit="ms")  # a backstop: the watchdog finds hangs
 async def per_id_ordering(dut):
     """Back-to-back requests with one ID to different targets (and nowhere) come back in issue order.
 
@@ -148,7 +152,8 @@ async def per_id_ordering(dut):
         pattern = bytes((j * 37 + k) & 0xFF for k in range(256))
         tb.rams[j].write(0, pattern)
         tb.models[j][0:256] = pattern
-    for i, axi in enumerate(tb.masters):
+
+    async def one_master(i: int, axi) -> None:
         ident = i % tb.id_count
         plan = [(k % (tb.m + 1)) for k in range(3 * (tb.m + 1))]  # target index; tb.m means unmapped
         tb.rng.shuffle(plan)
@@ -175,12 +180,15 @@ async def per_id_ordering(dut):
             response = await task
             expected = AxiResp.DECERR if target == tb.m else AxiResp.OKAY
             assert response.resp == expected, f"master {i} id {ident}: write to target {target} got {response.resp!r}"
+
+    for i, axi in enumerate(tb.masters):
+        await tb.until_done(one_master(i, axi))
     await tb.cycles(20)
     tb.check_rams()
     tb.check_protocol()
 
 
-@cocotb.test(timeout_time=20, timeout_unit="ms")
+@cocotb.test(timeout_time=10, timeout_unit="ms")  # a backstop: the watchdog finds hangs
 async def illegal_bursts_get_slverr(dut):
     """Bursts that break the rules get SLVERR (with every read beat), consume their data, touch no target."""
     tb = XbarTB(dut, masters=False, illegal_on={0})
@@ -202,23 +210,27 @@ async def illegal_bursts_get_slverr(dut):
         (0x0300, 0, max_size + 1, 1),  # beat wider than the bus
     ]
     ident = 1 % tb.id_count
-    for address, length, size, burst in cases:
-        assert burst_problem(address, length, min(size, 7), burst) or size > max_size
-        for j in range(tb.m):  # the same request aimed at every target: none of them may see it
-            await aw.send(AxiAWTransaction(awid=ident, awaddr=j * XBAR_WINDOW + address, awlen=length,
-                                           awsize=size, awburst=burst))
-            for beat in range(length + 1):
-                await w.send(AxiWTransaction(wdata=0xA5A5A5A5, wstrb=(1 << tb.bytes_per_beat) - 1,
-                                             wlast=int(beat == length)))
-            response = await b.recv()
-            assert int(response.bresp) == AxiResp.SLVERR, f"write case {cases.index((address, length, size, burst))}: bresp {int(response.bresp)}"
-            assert int(getattr(response, "bid", ident)) == ident
-            await ar.send(AxiARTransaction(arid=ident, araddr=j * XBAR_WINDOW + address, arlen=length,
-                                           arsize=size, arburst=burst))
-            for beat in range(length + 1):
-                data = await r.recv()
-                assert int(data.rresp) == AxiResp.SLVERR
-                assert int(data.rlast) == int(beat == length), f"rlast on beat {beat} of {length + 1}"
+
+    async def send_all() -> None:
+        for address, length, size, burst in cases:
+            assert burst_problem(address, length, min(size, 7), burst) or size > max_size
+            for j in range(tb.m):  # the same request aimed at every target: none of them may see it
+                await aw.send(AxiAWTransaction(awid=ident, awaddr=j * XBAR_WINDOW + address, awlen=length,
+                                               awsize=size, awburst=burst))
+                for beat in range(length + 1):
+                    await w.send(AxiWTransaction(wdata=0xA5A5A5A5, wstrb=(1 << tb.bytes_per_beat) - 1,
+                                                 wlast=int(beat == length)))
+                response = await b.recv()
+                assert int(response.bresp) == AxiResp.SLVERR, f"write case {cases.index((address, length, size, burst))}: bresp {int(response.bresp)}"
+                assert int(getattr(response, "bid", ident)) == ident
+                await ar.send(AxiARTransaction(arid=ident, araddr=j * XBAR_WINDOW + address, arlen=length,
+                                               arsize=size, arburst=burst))
+                for beat in range(length + 1):
+                    data = await r.recv()
+                    assert int(data.rresp) == AxiResp.SLVERR
+                    assert int(data.rlast) == int(beat == length), f"rlast on beat {beat} of {length + 1}"
+
+    await tb.until_done(send_all())
     await tb.cycles(20)
     assert r.empty() and b.empty(), "more responses than requests"
     assert all(not checker.counts for checker in tb.checkers[tb.n:]), "an illegal burst reached a target"
@@ -226,7 +238,7 @@ async def illegal_bursts_get_slverr(dut):
     tb.check_protocol()
 
 
-@cocotb.test(timeout_time=50, timeout_unit="ms")
+@cocotb.test(timeout_time=10, timeout_unit="ms")  # a backstop: the watchdog finds hangs
 async def no_starvation(dut):
     """Every master saturates target 0 with 256-beat bursts; each still gets its round-robin share.
 
@@ -259,7 +271,7 @@ async def no_starvation(dut):
 
     for read in (False, True):
         start = cycle["now"]
-        await gather(*(saturate(i, read) for i in range(tb.n)))
+        await tb.until_done(*(saturate(i, read) for i in range(tb.n)))
         bound = tb.n * bursts * 256 + 64 * bursts
         for i in range(tb.n):
             took = finish[(i, read)] - start

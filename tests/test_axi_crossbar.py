@@ -3,7 +3,7 @@
 parameter checks."""
 
 import pytest
-from conftest import require_simulator, simulators
+from conftest import require_simulator
 
 from trntile.hdl.axi_crossbar import AXI4Crossbar
 from trntile.sim.runner import run
