@@ -13,6 +13,7 @@ from amaranth.lib import wiring
 
 from . import params as p
 from .axi_crossbar import AXI4Crossbar
+from .csr import Field, RegisterBlock, RegisterMap
 from .stream import StreamFIFO, StreamRegisterSlice
 
 #: Window of each crossbar master port in a generated crossbar top: port j serves [j, j + 1) x this.
@@ -39,6 +40,21 @@ class Top:
         return tuple(param.name for param in self.params)
 
 
+def example_register_map() -> RegisterMap:
+    """A register map with every field kind, gaps, and fields across byte lanes (tests and docs use it)."""
+    regs = RegisterMap()
+    regs.add("ident", Field("magic", 16, "ro", const=0x7A7E), Field("version", 8, "ro", const=1),
+             doc="identity: constants")
+    regs.add("ctrl", Field("enable", 1, "rw"), Field("mode", 3, "rw", init=2),
+             Field("threshold", 12, "rw", init=0x100, doc="crosses a byte lane"), doc="control")
+    regs.add("status", Field("busy", 1, "ro"), Field("count", 16, "ro"), doc="status from the design")
+    regs.add("irq", Field("done", 1, "w1c"), Field("error", 3, "w1c"), doc="events: write 1 to clear")
+    regs.add("cmd", Field("start", 1, "pulse"), Field("spare", 7, "ro", const=0), Field("kick", 8, "pulse"),
+             doc="commands: a write pulses the bits")
+    regs.add("scratch", Field("value", 32, "rw", init=0x12345678), offset=0x20, doc="after a gap at 0x14..0x1c")
+    return regs
+
+
 TOPS: dict[str, Top] = {top.name: top for top in [
     Top("stream_register_slice", "stream skid buffer: registered valid, payload and ready",
         (p.STREAM_WIDTH,), lambda *, width: StreamRegisterSlice(width)),
@@ -47,6 +63,8 @@ TOPS: dict[str, Top] = {top.name: top for top in [
     Top("axi_crossbar", "AXI4 crossbar, port j mapped at j x 64 KiB (64 KiB each), 32-bit addresses",
         (p.XBAR_MASTERS, p.XBAR_SLAVES, p.AXI_DATA_WIDTH, p.AXI_ID_WIDTH, p.MAX_OUTSTANDING, p.REGISTER_SLICES),
         _crossbar),
+    Top("csr_example", "AXI4-Lite register block for example_register_map(): every field kind",
+        (), lambda: RegisterBlock(example_register_map(), addr_width=8)),
 ]}
 
 #: Every parameter some top takes, by name (the command line offers each as an option).

@@ -88,8 +88,8 @@ def _verilog(args) -> int:
     verilog_path.write_text(verilog.convert(component, name=args.top))
     (out / "params.json").write_text(json.dumps(
         {"top": args.top, "params": used, "trntile": __version__}, indent=2) + "\n")
-    print(f"wrote {verilog_path} and {out / 'params.json'} ({args.top}, "
-          + ", ".join(f"{k}={v}" for k, v in used.items()) + ")")
+    settings = ", ".join(f"{k}={v}" for k, v in used.items())
+    print(f"wrote {verilog_path} and {out / 'params.json'} ({args.top}{', ' + settings if settings else ''})")
     return 0
 
 
