@@ -3,7 +3,7 @@
 parameter checks."""
 
 import pytest
-from conftest import require_simulator
+from conftest import require_simulator, simulators
 
 from trntile.hdl.axi_crossbar import AXI4Crossbar
 from trntile.sim.runner import run
@@ -65,3 +65,10 @@ def test_ports_follow_the_naming_convention():
     assert {"s0_axi__awaddr", "s2_axi__rready", "m1_axi__wdata", "m0_axi__bid"} <= names
     assert not any(name.startswith(("s3_", "m2_")) for name in names)
     assert xbar.m0_axi.awid.shape().width == 2 + 2  # master ID plus two bits of port number
+
+
+@pytest.mark.parametrize("sim", simulators())
+def test_protocol_checker_catches_violations(sim):
+    """The checker, attached to every AXI test, reports each kind of violation it claims to."""
+    require_simulator(sim)
+    run("axi_crossbar", {**DEFAULTS, "masters": 2, "slaves": 2}, "trntile.tb.test_axi_checker", sim=sim)
