@@ -4,8 +4,9 @@ Address decode
     Master port *j* serves the window ``address_map[j] = (base, size)``: ``size`` a power of two of at
     least 4 KiB, ``base`` a multiple of ``size``, windows disjoint. The full address is passed on. A
     request that hits no window goes to an internal slave that answers DECERR; a request that breaks a
-    burst rule (an INCR burst crossing 4 KiB, a WRAP burst of a length other than 2/4/8/16, the reserved
-    burst type, or a beat wider than the bus) goes to an internal slave that answers SLVERR. Both consume
+    burst rule (an INCR burst crossing 4 KiB, a WRAP burst of a length other than 2/4/8/16 or not aligned
+    to its beat size, the reserved burst type, or a beat wider than the bus) goes to an internal slave
+    that answers SLVERR. Both consume
     the write data and return the right number of read beats, so a bad request never hangs and never
     reaches a target. Because windows are 4 KiB-aligned and legal bursts never cross 4 KiB, a burst that
     reaches a target stays inside its window.
@@ -208,7 +209,9 @@ def _burst_is_illegal(payload, prefix: str, max_size: int):
     span = (length + 1) << size  # bytes the burst covers from there
     crosses = (burst == Burst.INCR) & ((offset + span) > 4096)
     wrap_length_bad = (burst == Burst.WRAP) & ~((length == 1) | (length == 3) | (length == 7) | (length == 15))
-    return crosses | wrap_length_bad | (burst == 0b11) | (size > max_size)
+    beat_mask = (Const(1, 8) << size) - 1  # low address bits inside one beat
+    wrap_unaligned = (burst == Burst.WRAP) & ((addr[:8] & beat_mask[:8]) != 0)
+    return crosses | wrap_length_bad | wrap_unaligned | (burst == 0b11) | (size > max_size)
 
 
 class AXI4Crossbar(wiring.Component):

@@ -7,8 +7,8 @@ will see) and records a violation for:
 - X or Z on a VALID, or on a payload bit while its VALID is high;
 - a VALID dropped, or a payload changed, before READY;
 - WLAST on the wrong beat of a write burst; RLAST not on the last beat of a read burst;
-- an INCR burst crossing a 4 KiB boundary, a WRAP burst of a length other than 2, 4, 8 or 16 beats, or
-  the reserved burst type (these are the master's mistakes; the crossbar tests provoke them on purpose and
+- an INCR burst crossing a 4 KiB boundary, a WRAP burst of a length other than 2, 4, 8 or 16 beats or
+  not aligned to its beat size, or the reserved burst type (these are the master's mistakes; the crossbar tests provoke them on purpose and
   ask the checker to let them pass with ``allow_illegal_bursts``);
 - a B or R response that matches no outstanding request (by ID, in order), or a B before its write data.
 
@@ -53,6 +53,8 @@ def burst_problem(addr: int, length: int, size: int, burst: int) -> str | None:
         return "reserved burst type 0b11"
     if burst == _WRAP and beats not in (2, 4, 8, 16):
         return f"WRAP burst of {beats} beats (must be 2, 4, 8 or 16)"
+    if burst == _WRAP and addr % (1 << size):
+        return f"WRAP burst at {addr:#x} not aligned to its {1 << size}-byte beats"
     if burst == _INCR:
         start = (addr & 0xFFF) & ~((1 << size) - 1)
         if start + (beats << size) > 4096:

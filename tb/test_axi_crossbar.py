@@ -37,6 +37,10 @@ class XbarTB(ClockedTB):
             for i in range(self.n):
                 master = AxiMaster(AxiBus.from_prefix(dut, f"s{i}_axi", bus_separator="__"), dut.clk, dut.rst)
                 self.masters.append(master)
+        else:  # the test drives the ports it uses; the others stay idle rather than X
+            for i in range(self.n):
+                for name in ("awvalid", "wvalid", "bready", "arvalid", "rready"):
+                    getattr(dut, f"s{i}_axi__{name}").value = 0
         self.rams = [AxiRam(AxiBus.from_prefix(dut, f"m{j}_axi", bus_separator="__"), dut.clk, dut.rst,
                             size=XBAR_WINDOW) for j in range(self.m)]
         self.models = [bytearray(XBAR_WINDOW) for _ in range(self.m)]
@@ -206,6 +210,7 @@ async def illegal_bursts_get_slverr(dut):
         (0x1000 - tb.bytes_per_beat, 1, max_size, 1),  # two beats, the second in the next page
         (0x0100, 2, max_size, 2),  # WRAP of 3 beats
         (0x0100, 4, 0, 2),  # WRAP of 5 beats
+        (0x0102, 3, 2, 2),  # WRAP of 4-byte beats starting off a 4-byte boundary
         (0x0200, 0, max_size, 3),  # reserved burst type
         (0x0300, 0, max_size + 1, 1),  # beat wider than the bus
     ]

@@ -64,3 +64,10 @@ def test_block_refuses_an_address_width_too_small():
     with pytest.raises(ValueError, match=r"addr_width 8 cannot reach offset 0x100 \(needs 9\)"):
         RegisterBlock(regs, addr_width=8)
     assert RegisterBlock(regs).s_axil.awaddr.shape().width == 9
+
+
+def test_docs_show_the_current_example_map():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "interconnect.md").read_text()
+    assert example_register_map().markdown() in doc, "docs/interconnect.md has an out-of-date register table"
