@@ -276,29 +276,9 @@ class AXI4Crossbar(wiring.Component):
         max_size = (self.slave_signature.data_width // 8).bit_length() - 1
 
         # The buses the core works on: the ports themselves, or the far side of register slices.
-        ports, target_buses = [], []
-        for i in range(n):
-            outer = getattr(self, f"s{i}_axi")
-            if self.register_slices:
-                inner = self.slave_signature.create(path=(f"s{i}_core",))
-                for ch in ("aw", "w", "ar"):
-                    _slice_channel(m, f"s{i}_{ch}_slice", outer, inner, ch)
-                for ch in ("b", "r"):
-                    _slice_channel(m, f"s{i}_{ch}_slice", inner, outer, ch)
-                ports.append(inner)
-            else:
-                ports.append(outer)
-        for j in range(self.slaves):
-            outer = getattr(self, f"m{j}_axi")
-            if self.register_slices:
-                inner = self.master_signature.create(path=(f"m{j}_core",))
-                for ch in ("aw", "w", "ar"):
-                    _slice_channel(m, f"m{j}_{ch}_slice", inner, outer, ch)
-                for ch in ("b", "r"):
-                    _slice_channel(m, f"m{j}_{ch}_slice", outer, inner, ch)
-                target_buses.append(inner)
-            else:
-                target_buses.append(outer)
+        ports = [self._core_bus(m, f"s{i}", self.slave_signature, master_outside=True) for i in range(n)]
+        target_buses = [self._core_bus(m, f"m{j}", self.master_signature, master_outside=False)
+                        for j in range(self.slaves)]
         for index, resp in ((decerr, Resp.DECERR), (slverr, Resp.SLVERR)):
             name = "decode_error" if resp == Resp.DECERR else "burst_error"
             slave = AXI4ErrorSlave(self.master_signature, resp)
@@ -310,6 +290,20 @@ class AXI4Crossbar(wiring.Component):
         self._request_path(m, "aw", ports, target_buses, decerr, slverr, max_size, id_width, write=True)
         self._request_path(m, "ar", ports, target_buses, decerr, slverr, max_size, id_width, write=False)
         return m
+
+    def _core_bus(self, m, name, signature, *, master_outside):
+        """Port ``<name>_axi`` itself, or (with register slices) a bus joined to it by a slice per channel.
+
+        ``master_outside``: the port faces a master (a slave port), so requests flow inwards.
+        """
+        outer = getattr(self, f"{name}_axi")
+        if not self.register_slices:
+            return outer
+        inner = signature.create(path=(f"{name}_core",))
+        for ch, is_request in (("aw", True), ("w", True), ("ar", True), ("b", False), ("r", False)):
+            inwards = is_request == master_outside
+            _slice_channel(m, f"{name}_{ch}_slice", *((outer, inner) if inwards else (inner, outer)), ch)
+        return inner
 
     def _decode(self, m, bus, prefix, decerr, slverr, max_size, name):
         target = Signal(range(self.slaves + 2), name=f"{name}_target")

@@ -40,12 +40,12 @@ class CheckerTB(ClockedTB):
             for name in ("awready", "wready", "bvalid", "arready", "rvalid"):
                 getattr(dut, f"m0_axi__{name}").value = 0
 
-    def aw(self, *, addr=0, length=0, size=2, burst=1, ident=0, valid=1):
-        d = self.dut
-        d.s0_axi__awid.value, d.s0_axi__awaddr.value, d.s0_axi__awlen.value = ident, addr, length
-        d.s0_axi__awsize.value, d.s0_axi__awburst.value, d.s0_axi__awvalid.value = size, burst, valid
-        for name in ("awlock", "awcache", "awprot", "awqos", "awregion"):
-            getattr(d, f"s0_axi__{name}").value = 0
+    def request(self, channel: str, *, addr=0, length=0, size=2, burst=1, ident=0):
+        """Offer an AW or AR request on s0 (``channel`` is ``"aw"`` or ``"ar"``)."""
+        values = {"id": ident, "addr": addr, "len": length, "size": size, "burst": burst, "lock": 0, "cache": 0,
+                  "prot": 0, "qos": 0, "region": 0, "valid": 1}
+        for field, value in values.items():
+            getattr(self.dut, f"s0_axi__{channel}{field}").value = value
 
     def expect(self, checker: AxiProtocolChecker, text: str) -> None:
         assert any(text in error for error in checker.errors), \
@@ -57,7 +57,7 @@ async def valid_dropped_before_ready(dut):
     tb = CheckerTB(dut)
     tb.ram.write_if.aw_channel.pause = True  # the target takes no AW, so the crossbar gives no AWREADY
     await tb.reset()
-    tb.aw(addr=0x40)
+    tb.request("aw", addr=0x40)
     await tb.cycles(3)
     dut.s0_axi__awvalid.value = 0
     await tb.cycles(2)
@@ -69,14 +69,9 @@ async def payload_changed_before_ready(dut):
     tb = CheckerTB(dut)
     tb.ram.read_if.ar_channel.pause = True
     await tb.reset()
-    d = dut
-    d.s0_axi__arid.value, d.s0_axi__araddr.value, d.s0_axi__arlen.value = 0, 0x80, 0
-    d.s0_axi__arsize.value, d.s0_axi__arburst.value = 2, 1
-    for name in ("arlock", "arcache", "arprot", "arqos", "arregion"):
-        getattr(d, f"s0_axi__{name}").value = 0
-    d.s0_axi__arvalid.value = 1
+    tb.request("ar", addr=0x80)
     await tb.cycles(3)
-    d.s0_axi__araddr.value = 0x90
+    dut.s0_axi__araddr.value = 0x90
     await tb.cycles(2)
     tb.expect(tb.master, "araddr changed before arready")
 
@@ -86,7 +81,7 @@ async def wlast_on_the_wrong_beat(dut):
     tb = CheckerTB(dut, ram_on_m0=False)  # an AxiRam would itself refuse the bad burst
     dut.m0_axi__awready.value, dut.m0_axi__wready.value = 1, 1
     await tb.reset()
-    tb.aw(addr=0x100, length=3)  # four beats
+    tb.request("aw", addr=0x100, length=3)  # four beats
     await RisingEdge(dut.clk)
     while not int(dut.s0_axi__awready.value):
         await RisingEdge(dut.clk)
@@ -121,7 +116,7 @@ async def burst_across_4k(dut):
     tb = CheckerTB(dut)
     tb.ram.write_if.aw_channel.pause = True
     await tb.reset()
-    tb.aw(addr=0xFF0, length=3, size=4)  # 4 x 16 bytes from 0xff0
+    tb.request("aw", addr=0xFF0, length=3, size=4)  # 4 x 16 bytes from 0xff0
     await tb.cycles(2)
     tb.expect(tb.master, "crosses a 4 KiB boundary")
 
