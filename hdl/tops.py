@@ -14,6 +14,7 @@ from amaranth.lib import wiring
 from . import params as p
 from .axi_crossbar import AXI4Crossbar
 from .csr import Field, RegisterBlock, RegisterMap
+from .fp import FP32Adder, FPMultiplier
 from .stream import StreamFIFO, StreamRegisterSlice
 
 #: Window of each crossbar master port in a generated crossbar top: port j serves [j, j + 1) x this.
@@ -65,6 +66,8 @@ TOPS: dict[str, Top] = {top.name: top for top in [
         _crossbar),
     Top("csr_example", "AXI4-Lite register block for example_register_map(): every field kind",
         (), lambda: RegisterBlock(example_register_map(), addr_width=8)),
+    Top("fp32_adder", "binary32 adder, round to nearest even, subnormals kept (combinational)", (), FP32Adder),
+    Top("fp_multiplier", "bf16 / FP8 E4M3 / FP8 E5M2 product to binary32 (combinational)", (), FPMultiplier),
 ]}
 
 #: Every parameter some top takes, by name (the command line offers each as an option).

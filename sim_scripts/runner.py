@@ -96,8 +96,9 @@ def _design(top: str, frozen_params: tuple) -> Design:
     ports = []
     for path, _member, value in component.signature.flatten(component):
         ports.append(("__".join(map(str, path)), Shape.cast(value.shape()).width))
-    ports += [("clk", 1), ("rst", 1)]
     text = verilog.convert(component, name=top)
+    if re.search(r"^\s*input clk;$", text, re.M):  # a design with synchronous logic has a clock and reset
+        ports += [("clk", 1), ("rst", 1)]
     return Design(top, resolved, text, tuple(ports))
 
 
