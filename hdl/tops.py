@@ -15,6 +15,7 @@ from . import params as p
 from .axi_crossbar import AXI4Crossbar
 from .csr import Field, RegisterBlock, RegisterMap
 from .fp import FP32Adder, FPMultiplier
+from .systolic import SystolicArray
 from .stream import StreamFIFO, StreamRegisterSlice
 
 #: Window of each crossbar master port in a generated crossbar top: port j serves [j, j + 1) x this.
@@ -68,6 +69,8 @@ TOPS: dict[str, Top] = {top.name: top for top in [
         (), lambda: RegisterBlock(example_register_map(), addr_width=8)),
     Top("fp32_adder", "binary32 adder, round to nearest even, subnormals kept (combinational)", (), FP32Adder),
     Top("fp_multiplier", "bf16 / FP8 E4M3 / FP8 E5M2 product to binary32 (combinational)", (), FPMultiplier),
+    Top("systolic_array", "P x P weight-stationary array: PEs, skew, double-buffered weights",
+        (p.PARTITIONS,), lambda *, partitions: SystolicArray(partitions=partitions)),
 ]}
 
 #: Every parameter some top takes, by name (the command line offers each as an option).

@@ -15,7 +15,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-__all__ = ["design_params", "design_top", "test_rng", "pauses", "ClockedTB", "CLOCK_PERIOD_NS"]
+__all__ = ["design_params", "design_top", "test_rng", "pauses", "pack", "unpack", "ClockedTB", "CLOCK_PERIOD_NS"]
 
 CLOCK_PERIOD_NS = 10
 
@@ -41,6 +41,33 @@ def test_rng() -> random.Random:
     module run with the same seed.
     """
     return random.Random(cocotb.RANDOM_SEED)
+
+
+def pack(layout, value) -> int:
+    """The integer an Amaranth ``data`` layout stores for ``value`` (a dict for a struct, a list for an
+    array, an int otherwise), so a testbench drives a payload through the same definition as the RTL."""
+    from amaranth.hdl import Shape
+    from amaranth.lib import data
+
+    if isinstance(layout, data.StructLayout):
+        return sum(pack(field.shape, value.get(name, 0)) << field.offset for name, field in layout)
+    if isinstance(layout, data.ArrayLayout):
+        width = Shape.cast(layout.elem_shape).width
+        return sum(pack(layout.elem_shape, item) << (index * width) for index, item in enumerate(value))
+    return int(value) & ((1 << Shape.cast(layout).width) - 1)
+
+
+def unpack(layout, bits: int):
+    """The inverse of :func:`pack`: dicts for structs, lists for arrays, unsigned ints for the rest."""
+    from amaranth.hdl import Shape
+    from amaranth.lib import data
+
+    if isinstance(layout, data.StructLayout):
+        return {name: unpack(field.shape, bits >> field.offset) for name, field in layout}
+    if isinstance(layout, data.ArrayLayout):
+        width = Shape.cast(layout.elem_shape).width
+        return [unpack(layout.elem_shape, bits >> (index * width)) for index in range(layout.length)]
+    return bits & ((1 << Shape.cast(layout).width) - 1)
 
 
 def pauses(rng: random.Random, probability: float) -> Iterator[bool]:
