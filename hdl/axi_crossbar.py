@@ -5,8 +5,9 @@ Address decode
     least 4 KiB, ``base`` a multiple of ``size``, windows disjoint. The full address is passed on. A
     request that hits no window goes to an internal slave that answers DECERR; a request that breaks a
     burst rule (an INCR burst crossing 4 KiB, a WRAP burst of a length other than 2/4/8/16 or not aligned
-    to its beat size, the reserved burst type, or a beat wider than the bus) goes to an internal slave
-    that answers SLVERR. Both consume
+    to its beat size, a FIXED burst of more than 16 beats, the reserved burst type, or a beat wider than
+    the bus) goes to an internal slave that answers SLVERR; that check comes first, so a burst that is
+    both illegal and unmapped gets SLVERR. Both consume
     the write data and return the right number of read beats, so a bad request never hangs and never
     reaches a target. Because windows are 4 KiB-aligned and legal bursts never cross 4 KiB, a burst that
     reaches a target stays inside its window.
@@ -16,7 +17,12 @@ Arbitration
     among the slave ports that request it. A grant is held while its VALID waits for READY. Write data
     follows the order in which the target accepted the AWs; a slave port sends its W beats to the targets
     of its AWs in the order it issued them. B and R responses for a slave port are chosen round-robin
-    among the targets that have one for it; a read burst holds the R grant until RLAST (no interleaving).
+    among the targets that have one for it, beat by beat: read data of different IDs from different
+    targets may interleave on a slave port (AXI4 allows it; one ID's beats stay in order).
+
+Requirement on targets
+    A target must be able to accept an AW without first seeing WVALID (AXI allows a slave to wait for
+    both): the crossbar routes W beats only after their AW is accepted.
 
 IDs and ordering
     Target-side IDs are the master's ID with the slave port's index above it (``id_width +
@@ -85,8 +91,8 @@ class _RoundRobin(Elaboratable):
     """Round-robin choice among ``n`` requests, with a hold for a grant whose transfer is not done.
 
     ``grant`` is the chosen index (meaningful when ``valid``). Set ``hold`` in a cycle where the granted
-    request is offered but not finished, to keep the grant; set ``advance`` when it finishes, to move the
-    priority past it.
+    request is offered but not taken, to keep the grant; set ``advance`` when it is taken, to move the
+    priority past it. If the held request disappears the grant is released.
     """
 
     def __init__(self, n: int):
@@ -120,6 +126,8 @@ class _RoundRobin(Elaboratable):
             m.d.sync += [last.eq(self.grant), locked.eq(0)]
         with m.Elif(self.hold):
             m.d.sync += [held.eq(self.grant), locked.eq(1)]
+        with m.Elif(~self.valid):
+            m.d.sync += locked.eq(0)  # the held request went away (a protocol error upstream): do not stick
         return m
 
 
@@ -209,9 +217,10 @@ def _burst_is_illegal(payload, prefix: str, max_size: int):
     span = (length + 1) << size  # bytes the burst covers from there
     crosses = (burst == Burst.INCR) & ((offset + span) > 4096)
     wrap_length_bad = (burst == Burst.WRAP) & ~((length == 1) | (length == 3) | (length == 7) | (length == 15))
+    fixed_too_long = (burst == Burst.FIXED) & (length > 15)
     beat_mask = (Const(1, 8) << size) - 1  # low address bits inside one beat
     wrap_unaligned = (burst == Burst.WRAP) & ((addr[:8] & beat_mask[:8]) != 0)
-    return crosses | wrap_length_bad | wrap_unaligned | (burst == 0b11) | (size > max_size)
+    return crosses | wrap_length_bad | wrap_unaligned | fixed_too_long | (burst == 0b11) | (size > max_size)
 
 
 class AXI4Crossbar(wiring.Component):
@@ -432,9 +441,10 @@ class AXI4Crossbar(wiring.Component):
             last = bus.rlast if not write else 1
             m.d.comb += [
                 getattr(bus, resp_ch + "valid").eq(valid),
-                # A read burst keeps its grant until RLAST: no interleaving on the port.
-                arbiter.hold.eq(valid & ~(ready & last)),
-                arbiter.advance.eq(valid & ready & last),
+                # Re-arbitrate every beat: a port takes read data from several targets interleaved (by
+                # ID), so targets that interleave their own read data cannot deadlock two ports.
+                arbiter.hold.eq(valid & ~ready),
+                arbiter.advance.eq(valid & ready),
             ]
             with m.Switch(arbiter.grant):
                 for t, tbus in enumerate(target_buses):

@@ -9,7 +9,7 @@ Field kinds
 -----------
 ``ro``
     Read-only. Its value comes from an input port ``<register>__<field>``, or is the constant ``const``
-    (then there is no port). Writes are ignored.
+    (then there is no port). A write to it answers OKAY and changes nothing.
 ``rw``
     Read-write register, reset to ``init``; its value is the output port ``<register>__<field>``. Writes
     respect WSTRB byte lanes.
@@ -206,6 +206,8 @@ class RegisterBlock(wiring.Component):
         self.register_map = register_map
         needed = register_map.address_width()
         addr_width = needed if addr_width is None else addr_width
+        if isinstance(addr_width, bool) or not isinstance(addr_width, int):
+            raise TypeError(f"addr_width must be an integer, not {addr_width!r}")
         if addr_width < needed:
             raise ValueError(f"addr_width {addr_width} cannot reach offset "
                              f"{max(r.offset for r in register_map.registers):#x} (needs {needed})")

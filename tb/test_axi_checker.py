@@ -132,3 +132,26 @@ async def x_on_valid(dut):
         tb.expect(tb.master, "arvalid is X/Z")
     else:
         assert int(dut.s0_axi__arvalid.value) == 0
+
+
+@cocotb.test(timeout_time=1, timeout_unit="ms")
+async def write_response_with_its_last_beat(dut):
+    """A target may not answer B in the cycle it takes the last W beat (B must follow WLAST)."""
+    tb = CheckerTB(dut, ram_on_m0=False)
+    dut.m0_axi__awready.value, dut.m0_axi__wready.value = 1, 1
+    dut.m0_axi__bresp.value = 0
+    await tb.reset()
+    tb.request("aw", addr=0x200, ident=2)
+    await RisingEdge(dut.clk)
+    while not int(dut.s0_axi__awready.value):
+        await RisingEdge(dut.clk)
+    dut.s0_axi__awvalid.value = 0
+    dut.s0_axi__bready.value = 1
+    dut.s0_axi__wdata.value, dut.s0_axi__wstrb.value, dut.s0_axi__wlast.value = 0, 0xFFFF, 1
+    dut.s0_axi__wvalid.value = 1
+    dut.m0_axi__bid.value, dut.m0_axi__bvalid.value = 2, 1  # port 0, ID 2: in the same cycle
+    await RisingEdge(dut.clk)
+    dut.s0_axi__wvalid.value = 0
+    dut.m0_axi__bvalid.value = 0
+    await tb.cycles(2)
+    tb.expect(tb.target, "b: response for id 2 matches no write whose data is complete")

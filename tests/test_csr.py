@@ -64,6 +64,8 @@ def test_block_refuses_an_address_width_too_small():
     with pytest.raises(ValueError, match=r"addr_width 8 cannot reach offset 0x100 \(needs 9\)"):
         RegisterBlock(regs, addr_width=8)
     assert RegisterBlock(regs).s_axil.awaddr.shape().width == 9
+    with pytest.raises(TypeError, match="addr_width must be an integer, not '9'"):
+        RegisterBlock(regs, addr_width="9")
 
 
 def test_docs_show_the_current_example_map():
