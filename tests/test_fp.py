@@ -9,8 +9,11 @@ from conftest import require_simulator, simulators
 from trntile.sim.runner import run
 
 
+TESTS = {"fp32_adder": "adder_matches_numpy", "fp_multiplier": "multiplier_matches_numpy"}
+
+
 @pytest.mark.parametrize("sim", simulators())
-@pytest.mark.parametrize("top", ["fp32_adder", "fp_multiplier"])
+@pytest.mark.parametrize("top", sorted(TESTS))
 def test_fp_unit(top, sim):
     require_simulator(sim)
-    run(top, {}, "trntile.tb.test_fp", sim=sim)
+    run(top, {}, "trntile.tb.test_fp", sim=sim, testcase=TESTS[top])
