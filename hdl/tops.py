@@ -15,6 +15,7 @@ from . import params as p
 from .axi_crossbar import AXI4Crossbar
 from .csr import Field, RegisterBlock, RegisterMap
 from .fp import FP32Adder, FPMultiplier
+from .psum import PSUM
 from .systolic import SystolicArray
 from .stream import StreamFIFO, StreamRegisterSlice
 
@@ -71,6 +72,8 @@ TOPS: dict[str, Top] = {top.name: top for top in [
     Top("fp_multiplier", "bf16 / FP8 E4M3 / FP8 E5M2 product to binary32 (combinational)", (), FPMultiplier),
     Top("systolic_array", "P x P weight-stationary array: PEs, skew, double-buffered weights",
         (p.PARTITIONS,), lambda *, partitions: SystolicArray(partitions=partitions)),
+    Top("psum", "PSUM: P partitions x 8 banks x 4P words, overwrite or accumulate",
+        (p.PARTITIONS,), lambda *, partitions: PSUM(partitions=partitions)),
 ]}
 
 #: Every parameter some top takes, by name (the command line offers each as an option).

@@ -1,0 +1,170 @@
+"""PSUM: P partitions x 8 banks x 4P words of 32 bits, written by the systolic array's columns.
+
+Each MultiplyMoving first sends a write *command* (bank, offset, count N, columns used M, overwrite or
+accumulate, dtype); then column m of the array delivers its N results in order, and partition m writes the
+n-th one to word ``offset + n`` of ``bank`` (only for m < M). The command is queued in every partition, so
+the columns can run at their own skew (column m is m cycles behind column 0).
+
+Accumulate is a read-add-write: the old word is read in the cycle the result arrives and the sum
+(binary32 round to nearest even, or int32 wrap for int8, as :mod:`trntile.golden.numerics` defines) is
+written the next cycle. The read is transparent to that write, so results for the same word one cycle
+apart (one command straight after another) see each other.
+
+``read`` / ``read_data`` give the same word of every partition, one cycle later, for the ACT engine and
+the testbenches.
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .fp import FP32Adder
+from .params import PARTITIONS
+from .systolic import INT8, result_layout
+
+__all__ = ["PSUM", "PSUM_BANKS", "psum_command_layout", "psum_read_layout"]
+
+PSUM_BANKS = 8
+_COMMANDS_QUEUED = 4
+
+
+def psum_command_layout(partitions: int) -> data.StructLayout:
+    """Where one MultiplyMoving's results go: ``count`` = N (1..4P) words from ``offset`` of ``bank``, in
+    partitions below ``columns`` = M (1..P); ``accumulate`` adds to what is there."""
+    return data.StructLayout({"bank": range(PSUM_BANKS), "offset": range(4 * partitions),
+                              "count": range(4 * partitions + 1), "columns": range(partitions + 1),
+                              "accumulate": 1, "dtype": 2})
+
+
+def psum_read_layout(partitions: int) -> data.StructLayout:
+    return data.StructLayout({"bank": range(PSUM_BANKS), "offset": range(4 * partitions)})
+
+
+class _Partition(wiring.Component):
+    """One partition's words, its queue of write commands and its read-add-write pipeline."""
+
+    def __init__(self, partitions: int, index: int):
+        self._p, self._index = partitions, index
+        super().__init__({
+            "command": In(stream.Signature(psum_command_layout(partitions))),
+            "result_valid": In(1), "result_value": In(32),
+            "read_address": In(range(PSUM_BANKS * 4 * partitions)), "read_enable": In(1), "read_data": Out(32),
+            "orphan": Out(1),  # a result arrived with no command queued (a control error)
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p, words = self._p, 4 * self._p
+        m.submodules.words = memory = Memory(shape=32, depth=PSUM_BANKS * words, init=[])
+        write = memory.write_port()
+        old = memory.read_port(transparent_for=(write,))
+        external = memory.read_port()
+        m.d.comb += [external.addr.eq(self.read_address), external.en.eq(self.read_enable),
+                     self.read_data.eq(external.data)]
+
+        layout = psum_command_layout(p)
+        m.submodules.queue = queue = fifo.SyncFIFO(width=layout.size, depth=_COMMANDS_QUEUED)
+        m.d.comb += [queue.w_data.eq(self.command.payload), queue.w_en.eq(self.command.valid),
+                     self.command.ready.eq(queue.w_rdy)]
+        current = data.View(layout, queue.r_data)
+        written = Signal(range(words + 1))  # results of the current command so far
+
+        # Stage 0: the result arrives; address it, read the old word, retire the command after its N-th.
+        address = Signal(range(PSUM_BANKS * words))
+        m.d.comb += address.eq(current.bank * words + current.offset + written)
+        take = Signal()
+        m.d.comb += take.eq(self.result_valid & queue.r_rdy)
+        with m.If(self.result_valid & ~queue.r_rdy):
+            m.d.sync += self.orphan.eq(1)
+        with m.If(take):
+            with m.If(written + 1 == current.count):
+                m.d.comb += queue.r_en.eq(1)
+                m.d.sync += written.eq(0)
+            with m.Else():
+                m.d.sync += written.eq(written + 1)
+        m.d.comb += [old.addr.eq(address), old.en.eq(1)]
+
+        # Stage 1: add (or not) and write.
+        pending = Signal()
+        pending_address = Signal.like(address)
+        pending_value = Signal(32)
+        pending_accumulate = Signal()
+        pending_int = Signal()
+        m.d.sync += [
+            pending.eq(take & (self._index < current.columns)),
+            pending_address.eq(address), pending_value.eq(self.result_value),
+            pending_accumulate.eq(current.accumulate), pending_int.eq(current.dtype == INT8),
+        ]
+        m.submodules.adder = adder = FP32Adder()
+        m.d.comb += [adder.a.eq(old.data), adder.b.eq(pending_value)]
+        int_sum = Signal(32)
+        m.d.comb += int_sum.eq(old.data + pending_value)
+        total = Mux(pending_int, int_sum, adder.sum)
+        m.d.comb += [
+            write.addr.eq(pending_address),
+            write.data.eq(Mux(pending_accumulate, total, pending_value)),
+            write.en.eq(pending),
+        ]
+        return m
+
+
+class PSUM(wiring.Component):
+    """The partial-sum memory of the tensor engine (see the module docstring).
+
+    Parameters
+    ----------
+    partitions : int
+        P, a power of two in 4..128.
+
+    Members
+    -------
+    command : ``In(stream.Signature(psum_command_layout(P)))``
+        One per MultiplyMoving, before its results; accepted when every partition has room to queue it.
+    result : ``In(result_layout(P))``
+        The systolic array's output: ``result[m]`` goes to partition m.
+    read : ``In(stream.Signature(psum_read_layout(P)))``; read_data : ``Out(stream.Signature(ArrayLayout(32, P)))``
+        Read word ``offset`` of ``bank`` in every partition; the data follow one cycle later.
+    orphan : ``Out(1)``
+        Sticky: a result arrived in some partition with no command queued (it was dropped).
+    """
+
+    def __init__(self, *, partitions: int = PARTITIONS.default):
+        self._partitions = PARTITIONS.validate(partitions)
+        p = self._partitions
+        super().__init__({
+            "command": In(stream.Signature(psum_command_layout(p))),
+            "result": In(result_layout(p)),
+            "read": In(stream.Signature(psum_read_layout(p))),
+            "read_data": Out(stream.Signature(data.ArrayLayout(32, p))),
+            "orphan": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._partitions
+        parts = [_Partition(p, index) for index in range(p)]
+        room = Signal()  # every partition can queue the command
+        accept = Signal()
+        m.d.comb += [room.eq(Cat(*(part.command.ready for part in parts)).all()),
+                     accept.eq(self.command.valid & room), self.command.ready.eq(room)]
+        read_fire = Signal()
+        m.d.comb += [self.read.ready.eq(~self.read_data.valid | self.read_data.ready),
+                     read_fire.eq(self.read.valid & self.read.ready)]
+        with m.If(read_fire):
+            m.d.sync += self.read_data.valid.eq(1)
+        with m.Elif(self.read_data.ready):
+            m.d.sync += self.read_data.valid.eq(0)
+        orphans = []
+        for index, part in enumerate(parts):
+            m.submodules[f"partition{index}"] = part
+            m.d.comb += [
+                part.command.payload.eq(self.command.payload), part.command.valid.eq(accept),
+                part.result_valid.eq(self.result[index].valid), part.result_value.eq(self.result[index].value),
+                part.read_address.eq(self.read.payload.bank * (4 * p) + self.read.payload.offset),
+                part.read_enable.eq(read_fire),
+                self.read_data.payload[index].eq(part.read_data),
+            ]
+            orphans.append(part.orphan)
+        m.d.comb += self.orphan.eq(Cat(*orphans).any())
+        return m
