@@ -15,14 +15,11 @@ Each signature describes the master's side (``Out`` = driven by the master); a s
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Shape
-from amaranth.lib import data, wiring
+from amaranth.hdl import Cat
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = [
-    "AXI4Signature", "AXI4LiteSignature", "Burst", "Resp",
-    "CHANNELS", "channel_layout", "channel_payload", "connect_channel",
-]
+__all__ = ["AXI4Signature", "AXI4LiteSignature", "Burst", "Resp", "CHANNELS", "channel_payload"]
 
 
 class Burst:
@@ -159,32 +156,6 @@ class AXI4LiteSignature(_AXISignatureBase):
         return f"AXI4LiteSignature(addr_width={self.addr_width}, data_width={self.data_width})"
 
 
-def channel_layout(signature: _AXISignatureBase, channel: str) -> data.StructLayout:
-    """The payload of one channel as a struct layout, fields in signature order."""
-    return data.StructLayout(signature.fields(channel))
-
-
 def channel_payload(bus, channel: str):
     """The payload signals of ``channel`` of ``bus`` concatenated (LSB first, in field order)."""
-    names = bus.signature.fields(channel)
-    return Cat(*(getattr(bus, channel + name) for name in names))
-
-
-def connect_channel(m, source, sink, channel: str, *, fields=None):
-    """Drive ``sink``'s ``channel`` from ``source``'s: payload and valid forward, ready back (comb).
-
-    ``source`` and ``sink`` may have different widths for a field (an ID being extended, say); the value
-    is zero-extended or truncated. ``fields`` restricts which payload fields are copied.
-    """
-    names = fields if fields is not None else [n for n in sink.signature.fields(channel)
-                                               if n in source.signature.fields(channel)]
-    for name in names:
-        m.d.comb += getattr(sink, channel + name).eq(getattr(source, channel + name))
-    m.d.comb += [
-        getattr(sink, channel + "valid").eq(getattr(source, channel + "valid")),
-        getattr(source, channel + "ready").eq(getattr(sink, channel + "ready")),
-    ]
-
-
-def payload_width(signature: _AXISignatureBase, channel: str) -> int:
-    return Shape.cast(channel_layout(signature, channel)).width
+    return Cat(*(getattr(bus, channel + name) for name in bus.signature.fields(channel)))

@@ -39,7 +39,8 @@ from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
-from .axi import AXI4Signature, Burst, Resp
+from .axi import AXI4Signature, Burst, Resp, channel_payload
+from .params import MAX_OUTSTANDING, XBAR_MASTERS, Param
 from .stream import StreamRegisterSlice
 
 __all__ = ["AXI4Crossbar", "AXI4ErrorSlave"]
@@ -50,12 +51,9 @@ def _bits_for(count: int) -> int:
     return (count - 1).bit_length()
 
 
-def _check_int(name, value, minimum, maximum):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer in {minimum}..{maximum}, not {value!r}")
-    if not minimum <= value <= maximum:
-        raise ValueError(f"{name} must be an integer in {minimum}..{maximum}, not {value!r}")
-    return value
+#: Low ID bits that index the ordering table.
+LOOKUP_BITS = Param("lookup_bits", default=2, minimum=0, maximum=4,
+                    help="low ID bits the crossbar's per-ID ordering table is indexed by")
 
 
 def validate_address_map(address_map, addr_width: int) -> tuple[tuple[int, int], ...]:
@@ -196,15 +194,14 @@ class AXI4ErrorSlave(wiring.Component):
 
 def _slice_channel(m, name: str, source, sink, channel: str) -> None:
     """Put a register slice on ``channel`` between two buses with the same fields."""
-    fields = list(sink.signature.fields(channel))
-    payload_in = Cat(*(getattr(source, channel + f) for f in fields))
+    payload_in = channel_payload(source, channel)
     slice_ = StreamRegisterSlice(len(payload_in))
     m.submodules[name] = slice_
     m.d.comb += [
         slice_.i.payload.eq(payload_in),
         slice_.i.valid.eq(getattr(source, channel + "valid")),
         getattr(source, channel + "ready").eq(slice_.i.ready),
-        Cat(*(getattr(sink, channel + f) for f in fields)).eq(slice_.o.payload),
+        channel_payload(sink, channel).eq(slice_.o.payload),
         getattr(sink, channel + "valid").eq(slice_.o.valid),
         slice_.o.ready.eq(getattr(sink, channel + "ready")),
     ]
@@ -254,7 +251,7 @@ class AXI4Crossbar(wiring.Component):
     def __init__(self, *, masters: int, address_map, addr_width: int = 32, data_width: int = 128,
                  id_width: int = 4, user_width: int = 0, max_outstanding: int = 8, lookup_bits: int = 2,
                  register_slices: bool = False):
-        self.masters = _check_int("masters", masters, 1, 8)
+        self.masters = XBAR_MASTERS.validate(masters)
         self.slave_signature = AXI4Signature(addr_width=addr_width, data_width=data_width, id_width=id_width,
                                              user_width=user_width)
         self.address_map = validate_address_map(address_map, addr_width)
@@ -264,8 +261,8 @@ class AXI4Crossbar(wiring.Component):
                              f"ID bits the bus carries")
         self.master_signature = AXI4Signature(addr_width=addr_width, data_width=data_width,
                                               id_width=id_width + self.port_bits, user_width=user_width)
-        self.max_outstanding = _check_int("max_outstanding", max_outstanding, 1, 64)
-        self.lookup_bits = min(_check_int("lookup_bits", lookup_bits, 0, 4), id_width)
+        self.max_outstanding = MAX_OUTSTANDING.validate(max_outstanding)
+        self.lookup_bits = min(LOOKUP_BITS.validate(lookup_bits), id_width)
         if not isinstance(register_slices, bool):
             raise TypeError(f"register_slices must be True or False, not {register_slices!r}")
         self.register_slices = register_slices

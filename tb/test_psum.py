@@ -11,12 +11,13 @@ from collections import defaultdict
 
 import cocotb
 import numpy as np
+from amaranth.lib import data
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from trntile.golden import numerics
 from trntile.hdl.psum import PSUM_BANKS, psum_command_layout, psum_read_layout
 from trntile.hdl.systolic import INT8, result_layout
-from trntile.tb.common import ClockedTB, pack
+from trntile.tb.common import ClockedTB, pack, unpack
 
 CODES = {"bf16": 0, "fp8_e4m3": 1, "fp8_e5m2": 2, "int8": INT8}
 
@@ -29,6 +30,7 @@ class PsumTB(ClockedTB):
         self.command_layout = psum_command_layout(self.p)
         self.read_layout = psum_read_layout(self.p)
         self.result_layout = result_layout(self.p)
+        self.data_layout = data.ArrayLayout(32, self.p)
         for name in ("command__valid", "read__valid", "read_data__ready"):
             getattr(dut, name).value = 0
         dut.result.value = 0
@@ -81,8 +83,7 @@ class PsumTB(ClockedTB):
                 self.dut.read__valid.value = 0
                 await ReadOnly()
                 assert int(self.dut.read_data__valid.value), "no read data one cycle after the read"
-                for partition, value in enumerate(self._read_data()):
-                    words[partition, bank, offset] = value
+                words[:, bank, offset] = unpack(self.data_layout, int(self.dut.read_data__payload.value))
                 await RisingEdge(self.dut.clk)
         return words
 
@@ -97,9 +98,6 @@ class PsumTB(ClockedTB):
             errors.append(f"partition {index[0]} bank {index[1]} word {index[2]}: {got:#010x}, model {want:#010x}")
         assert not errors, f"{len(errors)} words differ, e.g. " + "; ".join(errors[:4])
 
-    def _read_data(self) -> list[int]:
-        raw = int(self.dut.read_data__payload.value)
-        return [(raw >> (32 * partition)) & 0xFFFF_FFFF for partition in range(self.p)]
 
 
 def _is_nan(bits: int) -> bool:
