@@ -13,21 +13,41 @@ State: SBUF is ``partitions`` x ``sbuf_bytes`` bytes; PSUM is ``partitions`` x 8
     dtype must be those of the stationary operand in use.
 
 Every command is checked before it does anything; a bad one raises ``ValueError`` naming the field and
-its allowed range, and changes nothing.
+its allowed range, and changes nothing. :meth:`TensorEngineModel.problem` also gives the
+:class:`TensorError` code the RTL reports for it: the checks run in the order of that enum and the first
+that fails is the one reported, in the model and in the RTL alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 
 import numpy as np
 
 from . import numerics
 
-__all__ = ["PSUM_BANKS", "AccessPattern", "LoadStationary", "MultiplyMoving", "TensorEngineModel"]
+__all__ = ["PSUM_BANKS", "MAX_PATTERN_DIMS", "TensorError", "AccessPattern", "LoadStationary", "MultiplyMoving",
+           "TensorEngineModel"]
 
 PSUM_BANKS = 8
 MAX_PATTERN_DIMS = 4
+
+
+class TensorError(enum.IntEnum):
+    """Why the tensor engine refused a command (the RTL's ``error_code``), in the order they are checked."""
+
+    NONE = 0
+    DTYPE = 1           #: not one of the known dtype codes
+    K = 2               #: K outside 1..P
+    PARTITION = 3       #: partition + K > P
+    SIZE = 4            #: M outside 1..P (LoadStationary), N outside 1..4P (MultiplyMoving)
+    PSUM_BANK = 5       #: bank >= 8
+    PSUM_OFFSET = 6     #: offset + N > 4P: the result would leave its bank
+    PATTERN_COUNT = 7   #: the pattern does not walk exactly M (N) elements, or a count is 0
+    PATTERN_BOUNDS = 8  #: the pattern's address is not element-aligned, or it reaches outside the SBUF partition
+    NO_STATIONARY = 9   #: MultiplyMoving before any LoadStationary
+    MISMATCH = 10       #: MultiplyMoving's K or dtype differs from the stationary operand's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,20 +73,23 @@ class AccessPattern:
     def count(self) -> int:
         return int(np.prod([count for _, count in self.dims])) if self.dims else 0
 
-    def check(self, what: str, elements: int, element_bytes: int, sbuf_bytes: int) -> None:
+    def problem(self, what: str, elements: int, element_bytes: int, sbuf_bytes: int) -> tuple[TensorError, str] | None:
+        """Why this pattern cannot feed a command that needs ``elements`` elements, or ``None``."""
         if not 1 <= len(self.dims) <= MAX_PATTERN_DIMS:
-            raise ValueError(f"{what}.pattern must have 1..{MAX_PATTERN_DIMS} dimensions, not {len(self.dims)}")
+            return TensorError.PATTERN_COUNT, f"{what}.pattern must have 1..{MAX_PATTERN_DIMS} dimensions, not {len(self.dims)}"
         if any(count < 1 for _, count in self.dims):
-            raise ValueError(f"{what}.pattern counts must be at least 1, not {[c for _, c in self.dims]}")
+            return TensorError.PATTERN_COUNT, f"{what}.pattern counts must be at least 1, not {[c for _, c in self.dims]}"
         if self.count != elements:
-            raise ValueError(f"{what}.pattern walks {self.count} elements; the command needs {elements}")
+            return TensorError.PATTERN_COUNT, f"{what}.pattern walks {self.count} elements; the command needs {elements}"
         if self.address < 0 or self.address % element_bytes:
-            raise ValueError(f"{what}.address must be a non-negative multiple of {element_bytes}, not {self.address}")
+            return (TensorError.PATTERN_BOUNDS,
+                    f"{what}.address must be a non-negative multiple of {element_bytes}, not {self.address}")
         offsets = self.offsets()
         low, high = self.address + element_bytes * offsets.min(), self.address + element_bytes * (offsets.max() + 1)
         if low < 0 or high > sbuf_bytes:
-            raise ValueError(f"{what}.pattern reaches bytes {low}..{high - 1}, outside the partition's "
-                             f"0..{sbuf_bytes - 1}")
+            return (TensorError.PATTERN_BOUNDS, f"{what}.pattern reaches bytes {low}..{high - 1}, outside the "
+                    f"partition's 0..{sbuf_bytes - 1}")
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,9 +113,21 @@ class MultiplyMoving:
     accumulate: bool
 
 
-def _check_range(name: str, value: int, low: int, high: int) -> None:
+def _range_problem(name: str, value: int, low: int, high: int) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in {low}..{high}, not {value!r}")
+        return f"{name} must be an integer in {low}..{high}, not {value!r}"
+    return None
+
+
+def command_dtype(command) -> numerics.DType:
+    """The command's :class:`~trntile.golden.numerics.DType`; its ``dtype`` is a name or a code."""
+    if isinstance(command.dtype, (int, np.integer)) and not isinstance(command.dtype, bool):
+        for fmt in numerics.DTYPES.values():
+            if fmt.code == command.dtype:
+                return fmt
+        raise ValueError(f"dtype must be one of codes {sorted(f.code for f in numerics.DTYPES.values())} "
+                         f"({', '.join(numerics.DTYPES)}), not {command.dtype}")
+    return numerics.dtype(command.dtype)
 
 
 class TensorEngineModel:
@@ -114,25 +149,27 @@ class TensorEngineModel:
 
     # -- SBUF helpers ----------------------------------------------------------------------------------
 
-    def write_sbuf(self, partition: int, pattern: AccessPattern, values: np.ndarray) -> None:
-        """Place ``values[k, i]`` at partition ``partition + k``, element i of ``pattern``."""
-        values = np.asarray(values)
-        raw = numerics.to_bits(values)
-        size = values.dtype.itemsize
-        for k in range(values.shape[0]):
-            for i, offset in enumerate(pattern.offsets()):
-                start = pattern.address + size * int(offset)
-                self.sbuf[partition + k, start:start + size] = np.frombuffer(raw[k, i].tobytes(), dtype=np.uint8)
+    @staticmethod
+    def _byte_columns(pattern: AccessPattern, size: int) -> np.ndarray:
+        """Byte indices of each element of ``pattern``, one row of ``size`` bytes per element."""
+        return pattern.address + size * pattern.offsets()[:, None] + np.arange(size)[None, :]
 
-    def read_sbuf(self, partition: int, pattern: AccessPattern, rows: int, fmt: str) -> np.ndarray:
+    def write_sbuf(self, partition: int, pattern: AccessPattern, values: np.ndarray) -> None:
+        """Place ``values[k, i]`` at partition ``partition + k``, element i of ``pattern`` (little-endian).
+        Where the pattern visits an element twice, the later value stays."""
+        values = np.asarray(values)
+        size = values.dtype.itemsize
+        raw = np.ascontiguousarray(values).view(np.uint8).reshape(values.shape[0], -1, size)
+        columns = self._byte_columns(pattern, size)
+        for i in range(columns.shape[0]):
+            self.sbuf[partition:partition + values.shape[0], columns[i]] = raw[:, i, :]
+
+    def read_sbuf(self, partition: int, pattern: AccessPattern, rows: int, fmt) -> np.ndarray:
+        """``rows`` x ``pattern.count`` elements of format ``fmt`` from partitions ``partition`` onwards."""
         f = numerics.dtype(fmt)
         size = f.numpy.itemsize
-        out = np.zeros((rows, pattern.count), dtype=f.numpy)
-        for k in range(rows):
-            for i, offset in enumerate(pattern.offsets()):
-                start = pattern.address + size * int(offset)
-                out[k, i] = np.frombuffer(self.sbuf[partition + k, start:start + size].tobytes(), dtype=f.numpy)[0]
-        return out
+        raw = self.sbuf[partition:partition + rows][:, self._byte_columns(pattern, size).reshape(-1)]
+        return np.ascontiguousarray(raw).view(f.numpy).reshape(rows, pattern.count)
 
     def psum_values(self, bank: int, fmt: str) -> np.ndarray:
         """PSUM bank ``bank`` as a P x 4P array of float32 (int32 for int8)."""
@@ -140,40 +177,62 @@ class TensorEngineModel:
 
     # -- commands --------------------------------------------------------------------------------------
 
+    def problem(self, command) -> tuple[TensorError, str] | None:
+        """Why ``command`` would be refused now (its error code and a message naming the field), or ``None``."""
+        if not isinstance(command, (LoadStationary, MultiplyMoving)):
+            raise TypeError(f"not a tensor engine command: {command!r}")
+        p = self.partitions
+        try:
+            fmt = command_dtype(command)
+        except ValueError as error:
+            return TensorError.DTYPE, str(error)
+        problem = _range_problem("k", command.k, 1, p)
+        if problem:
+            return TensorError.K, problem
+        problem = _range_problem("partition", command.partition, 0, p - command.k)
+        if problem:
+            return TensorError.PARTITION, problem
+        if isinstance(command, LoadStationary):
+            problem = _range_problem("m", command.m, 1, p)
+            if problem:
+                return TensorError.SIZE, problem
+            return command.pattern.problem("stationary", command.m, fmt.numpy.itemsize, self.sbuf_bytes)
+        problem = _range_problem("n", command.n, 1, 4 * p)
+        if problem:
+            return TensorError.SIZE, problem
+        problem = _range_problem("psum_bank", command.psum_bank, 0, PSUM_BANKS - 1)
+        if problem:
+            return TensorError.PSUM_BANK, problem
+        problem = _range_problem("psum_offset", command.psum_offset, 0, self.bank_words - command.n)
+        if problem:
+            return TensorError.PSUM_OFFSET, problem
+        problem = command.pattern.problem("moving", command.n, fmt.numpy.itemsize, self.sbuf_bytes)
+        if problem:
+            return problem
+        if self.stationary is None:
+            return TensorError.NO_STATIONARY, "MultiplyMoving before any LoadStationary"
+        if command.k != self.stationary.shape[0]:
+            return TensorError.MISMATCH, f"k must match the stationary operand's K = {self.stationary.shape[0]}, not {command.k}"
+        if fmt.name != self.stationary_dtype:
+            return TensorError.MISMATCH, f"dtype must match the stationary operand's {self.stationary_dtype}, not {fmt.name}"
+        return None
+
     def check(self, command) -> None:
         """Raise ``ValueError`` if ``command`` is not valid now; otherwise do nothing."""
-        p = self.partitions
-        fmt = numerics.dtype(command.dtype)
-        _check_range("k", command.k, 1, p)
-        _check_range("partition", command.partition, 0, p - command.k)
-        if isinstance(command, LoadStationary):
-            _check_range("m", command.m, 1, p)
-            command.pattern.check("stationary", command.m, fmt.numpy.itemsize, self.sbuf_bytes)
-        elif isinstance(command, MultiplyMoving):
-            _check_range("n", command.n, 1, 4 * p)
-            _check_range("psum_bank", command.psum_bank, 0, PSUM_BANKS - 1)
-            _check_range("psum_offset", command.psum_offset, 0, self.bank_words - command.n)
-            command.pattern.check("moving", command.n, fmt.numpy.itemsize, self.sbuf_bytes)
-            if self.stationary is None:
-                raise ValueError("MultiplyMoving before any LoadStationary")
-            if command.k != self.stationary.shape[0]:
-                raise ValueError(f"k must match the stationary operand's K = {self.stationary.shape[0]}, "
-                                 f"not {command.k}")
-            if fmt.name != self.stationary_dtype:
-                raise ValueError(f"dtype must match the stationary operand's {self.stationary_dtype}, "
-                                 f"not {fmt.name}")
-        else:
-            raise ValueError(f"not a tensor engine command: {command!r}")
+        problem = self.problem(command)
+        if problem:
+            raise ValueError(problem[1])
 
     def load_stationary(self, command: LoadStationary) -> None:
         self.check(command)
-        self.stationary = self.read_sbuf(command.partition, command.pattern, command.k, command.dtype)
-        self.stationary_dtype = numerics.dtype(command.dtype).name
+        fmt = command_dtype(command)
+        self.stationary = self.read_sbuf(command.partition, command.pattern, command.k, fmt)
+        self.stationary_dtype = fmt.name
 
     def multiply_moving(self, command: MultiplyMoving) -> None:
         self.check(command)
-        fmt = numerics.dtype(command.dtype)
-        moving = self.read_sbuf(command.partition, command.pattern, command.k, command.dtype)
+        fmt = command_dtype(command)
+        moving = self.read_sbuf(command.partition, command.pattern, command.k, fmt)
         sums = numerics.matmul(self.stationary, moving, fmt)  # M x N
         m, n = sums.shape
         window = (slice(0, m), command.psum_bank, slice(command.psum_offset, command.psum_offset + n))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["Param", "PARTITIONS", "STREAM_WIDTH", "FIFO_DEPTH", "AXI_DATA_WIDTH", "AXI_ID_WIDTH",
+__all__ = ["Param", "PARTITIONS", "SBUF_BYTES", "STREAM_WIDTH", "FIFO_DEPTH", "AXI_DATA_WIDTH", "AXI_ID_WIDTH",
            "XBAR_MASTERS", "XBAR_SLAVES", "MAX_OUTSTANDING", "REGISTER_SLICES", "is_power_of_two"]
 
 
@@ -75,6 +75,10 @@ class Param:
 PARTITIONS = Param(
     "partitions", default=16, minimum=4, maximum=128, power_of_two=True,
     help="P: SBUF/PSUM partitions = systolic array rows = columns = ACT lanes")
+
+SBUF_BYTES = Param(
+    "sbuf_bytes", default=16 * 1024, minimum=1024, maximum=256 * 1024, power_of_two=True,
+    help="bytes in each SBUF partition")
 
 STREAM_WIDTH = Param(
     "width", default=32, minimum=1, maximum=4096,

@@ -22,17 +22,27 @@ Cycle diagram for P = 3 (``xk`` = moving[k, n] for one n offered at cycle 0; ``s
 
 Each element carries its own weight-buffer select, dtype and "row active" flag, so one MultiplyMoving
 can follow another, or a LoadStationary, with no gap; the caller must not load a buffer while data that
-uses it is still in the array (it is free ``2P - 1`` cycles after its last column was offered).
+uses it is still in the array (column c of a buffer is free ``P - 1 + c`` cycles after the last column
+that uses it was offered).
+
+The PE is generated once, as the Verilog module :data:`PE_MODULE`, and instantiated P x P times: the
+Verilog of a P = 128 array stays as small as that of P = 4, and simulators and synthesis tools compile
+the PE once. :func:`trntile.hdl.tops.to_verilog` appends the PE's module to any design that uses it.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+import functools
+
+from amaranth.hdl import ClockSignal, Instance, Module, Mux, ResetSignal, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .fp import FP32Adder, FPMultiplier
 from .params import PARTITIONS
 
-__all__ = ["SystolicArray", "INT8", "load_layout", "moving_layout", "result_layout"]
+__all__ = ["SystolicArray", "INT8", "PE_MODULE", "pe_verilog", "load_layout", "moving_layout", "result_layout"]
+
+#: Name of the processing element's Verilog module.
+PE_MODULE = "trntile_pe"
 
 #: dtype code of int8 (codes 0..2 are the float formats of :data:`trntile.hdl.fp.FP_FORMATS`).
 INT8 = 3
@@ -94,6 +104,14 @@ class _ProcessingElement(wiring.Component):
         return m
 
 
+@functools.cache
+def pe_verilog() -> str:
+    """The Verilog of module :data:`PE_MODULE` (and its adder and multiplier)."""
+    from amaranth.back import verilog
+
+    return verilog.convert(_ProcessingElement(), name=PE_MODULE)
+
+
 class SystolicArray(wiring.Component):
     """P x P weight-stationary array (see the module docstring for the dataflow and timing).
 
@@ -133,19 +151,10 @@ class SystolicArray(wiring.Component):
         p = self._partitions
         m.d.comb += [self.load.ready.eq(1), self.moving.ready.eq(1)]
 
-        pes = [[_ProcessingElement() for _ in range(p)] for _ in range(p)]
+        # Each PE's registered outputs: the element moving right and the partial sum moving down.
+        x_out = [[Signal(_element_layout(), name=f"pe_{k}_{col}_x_out") for col in range(p)] for k in range(p)]
+        s_out = [[Signal(32, name=f"pe_{k}_{col}_s_out") for col in range(p)] for k in range(p)]
         for k in range(p):
-            for col in range(p):
-                m.submodules[f"pe_{k}_{col}"] = pe = pes[k][col]
-                m.d.comb += [
-                    pe.load.eq(self.load.valid & (self.load.payload.column == col)),
-                    pe.load_buffer.eq(self.load.payload.buffer),
-                    pe.load_value.eq(self.load.payload.values[k]),
-                ]
-                if col > 0:
-                    m.d.comb += pe.x_in.eq(pes[k][col - 1].x_out)
-                m.d.comb += pe.s_in.eq(pes[k - 1][col].s_out if k > 0 else 0)  # +0.0 / int 0 at the top
-
             # Row k sees the column offered k cycles ago.
             element = Signal(_element_layout(), name=f"row{k}_in")
             m.d.comb += [
@@ -159,9 +168,18 @@ class SystolicArray(wiring.Component):
                 delayed = Signal(_element_layout(), name=f"row{k}_skew{stage}")
                 m.d.sync += delayed.eq(element)
                 element = delayed
-            m.d.comb += pes[k][0].x_in.eq(element)
+            for col in range(p):
+                load = Signal(name=f"pe_{k}_{col}_load")
+                m.d.comb += load.eq(self.load.valid & (self.load.payload.column == col))
+                m.submodules[f"pe_{k}_{col}"] = Instance(
+                    PE_MODULE,
+                    i_clk=ClockSignal(), i_rst=ResetSignal(),
+                    i_x_in=(x_out[k][col - 1] if col > 0 else element).as_value(),
+                    i_s_in=s_out[k - 1][col] if k > 0 else 0,  # +0.0 / int 0 at the top
+                    i_load=load, i_load_buffer=self.load.payload.buffer, i_load_value=self.load.payload.values[k],
+                    o_x_out=x_out[k][col].as_value(), o_s_out=s_out[k][col],
+                )
 
         for col in range(p):
-            bottom = pes[p - 1][col]
-            m.d.comb += [self.result[col].valid.eq(bottom.x_out.item), self.result[col].value.eq(bottom.s_out)]
+            m.d.comb += [self.result[col].valid.eq(x_out[p - 1][col].item), self.result[col].value.eq(s_out[p - 1][col])]
         return m

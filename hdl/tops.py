@@ -16,7 +16,8 @@ from .axi_crossbar import AXI4Crossbar
 from .csr import Field, RegisterBlock, RegisterMap
 from .fp import FP32Adder, FPMultiplier
 from .psum import PSUM
-from .systolic import SystolicArray
+from .sbuf_model import TensorEngineBlock
+from .systolic import PE_MODULE, SystolicArray, pe_verilog
 from .stream import StreamFIFO, StreamRegisterSlice
 
 #: Window of each crossbar master port in a generated crossbar top: port j serves [j, j + 1) x this.
@@ -28,7 +29,7 @@ def _crossbar(*, masters, slaves, data_width, id_width, max_outstanding, registe
                         addr_width=32, data_width=data_width, id_width=id_width,
                         max_outstanding=max_outstanding, register_slices=bool(register_slices))
 
-__all__ = ["Top", "TOPS", "ALL_PARAMS", "get_top", "resolve_params", "build"]
+__all__ = ["Top", "TOPS", "ALL_PARAMS", "get_top", "resolve_params", "build", "to_verilog"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +75,9 @@ TOPS: dict[str, Top] = {top.name: top for top in [
         (p.PARTITIONS,), lambda *, partitions: SystolicArray(partitions=partitions)),
     Top("psum", "PSUM: P partitions x 8 banks x 4P words, overwrite or accumulate",
         (p.PARTITIONS,), lambda *, partitions: PSUM(partitions=partitions)),
+    Top("tensor_engine", "tensor engine (commands, array, PSUM) on a P-bank SBUF model with stall inputs",
+        (p.PARTITIONS, p.SBUF_BYTES),
+        lambda *, partitions, sbuf_bytes: TensorEngineBlock(partitions=partitions, sbuf_bytes=sbuf_bytes)),
 ]}
 
 #: Every parameter some top takes, by name (the command line offers each as an option).
@@ -105,3 +109,20 @@ def build(name: str, **given) -> tuple[wiring.Component, dict[str, int]]:
     top = get_top(name)
     resolved = resolve_params(top, given)
     return top.factory(**resolved), resolved
+
+
+#: Verilog modules that designs instantiate by name rather than elaborate inline, with their generators.
+SHARED_MODULES: dict[str, Callable[[], str]] = {PE_MODULE: pe_verilog}
+
+
+def to_verilog(component: wiring.Component, name: str) -> str:
+    """The Verilog of ``component`` as module ``name``, followed by every shared module it instantiates."""
+    import re
+
+    from amaranth.back import verilog
+
+    text = verilog.convert(component, name=name)
+    for module, generate in SHARED_MODULES.items():
+        if re.search(rf"^\s*{re.escape(module)} ", text, re.M):
+            text += generate()
+    return text

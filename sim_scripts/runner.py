@@ -87,16 +87,16 @@ def _env_flag(name: str) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _design(top: str, frozen_params: tuple) -> Design:
-    from amaranth.back import verilog
     from amaranth.hdl import Shape
 
     from trntile.hdl.tops import build as build_top
+    from trntile.hdl.tops import to_verilog
 
     component, resolved = build_top(top, **dict(frozen_params))
     ports = []
     for path, _member, value in component.signature.flatten(component):
         ports.append(("__".join(map(str, path)), Shape.cast(value.shape()).width))
-    text = verilog.convert(component, name=top)
+    text = to_verilog(component, top)
     if re.search(r"^\s*input clk;$", text, re.M):  # a design with synchronous logic has a clock and reset
         ports += [("clk", 1), ("rst", 1)]
     return Design(top, resolved, text, tuple(ports))

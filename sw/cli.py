@@ -53,10 +53,8 @@ def _doctor(args) -> int:
 
 
 def _verilog(args) -> int:
-    from amaranth.back import verilog
-
     from trntile import __version__
-    from trntile.hdl.tops import ALL_PARAMS, TOPS, build
+    from trntile.hdl.tops import ALL_PARAMS, TOPS, build, to_verilog
 
     if args.list:
         for top in TOPS.values():
@@ -85,7 +83,7 @@ def _verilog(args) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     verilog_path = out / f"{args.top}.v"
-    verilog_path.write_text(verilog.convert(component, name=args.top))
+    verilog_path.write_text(to_verilog(component, args.top))
     (out / "params.json").write_text(json.dumps(
         {"top": args.top, "params": used, "trntile": __version__}, indent=2) + "\n")
     settings = ", ".join(f"{k}={v}" for k, v in used.items())

@@ -1,0 +1,122 @@
+"""A simple SBUF for the tensor engine's block tests: P banks of 16-bit words, two read ports, one
+column-wide write port, and inputs that stall each read port on demand.
+
+The real SBUF (with DMA and ACT ports and their arbitration) implements the same
+:func:`~trntile.hdl.tensor_engine.sbuf_read_signature` read ports; this model exists so the engine can be
+tested on its own, under backpressure and bubbles the testbench chooses.
+"""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In
+
+from .params import PARTITIONS, SBUF_BYTES
+from .tensor_engine import sbuf_read_signature
+
+__all__ = ["SBUFModel", "sbuf_write_layout"]
+
+
+def sbuf_write_layout(partitions: int, sbuf_bytes: int) -> data.StructLayout:
+    """Write ``data[p]`` to 16-bit word ``address`` of every partition p whose ``mask`` bit is set."""
+    return data.StructLayout({"address": range(sbuf_bytes // 2), "data": data.ArrayLayout(16, partitions),
+                              "mask": partitions})
+
+
+class SBUFModel(wiring.Component):
+    """P banks of ``sbuf_bytes`` each (see the module docstring).
+
+    Members
+    -------
+    write : ``In(stream.Signature(sbuf_write_layout(P, sbuf_bytes)))``
+        Always ready; written at the end of the cycle.
+    read0, read1 : ``In(sbuf_read_signature(P))``
+        Read ports: a request taken in cycle t is answered from cycle t + 1, in order; byte address, 16-bit
+        elements must be 2-byte aligned.
+    stall : ``In(4)``
+        For read port i, bit 2i refuses requests and bit 2i + 1 withholds the response, for as long as
+        they are set.
+    """
+
+    def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default):
+        self._p = PARTITIONS.validate(partitions)
+        self._bytes = SBUF_BYTES.validate(sbuf_bytes)
+        super().__init__({
+            "write": In(stream.Signature(sbuf_write_layout(self._p, self._bytes))),
+            "read0": In(sbuf_read_signature(self._p)),
+            "read1": In(sbuf_read_signature(self._p)),
+            "stall": In(4),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._p
+        m.d.comb += self.write.ready.eq(1)
+        ports = []  # per read port: (response, enable, word address, wide, high byte)
+        for index, port in enumerate([self.read0, self.read1]):
+            request, response = port.request, port.response
+            holding = Signal(name=f"read{index}_holding")  # a response is waiting to be taken
+            wide = Signal(name=f"read{index}_wide")
+            high_byte = Signal(name=f"read{index}_high_byte")
+            withhold = self.stall[2 * index + 1]
+            taken = response.valid & response.ready
+            m.d.comb += [request.ready.eq(~self.stall[2 * index] & (~holding | taken)),
+                         response.valid.eq(holding & ~withhold)]
+            with m.If(request.valid & request.ready):
+                m.d.sync += [holding.eq(1), wide.eq(request.payload.wide), high_byte.eq(request.payload.address[0])]
+            with m.Elif(taken):
+                m.d.sync += holding.eq(0)
+            ports.append((response, request.valid & request.ready, request.payload.address[1:], wide, high_byte))
+
+        for partition in range(p):
+            bank = Memory(shape=16, depth=self._bytes // 2, init=[])
+            m.submodules[f"bank{partition}"] = bank
+            write = bank.write_port()
+            m.d.comb += [write.addr.eq(self.write.payload.address), write.data.eq(self.write.payload.data[partition]),
+                         write.en.eq(self.write.valid & self.write.payload.mask[partition])]
+            for response, enable, word, wide, high_byte in ports:
+                read = bank.read_port()
+                m.d.comb += [read.addr.eq(word), read.en.eq(enable)]
+                byte = Mux(high_byte, read.data[8:], read.data[:8])
+                m.d.comb += response.payload[partition].eq(Mux(wide, read.data, byte))
+        return m
+
+
+class TensorEngineBlock(wiring.Component):
+    """The tensor engine with an :class:`SBUFModel` on its two read ports: what the block tests and
+    ``trntile bench tensor`` simulate (top ``tensor_engine``).
+
+    Members: ``command``, ``psum_read``, ``psum_read_data`` and the status and counter outputs of
+    :class:`~trntile.hdl.tensor_engine.TensorEngine`; ``sbuf_write`` and ``stall`` of the SBUF model
+    (``stall`` bits 0/1: stationary port requests/responses, bits 2/3: moving port).
+    """
+
+    _STATUS = ("idle", "load_done", "multiply_done", "error", "error_code", "errors", "busy_cycles", "macs", "fault")
+
+    def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default):
+        from .tensor_engine import TensorEngine
+
+        self._engine = TensorEngine(partitions=partitions, sbuf_bytes=sbuf_bytes)
+        self._sbuf = SBUFModel(partitions=partitions, sbuf_bytes=sbuf_bytes)
+        engine = self._engine.signature.members
+        members = {
+            "command": engine["command"], "psum_read": engine["psum_read"],
+            "psum_read_data": engine["psum_read_data"], "error_clear": engine["error_clear"],
+            "sbuf_write": self._sbuf.signature.members["write"], "stall": In(4),
+        }
+        members.update({name: engine[name] for name in self._STATUS})
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.engine = engine = self._engine
+        m.submodules.sbuf = sbuf = self._sbuf
+        wiring.connect(m, engine.stationary_read, sbuf.read0)
+        wiring.connect(m, engine.moving_read, sbuf.read1)
+        wiring.connect(m, wiring.flipped(self.command), engine.command)
+        wiring.connect(m, wiring.flipped(self.psum_read), engine.psum_read)
+        wiring.connect(m, engine.psum_read_data, wiring.flipped(self.psum_read_data))
+        wiring.connect(m, wiring.flipped(self.sbuf_write), sbuf.write)
+        m.d.comb += [sbuf.stall.eq(self.stall), engine.error_clear.eq(self.error_clear)]
+        m.d.comb += [getattr(self, name).eq(getattr(engine, name)) for name in self._STATUS]
+        return m

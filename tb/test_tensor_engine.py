@@ -1,0 +1,476 @@
+"""cocotb tests for the tensor engine (top ``tensor_engine``: the engine on an SBUF model), bit for bit
+against :class:`trntile.golden.tensor_engine.TensorEngineModel`.
+
+Each test works in rounds: the testbench places every operand of a round in SBUF (in the model and, over
+the write port, in the RTL), sends the round's commands back to back, waits for ``idle``, then reads every
+PSUM word back and compares it with the model (NaN as NaN where the word holds a float). Throughout, the
+command stream pauses at random and both SBUF read ports refuse requests and withhold responses at random,
+so every input of the engine sees backpressure and bubbles. The counters and completion pulses are
+checked against the commands the model executed, and refused commands against the model's error codes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cocotb
+import numpy as np
+from amaranth.lib import data
+from cocotb.triggers import ReadOnly, RisingEdge
+
+from trntile.golden import numerics
+from trntile.golden.tensor_engine import (PSUM_BANKS, AccessPattern, LoadStationary, MultiplyMoving,
+                                          TensorEngineModel, TensorError, command_dtype)
+from trntile.hdl.psum import psum_read_layout
+from trntile.hdl.sbuf_model import sbuf_write_layout
+from trntile.hdl.tensor_engine import encode_command, tensor_command_layout
+from trntile.tb.common import ClockedTB, pack, pauses, unpack
+
+FORMATS = list(numerics.DTYPES)
+
+
+def _is_nan(bits: int) -> bool:
+    return (bits >> 23) & 0xFF == 0xFF and bits & 0x7FFFFF != 0
+
+
+class Allocator:
+    """Hands out disjoint byte ranges of an SBUF partition, so that one round's operands never overlap."""
+
+    def __init__(self, sbuf_bytes: int):
+        self.sbuf_bytes = sbuf_bytes
+        self.cursor = 0
+
+    def place(self, rng, dims, esize: int) -> AccessPattern | None:
+        """A pattern with ``dims`` at the next free address (a random gap before it), or ``None`` if full."""
+        offsets = AccessPattern(0, tuple(dims)).offsets()
+        low, high = int(offsets.min()), int(offsets.max())
+        start = self.cursor + esize * rng.randint(0, 3)
+        address = start - esize * low
+        end = address + esize * (high + 1)
+        if end > self.sbuf_bytes:
+            return None
+        self.cursor = end
+        return AccessPattern(address, tuple(dims))
+
+
+def random_dims(rng, count: int, max_stride: int = 3) -> list[tuple[int, int]]:
+    """1..4 dimensions whose counts multiply to ``count``, with random (possibly zero or negative) strides."""
+    counts = []
+    remaining = count
+    for _ in range(rng.randint(0, 3)):
+        divisors = [d for d in range(1, remaining + 1) if remaining % d == 0]
+        chosen = rng.choice(divisors)
+        counts.append(chosen)
+        remaining //= chosen
+    counts.append(remaining)
+    rng.shuffle(counts)
+    dims = []
+    for index, c in enumerate(counts):
+        inner = index == len(counts) - 1
+        stride = rng.choice([1, 1, 2, -1]) if inner else rng.randint(-max_stride, max_stride) * c
+        dims.append((stride, c))
+    return dims
+
+
+class TensorEngineTB(ClockedTB):
+    def __init__(self, dut, *, pause: float = 0.3):
+        super().__init__(dut)
+        self.p = self.params["partitions"]
+        self.sbuf_bytes = self.params["sbuf_bytes"]
+        self.np_rng = np.random.default_rng(self.rng.getrandbits(32))
+        self.model = TensorEngineModel(self.p, sbuf_bytes=self.sbuf_bytes)
+        self.kinds = np.ones(self.model.psum.shape, dtype=bool)  # True where the word holds a float
+        self.write_layout = sbuf_write_layout(self.p, self.sbuf_bytes)
+        self.read_layout = psum_read_layout(self.p)
+        self.word_layout = data.ArrayLayout(32, self.p)
+        self.pause = pause
+        self.pulses = {"load_done": 0, "multiply_done": 0}
+        self.expected = {"load_done": 0, "multiply_done": 0, "macs": 0, "errors": 0}
+        for name in ("command__valid", "sbuf_write__valid", "psum_read__valid", "psum_read_data__ready",
+                     "stall", "error_clear"):
+            getattr(dut, name).value = 0
+        self.cycle = 0
+
+    async def start(self) -> None:
+        await self.reset()
+        cocotb.start_soon(self._monitor())
+        cocotb.start_soon(self._stalls())
+        # Reset does not clear memories (nor would it on an FPGA): start the model from what PSUM holds.
+        self.model.psum[...] = await self.read_psum()
+
+    async def _monitor(self):
+        while True:
+            await RisingEdge(self.dut.clk)
+            await ReadOnly()
+            self.cycle += 1
+            for name in self.pulses:
+                self.pulses[name] += int(getattr(self.dut, name).value)
+            assert not int(self.dut.fault.value), "the engine's PSUM saw a result with no write command"
+
+    async def _stalls(self):
+        patterns = [pauses(self.rng, self.pause) for _ in range(4)]
+        while True:
+            await RisingEdge(self.dut.clk)
+            self.dut.stall.value = sum(int(next(pattern)) << bit for bit, pattern in enumerate(patterns))
+
+    # -- SBUF and PSUM access ---------------------------------------------------------------------------
+
+    async def write_sbuf(self, partition: int, pattern: AccessPattern, values: np.ndarray) -> None:
+        """Put ``values`` (K x count) in the model's SBUF and copy every word touched to the RTL's."""
+        self.model.write_sbuf(partition, pattern, values)
+        size = values.dtype.itemsize
+        touched = sorted({int(byte) // 2 for byte in
+                          (pattern.address + size * pattern.offsets()[:, None] + np.arange(size)).reshape(-1)})
+        words = self.model.sbuf.view(np.uint16)  # little-endian, as the RTL's banks hold them
+        for word in touched:
+            self.dut.sbuf_write__payload.value = pack(self.write_layout, {
+                "address": word, "data": [int(w) for w in words[:, word]], "mask": (1 << self.p) - 1})
+            self.dut.sbuf_write__valid.value = 1
+            await RisingEdge(self.dut.clk)
+        self.dut.sbuf_write__valid.value = 0
+
+    async def read_psum(self) -> np.ndarray:
+        """Every PSUM word, one read per cycle (each read's data are sampled while the next is taken)."""
+        words = np.zeros(self.model.psum.shape, dtype=np.uint32)
+        addresses = [(bank, offset) for bank in range(PSUM_BANKS) for offset in range(4 * self.p)]
+        self.dut.psum_read_data__ready.value = 1
+        for index in range(len(addresses) + 1):
+            if index < len(addresses):
+                bank, offset = addresses[index]
+                self.dut.psum_read__payload.value = pack(self.read_layout, {"bank": bank, "offset": offset})
+            self.dut.psum_read__valid.value = int(index < len(addresses))
+            if index:
+                await ReadOnly()
+                assert int(self.dut.psum_read_data__valid.value), "PSUM read data did not follow the read"
+                bank, offset = addresses[index - 1]
+                words[:, bank, offset] = unpack(self.word_layout, int(self.dut.psum_read_data__payload.value))
+            await RisingEdge(self.dut.clk)
+        return words
+
+    async def compare_psum(self, what: str) -> None:
+        words = await self.read_psum()
+        errors = []
+        for index in zip(*np.nonzero(words != self.model.psum)):
+            got, want = int(words[index]), int(self.model.psum[index])
+            if self.kinds[index] and _is_nan(got) and _is_nan(want):
+                continue
+            errors.append(f"partition {index[0]} bank {index[1]} word {index[2]}: RTL {got:#010x}, model {want:#010x}")
+        assert not errors, f"{what}: {len(errors)} PSUM words differ, e.g. " + "; ".join(errors[:4])
+
+    # -- commands ---------------------------------------------------------------------------------------
+
+    async def send(self, commands) -> None:
+        """Send ``commands`` in order with random pauses; apply each to the model (refused ones change
+        nothing there either) and note what the counters should show."""
+        pause = pauses(self.rng, self.pause)
+        for command in commands:
+            while next(pause):
+                self.dut.command__valid.value = 0
+                await RisingEdge(self.dut.clk)
+            self.dut.command__payload.value = pack(tensor_command_layout, encode_command(command))
+            self.dut.command__valid.value = 1
+            while True:
+                await ReadOnly()
+                ready = int(self.dut.command__ready.value)
+                await RisingEdge(self.dut.clk)
+                if ready:
+                    break
+            self.dut.command__valid.value = 0
+            problem = self.model.problem(command)
+            if problem:
+                self.expected["errors"] += 1
+            elif isinstance(command, LoadStationary):
+                self.model.load_stationary(command)
+                self.expected["load_done"] += 1
+            else:
+                self.model.multiply_moving(command)
+                window = (slice(0, self.model.stationary.shape[1]), command.psum_bank,
+                          slice(command.psum_offset, command.psum_offset + command.n))
+                self.kinds[window] = command_dtype(command).is_float
+                self.expected["multiply_done"] += 1
+                self.expected["macs"] += command.k * self.model.stationary.shape[1] * command.n
+
+    async def wait_idle(self, limit: int = 20000) -> None:
+        for _ in range(limit):
+            await RisingEdge(self.dut.clk)
+            await ReadOnly()
+            if int(self.dut.idle.value):
+                await RisingEdge(self.dut.clk)
+                return
+        raise AssertionError(f"the engine was not idle {limit} cycles after its last command")
+
+    async def pulse_clear(self) -> None:
+        self.dut.error_clear.value = 1
+        await RisingEdge(self.dut.clk)
+        self.dut.error_clear.value = 0
+        await ReadOnly()
+        assert not int(self.dut.error.value) and not int(self.dut.error_code.value), "error_clear did not clear"
+        await RisingEdge(self.dut.clk)
+
+    async def check_counters(self) -> None:
+        await ReadOnly()
+        got = {name: self.pulses[name] for name in ("load_done", "multiply_done")}
+        got["macs"] = int(self.dut.macs.value)
+        got["errors"] = int(self.dut.errors.value)
+        assert got == self.expected, f"counters and pulses {got}, expected {self.expected}"
+        busy = int(self.dut.busy_cycles.value)
+        assert 0 < busy <= self.cycle, f"busy_cycles {busy} outside 1..{self.cycle} cycles run"
+        await RisingEdge(self.dut.clk)
+
+    # -- operands -----------------------------------------------------------------------------------------
+
+    def values(self, fmt: str, shape, *, specials: float = 0.0) -> np.ndarray:
+        """Random operands: ordinary numbers, with a fraction ``specials`` of raw bit patterns (NaN, Inf,
+        subnormals, extremes)."""
+        f = numerics.dtype(fmt)
+        if fmt == "int8":
+            return self.np_rng.integers(-128, 128, shape).astype(np.int8)
+        values = numerics.cast(self.np_rng.standard_normal(shape), f)
+        raw = numerics.from_bits(self.np_rng.integers(0, 1 << f.bits, shape), f)
+        return np.where(self.np_rng.random(shape) < specials, raw, values).astype(f.numpy)
+
+    async def place(self, allocator: Allocator, partition: int, fmt: str, values: np.ndarray,
+                    dims=None) -> AccessPattern | None:
+        esize = numerics.dtype(fmt).numpy.itemsize
+        pattern = allocator.place(self.rng, dims or random_dims(self.rng, values.shape[1]), esize)
+        if pattern is not None:
+            await self.write_sbuf(partition, pattern, values)
+        return pattern
+
+    def accumulate_allowed(self, fmt: str, m: int, bank: int, offset: int, n: int) -> bool:
+        """Accumulating int8 onto a float word (or the reverse) depends on the bits of earlier NaN results,
+        whose payload is free: only accumulate onto words of the same kind."""
+        return bool((self.kinds[:m, bank, offset:offset + n] == numerics.dtype(fmt).is_float).all())
+
+
+async def random_round(tb: TensorEngineTB, *, specials: float) -> list:
+    """Place the operands of a random sequence of LoadStationary + MultiplyMovings, and return it."""
+    p = tb.p
+    allocator = Allocator(tb.sbuf_bytes)
+    commands = []
+    while True:
+        fmt = tb.rng.choice(FORMATS)
+        k, m = tb.rng.randint(1, p), tb.rng.randint(1, p)
+        partition = tb.rng.randint(0, p - k)
+        stationary = await tb.place(allocator, partition, fmt, tb.values(fmt, (k, m), specials=specials))
+        if stationary is None:
+            return commands
+        commands.append(LoadStationary(partition, stationary, k, m, fmt))
+        for _ in range(tb.rng.choice([1, 1, 2, 3])):
+            n = tb.rng.choice([tb.rng.randint(1, 4 * p), 4 * p, tb.rng.randint(1, 4)])
+            moving_partition = tb.rng.randint(0, p - k)
+            moving = await tb.place(allocator, moving_partition, fmt, tb.values(fmt, (k, n), specials=specials))
+            if moving is None:
+                return commands
+            # The model applies commands as they are sent; work out accumulate against the model then.
+            commands.append(("multiply", moving_partition, moving, k, n, fmt))
+
+
+async def run_round(tb: TensorEngineTB, commands, what: str) -> None:
+    """Send a round (deciding each MultiplyMoving's PSUM target as it goes), wait, compare."""
+    concrete = []
+    for command in commands:
+        if isinstance(command, tuple):
+            _, partition, pattern, k, n, fmt = command
+            # The stationary operand in force when this command runs is the last LoadStationary before it.
+            last_load = next(c for c in reversed(concrete) if isinstance(c, LoadStationary))
+            m = last_load.m
+            bank, offset = tb.rng.randrange(PSUM_BANKS), tb.rng.randint(0, 4 * tb.p - n)
+            accumulate = tb.rng.random() < 0.5 and _kinds_after(tb, concrete, fmt, m, bank, offset, n)
+            command = MultiplyMoving(partition, pattern, k, n, fmt, bank, offset, accumulate)
+        concrete.append(command)
+    await tb.send(concrete)
+    await tb.wait_idle()
+    await tb.compare_psum(what)
+    await tb.check_counters()
+
+
+def _kinds_after(tb: TensorEngineTB, earlier, fmt: str, m: int, bank: int, offset: int, n: int) -> bool:
+    """Whether every word of the window holds fmt's kind once the ``earlier`` commands of this round ran."""
+    kinds = tb.kinds.copy()
+    stationary_m = None
+    for command in earlier:
+        if isinstance(command, LoadStationary):
+            stationary_m = command.m
+        else:
+            kinds[:stationary_m, command.psum_bank, command.psum_offset:command.psum_offset + command.n] = \
+                numerics.dtype(command.dtype).is_float
+    return bool((kinds[:m, bank, offset:offset + n] == numerics.dtype(fmt).is_float).all())
+
+
+def _rounds() -> int:
+    return 3 if "icarus" in cocotb.SIM_NAME.lower() else 8
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+@cocotb.parametrize(pause=[0.0, 0.3])
+async def random_commands(dut, pause: float):
+    """Random K, M in [1, P], N in [1, 4P], every dtype, partitions, 1-4-D patterns, banks, offsets,
+    overwrite and accumulate, back to back; with ``pause`` > 0 every input stream stalls at random."""
+    tb = TensorEngineTB(dut, pause=pause)
+    await tb.start()
+    for index in range(_rounds()):
+        commands = await random_round(tb, specials=0.1 if index % 2 else 0.0)
+        await run_round(tb, commands, f"round {index}")
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def special_values(dut):
+    """NaN, +-Inf, subnormal inputs and products, overflow to Inf, underflow, -0.0, cancellation."""
+    tb = TensorEngineTB(dut)
+    await tb.start()
+    f = numerics.cast
+    cases = {
+        "bf16": [
+            ("cancellation in k order", f([[1.0] * 2] * 3, "bf16"), f([[2.0**30, 1.0], [1.0, 2.0**30], [-(2.0**30)] * 2], "bf16")),
+            ("overflow to Inf", f([[2.0**100], [2.0**100]], "bf16"), f([[2.0**100, -(2.0**100)], [1.0, 1.0]], "bf16")),
+            ("Inf - Inf is NaN", f([[np.inf], [1.0]], "bf16"), f([[1.0, np.nan], [-np.inf, 0.0]], "bf16")),
+            ("subnormal products", f([[2.0**-70], [2.0**-66]], "bf16"), f([[2.0**-70, 2.0**-80], [2.0**-60, -(2.0**-90)]], "bf16")),
+            ("underflow to zero", f([[2.0**-120]], "bf16"), f([[2.0**-120, -(2.0**-120)]], "bf16")),
+            ("signed zeros", f([[-0.0], [0.0]], "bf16"), f([[0.0, -0.0], [-0.0, -0.0]], "bf16")),
+            ("subnormal inputs", numerics.from_bits(np.array([[0x0001], [0x807F]]), "bf16"),
+             numerics.from_bits(np.array([[0x4B00, 0x0001], [0x3F80, 0x7F7F]]), "bf16")),
+        ],
+        "fp8_e4m3": [
+            ("E4M3 extremes and NaN", numerics.from_bits(np.array([[0x7E], [0x01], [0x7F]]), "fp8_e4m3"),
+             numerics.from_bits(np.array([[0x7E, 0x01, 0x00], [0x01, 0x80, 0x08], [0x00, 0x38, 0x38]]), "fp8_e4m3")),
+        ],
+        "fp8_e5m2": [
+            ("E5M2 Inf, NaN, subnormal", numerics.from_bits(np.array([[0x7C], [0x01], [0x7B]]), "fp8_e5m2"),
+             numerics.from_bits(np.array([[0x3C, 0xFC, 0x00], [0x01, 0x02, 0x83], [0x7B, 0x7B, 0xFE]]), "fp8_e5m2")),
+        ],
+    }
+    commands = []
+    allocator = Allocator(tb.sbuf_bytes)
+    for fmt, entries in cases.items():
+        for name, stationary, moving in entries:
+            k = stationary.shape[0]
+            a = await tb.place(allocator, 0, fmt, stationary, dims=[(1, stationary.shape[1])])
+            b = await tb.place(allocator, 0, fmt, moving, dims=[(1, moving.shape[1])])
+            commands += [LoadStationary(0, a, k, stationary.shape[1], fmt), ("multiply", 0, b, k, moving.shape[1], fmt)]
+    await run_round(tb, commands, "directed special values")
+    for index in range(_rounds() // 2):  # and random ones, many specials
+        await run_round(tb, await random_round(tb, specials=0.6), f"special round {index}")
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def shapes_at_the_edges(dut):
+    """K = 1, N = 1, N = 4P, M < P, full K = M = P, and back-to-back LoadStationary without a multiply."""
+    tb = TensorEngineTB(dut)
+    await tb.start()
+    p = tb.p
+    allocator = Allocator(tb.sbuf_bytes)
+    commands = []
+    for fmt, k, m, n in [("bf16", 1, p, 1), ("fp8_e4m3", p, p, 4 * p), ("fp8_e5m2", p, 1, 4 * p),
+                         ("bf16", p, p - 1, 1), ("int8", 1, 1, 1), ("bf16", p, p, 4 * p)]:
+        a = await tb.place(allocator, 0, fmt, tb.values(fmt, (k, m)))
+        b = await tb.place(allocator, 0, fmt, tb.values(fmt, (k, n)))
+        commands += [LoadStationary(0, a, k, m, fmt), ("multiply", 0, b, k, n, fmt)]
+    # Three loads in a row, different shapes and types; only the last is used.
+    for fmt, k, m in [("int8", p, p), ("bf16", 2, 3), ("fp8_e4m3", p // 2, p)]:
+        a = await tb.place(allocator, p - k, fmt, tb.values(fmt, (k, m)))
+        commands.append(LoadStationary(p - k, a, k, m, fmt))
+    b = await tb.place(allocator, 0, "fp8_e4m3", tb.values("fp8_e4m3", (p // 2, 4 * p)))
+    commands.append(("multiply", 0, b, p // 2, 4 * p, "fp8_e4m3"))
+    await run_round(tb, commands, "edge shapes")
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def int8_extremes_and_wrap(dut):
+    """-128 x -128 summed over K = P, and int32 wrap-around through repeated accumulation."""
+    tb = TensorEngineTB(dut, pause=0.1)
+    await tb.start()
+    p = tb.p
+    allocator = Allocator(tb.sbuf_bytes)
+    low = np.full((p, p), -128, np.int8)
+    a = await tb.place(allocator, 0, "int8", low, dims=[(1, p)])
+    b = await tb.place(allocator, 0, "int8", np.full((p, 4 * p), -128, np.int8), dims=[(1, 4 * p)])
+    # A bf16 product with bits 0x7f7f0000 puts an int32 just below the wrap into every word of bank 7.
+    one = await tb.place(allocator, 0, "bf16", numerics.cast(np.ones((1, p)), "bf16"), dims=[(1, p)])
+    big = await tb.place(allocator, 0, "bf16", numerics.from_bits(np.full((1, 4 * p), 0x7F7F), "bf16"),
+                         dims=[(1, 4 * p)])
+    commands = [LoadStationary(0, a, p, p, "int8"), MultiplyMoving(0, b, p, 4 * p, "int8", 6, 0, False),
+                LoadStationary(0, one, 1, p, "bf16"), MultiplyMoving(0, big, 1, 4 * p, "bf16", 7, 0, False),
+                LoadStationary(0, a, p, p, "int8")]
+    step = p * 128 * 128
+    repeats = (2**31 - 0x7F7F0000) // step + 2  # enough to cross 2**31
+    commands += [MultiplyMoving(0, b, p, 4 * p, "int8", 7, 0, True)] * repeats
+    await tb.send(commands)
+    await tb.wait_idle()
+    words = tb.model.psum_values(7, "int8")
+    assert (words < 0).all(), "testbench: the sum did not wrap in the model"
+    assert (tb.model.psum_values(6, "int8") == p * 16384).all()
+    await tb.compare_psum("int8 extremes and wrap")
+    await tb.check_counters()
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def bad_commands_are_refused(dut):
+    """Each kind of bad command, between good ones: refused with the model's error code, PSUM untouched,
+    the next command runs; the first error is held until cleared."""
+    tb = TensorEngineTB(dut)
+    await tb.start()
+    p = tb.p
+    allocator = Allocator(tb.sbuf_bytes)
+    a = await tb.place(allocator, 0, "bf16", tb.values("bf16", (p, p)), dims=[(1, p)])
+    b = await tb.place(allocator, 0, "bf16", tb.values("bf16", (p, 4 * p)), dims=[(1, 4 * p)])
+    load = LoadStationary(0, a, p, p, "bf16")
+    good = MultiplyMoving(0, b, p, 4 * p, "bf16", 1, 0, False)
+    near_end = AccessPattern(tb.sbuf_bytes - 2 * 4 * p, ((1, 4 * p),))  # its last byte is the partition's
+    bad = [
+        ("dtype code 5", dataclasses.replace(load, dtype=5)),
+        ("k = 0", dataclasses.replace(load, k=0)),
+        ("k = P + 1", dataclasses.replace(load, k=p + 1)),
+        ("partition + K > P", dataclasses.replace(load, partition=1)),
+        ("m = 0", dataclasses.replace(load, m=0)),
+        ("m = P + 1", dataclasses.replace(load, m=p + 1, pattern=AccessPattern(0, ((1, p + 1),)))),
+        ("stationary pattern count", dataclasses.replace(load, pattern=AccessPattern(0, ((1, p - 1),)))),
+        ("stationary zero count", dataclasses.replace(load, pattern=AccessPattern(0, ((1, 0), (1, p))))),
+        ("n = 0", dataclasses.replace(good, n=0)),
+        ("n = 4P + 1", dataclasses.replace(good, n=4 * p + 1)),
+        ("bank 8", dataclasses.replace(good, psum_bank=8)),
+        ("bank 15", dataclasses.replace(good, psum_bank=15)),
+        ("offset leaves the bank", dataclasses.replace(good, psum_offset=1)),
+        ("offset 1023", dataclasses.replace(good, n=1, psum_offset=1023, pattern=AccessPattern(0, ((1, 1),)))),
+        ("pattern walks too few", dataclasses.replace(good, pattern=AccessPattern(0, ((2, 2), (1, 2 * p - 1))))),
+        ("pattern past the end", dataclasses.replace(good, pattern=AccessPattern(near_end.address + 2, near_end.dims))),
+        ("pattern before the start", dataclasses.replace(good, pattern=AccessPattern(2, ((-1, 4 * p),)))),
+        ("bf16 address misaligned", dataclasses.replace(good, pattern=AccessPattern(1, ((1, 4 * p),)))),
+        ("outer stride past the end", dataclasses.replace(good, pattern=AccessPattern(0, ((tb.sbuf_bytes, 2), (1, 2 * p))))),
+        ("largest stride", dataclasses.replace(good, pattern=AccessPattern(0, ((2**19 - 1, 2), (1, 2 * p))))),
+        ("most negative stride", dataclasses.replace(good, pattern=AccessPattern(0, ((-(2**19), 2), (1, 2 * p))))),
+        ("largest count", dataclasses.replace(good, pattern=AccessPattern(0, ((0, 2**16 - 1), (1, 4 * p))))),
+        ("k differs from the stationary", dataclasses.replace(good, k=p - 1)),
+        ("dtype differs from the stationary", dataclasses.replace(good, dtype="fp8_e5m2")),
+    ]
+    covered = set()
+
+    async def refused(name: str, command, follow) -> None:
+        code, message = tb.model.problem(command) or (None, None)
+        assert code is not None, f"testbench: {name} is not a bad command"
+        covered.add(code)
+        await tb.pulse_clear()
+        await tb.send([command, follow])
+        await tb.wait_idle()
+        await ReadOnly()
+        assert int(dut.error.value) == 1, f"{name}: error flag not set"
+        assert int(dut.error_code.value) == code, \
+            f"{name}: error code {int(dut.error_code.value)}, model says {code.name} ({int(code)}): {message}"
+        await RisingEdge(dut.clk)
+
+    await refused("no stationary yet", good, load)
+    for index, (name, command) in enumerate(bad):
+        await refused(name, command, dataclasses.replace(good, psum_bank=index % PSUM_BANKS))
+    assert covered == set(TensorError) - {TensorError.NONE}, f"testbench: codes not covered: {set(TensorError) - covered}"
+    # A pattern that ends exactly at the end of the partition is fine.
+    await tb.write_sbuf(0, near_end, tb.values("bf16", (p, 4 * p)))
+    await tb.send([dataclasses.replace(good, pattern=near_end, psum_bank=3)])
+    # The first error is held: two bad commands, the code is the first one's.
+    await tb.pulse_clear()
+    await tb.send([dataclasses.replace(good, psum_bank=9), dataclasses.replace(load, k=0)])
+    await tb.wait_idle()
+    await ReadOnly()
+    assert int(dut.error_code.value) == TensorError.PSUM_BANK, "the first error code was not held"
+    await RisingEdge(dut.clk)
+    await tb.compare_psum("after bad commands")
+    await tb.check_counters()

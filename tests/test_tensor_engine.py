@@ -1,0 +1,50 @@
+# amaranth: UnusedElaboratable=no
+"""The tensor engine: cocotb tests (trntile/tb/test_tensor_engine.py) on Verilator for P = 4, 8, 16 and
+on Icarus for P = 4, bit for bit against golden.tensor_engine; and its parameter and encoding checks."""
+
+import pytest
+from conftest import require_simulator
+
+from trntile.golden.tensor_engine import AccessPattern, LoadStationary, MultiplyMoving
+from trntile.hdl.tensor_engine import TensorEngine, encode_command
+from trntile.sim.runner import run
+
+#: SBUF bytes per partition in the block tests (and ``trntile bench tensor``, so they share builds).
+SBUF_BYTES = 2048
+
+CASES = [pytest.param(4, "verilator", marks=pytest.mark.verilator, id="P4-verilator"),
+         pytest.param(8, "verilator", marks=pytest.mark.verilator, id="P8-verilator"),
+         pytest.param(16, "verilator", marks=pytest.mark.verilator, id="P16-verilator"),
+         pytest.param(4, "icarus", marks=pytest.mark.icarus, id="P4-icarus")]
+
+
+@pytest.mark.parametrize("partitions,sim", CASES)
+def test_tensor_engine(partitions, sim):
+    require_simulator(sim)
+    run("tensor_engine", {"partitions": partitions, "sbuf_bytes": SBUF_BYTES}, "trntile.tb.test_tensor_engine",
+        sim=sim)
+
+
+@pytest.mark.parametrize("given,message", [
+    ({"partitions": 12}, r"partitions must be a power of two in 4\.\.128, not 12"),
+    ({"sbuf_bytes": 3000}, r"sbuf_bytes must be a power of two in 1024\.\.262144, not 3000"),
+    ({"sbuf_bytes": 512}, r"sbuf_bytes must be a power of two in 1024\.\.262144, not 512"),
+])
+def test_parameters_are_checked(given, message):
+    with pytest.raises(ValueError, match=message):
+        TensorEngine(**given)
+
+
+@pytest.mark.parametrize("command,message", [
+    (LoadStationary(0, AccessPattern(1 << 20, ((1, 4),)), 4, 4, "bf16"), r"pattern\.address must be an integer in 0\.\.1048575"),
+    (LoadStationary(0, AccessPattern(0, ((1 << 19, 1), (1, 4))), 4, 4, "bf16"), r"pattern stride must be an integer in -524288\.\.524287"),
+    (LoadStationary(0, AccessPattern(0, ((1, 1 << 16),)), 4, 4, "bf16"), r"pattern count must be an integer in 0\.\.65535"),
+    (LoadStationary(0, AccessPattern(0, ((1, 1),) * 5), 4, 4, "bf16"), r"pattern must have 1\.\.4 dimensions, not 5"),
+    (LoadStationary(0, AccessPattern(0, ((1, 4),)), 256, 4, "bf16"), r"k must be an integer in 0\.\.255"),
+    (LoadStationary(0, AccessPattern(0, ((1, 4),)), 4, 4, "fp16"), r"dtype must be one of bf16, fp8_e4m3, fp8_e5m2, int8"),
+    (MultiplyMoving(0, AccessPattern(0, ((1, 4),)), 4, 1024, "bf16", 0, 0, False), r"n must be an integer in 0\.\.1023"),
+    (MultiplyMoving(0, AccessPattern(0, ((1, 4),)), 4, 4, "bf16", 16, 0, False), r"psum_bank must be an integer in 0\.\.15"),
+])
+def test_encoding_names_the_field_that_does_not_fit(command, message):
+    with pytest.raises(ValueError, match=message):
+        encode_command(command)
