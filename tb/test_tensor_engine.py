@@ -44,7 +44,7 @@ class Allocator:
         """A pattern with ``dims`` at the next free address (a random gap before it), or ``None`` if full."""
         offsets = AccessPattern(0, tuple(dims)).offsets()
         low, high = int(offsets.min()), int(offsets.max())
-        start = self.cursor + esize * rng.randint(0, 3)
+        start = -(-self.cursor // esize) * esize + esize * rng.randint(0, 3)  # aligned, after a random gap
         address = start - esize * low
         end = address + esize * (high + 1)
         if end > self.sbuf_bytes:
@@ -279,7 +279,9 @@ async def run_round(tb: TensorEngineTB, commands, what: str) -> None:
             accumulate = tb.rng.random() < 0.5 and _kinds_after(tb, concrete, fmt, m, bank, offset, n)
             command = MultiplyMoving(partition, pattern, k, n, fmt, bank, offset, accumulate)
         concrete.append(command)
+    errors = tb.expected["errors"]
     await tb.send(concrete)
+    assert tb.expected["errors"] == errors, "testbench: a round of random commands had a bad one"
     await tb.wait_idle()
     await tb.compare_psum(what)
     await tb.check_counters()
@@ -462,6 +464,27 @@ async def bad_commands_are_refused(dut):
     for index, (name, command) in enumerate(bad):
         await refused(name, command, dataclasses.replace(good, psum_bank=index % PSUM_BANKS))
     assert covered == set(TensorError) - {TensorError.NONE}, f"testbench: codes not covered: {set(TensorError) - covered}"
+    # Commands with several faults at once: the code reported is the model's, the first in check order.
+    faults = [
+        lambda c: dataclasses.replace(c, dtype=tb.rng.randint(4, 7)),
+        lambda c: dataclasses.replace(c, k=tb.rng.choice([0, p + 1, 255])),
+        lambda c: dataclasses.replace(c, partition=tb.rng.randint(1, 255)),
+        lambda c: dataclasses.replace(c, n=tb.rng.choice([0, 4 * p + 1, 1023])) if isinstance(c, MultiplyMoving)
+        else dataclasses.replace(c, m=tb.rng.choice([0, p + 1, 255])),
+        lambda c: dataclasses.replace(c, psum_bank=tb.rng.randint(8, 15)) if isinstance(c, MultiplyMoving) else c,
+        lambda c: dataclasses.replace(c, psum_offset=tb.rng.randint(1, 1023)) if isinstance(c, MultiplyMoving) else c,
+        lambda c: dataclasses.replace(c, pattern=AccessPattern(c.pattern.address, ((1, 2),) + c.pattern.dims)),
+        lambda c: dataclasses.replace(c, pattern=AccessPattern(tb.rng.choice([1, tb.sbuf_bytes - 2]), c.pattern.dims)),
+        lambda c: dataclasses.replace(c, k=p - 1, partition=0),
+        lambda c: dataclasses.replace(c, dtype="fp8_e4m3"),
+    ]
+    for index in range(40):
+        command = tb.rng.choice([load, good])
+        for fault in tb.rng.sample(faults, tb.rng.randint(2, 4)):
+            command = fault(command)
+        if tb.model.problem(command) is not None:
+            await refused(f"faults {index}: {command}", command, dataclasses.replace(good, psum_bank=index % PSUM_BANKS))
+        await tb.send([load])  # a fault-free stationary operand again, whatever that command did
     # A pattern that ends exactly at the end of the partition is fine.
     await tb.write_sbuf(0, near_end, tb.values("bf16", (p, 4 * p)))
     await tb.send([dataclasses.replace(good, pattern=near_end, psum_bank=3)])
