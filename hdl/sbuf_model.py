@@ -14,7 +14,11 @@ from amaranth.lib.wiring import In
 from .params import PARTITIONS, SBUF_BYTES
 from .tensor_engine import sbuf_read_signature
 
-__all__ = ["SBUFModel", "sbuf_write_layout"]
+__all__ = ["SBUFModel", "TensorEngineBlock", "sbuf_write_layout", "TEST_SBUF_BYTES"]
+
+#: SBUF bytes per partition that the tensor engine's block tests and ``trntile bench tensor`` use, so
+#: that the two share simulator builds (operands are small; the SBUF model's size costs build time).
+TEST_SBUF_BYTES = 2048
 
 
 def sbuf_write_layout(partitions: int, sbuf_bytes: int) -> data.StructLayout:

@@ -116,6 +116,40 @@ def _bench_xbar(args) -> int:
     return 0
 
 
+def _bench_tensor(args) -> int:
+    from trntile.golden.numerics import DTYPES
+    from trntile.hdl.params import PARTITIONS
+    from trntile.hdl.sbuf_model import TEST_SBUF_BYTES
+    from trntile.sim.runner import SimulationFailed, run
+
+    try:
+        p = PARTITIONS.validate(args.partitions)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--partitions: {error}") from None
+    n = 4 * p if args.n is None else args.n
+    if not 1 <= n <= 4 * p:
+        raise UsageError(f"--n: n must be an integer in 1..{4 * p} (4P for P = {p}), not {n}")
+    if not 1 <= args.pairs <= 4096:
+        raise UsageError(f"--pairs: pairs must be an integer in 1..4096, not {args.pairs}")
+    # Two operand sets of P + N elements each, with gaps; the block tests' SBUF size when they fit.
+    needed = 2 * (p + n) * DTYPES[args.dtype].numpy.itemsize + 64
+    sbuf_bytes = max(TEST_SBUF_BYTES, 1 << (needed - 1).bit_length())
+    out = Path(args.json).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        run("tensor_engine", {"partitions": p, "sbuf_bytes": sbuf_bytes}, "trntile.tb.bench_tensor_engine",
+            sim=args.sim, extra_env={"TRNTILE_BENCH_JSON": str(out), "TRNTILE_BENCH_DTYPE": args.dtype,
+                                     "TRNTILE_BENCH_N": str(n), "TRNTILE_BENCH_PAIRS": str(args.pairs)})
+    except (SimulationFailed, FileNotFoundError, RuntimeError) as error:
+        print(f"trntile bench tensor: {error}", file=sys.stderr)
+        return 1
+    f = json.loads(out.read_text())
+    print(f"tensor P={f['partitions']} {f['dtype']} N={f['n']}: {f['pairs']} LoadStationary+MultiplyMoving pairs, "
+          f"{f['macs']} MACs in {f['cycles']} cycles, mfu {f['mfu']:.4f} (one pair alone: {f['single_pair_cycles']} "
+          f"cycles); wrote {out}")
+    return 0
+
+
 def _integer_for(param):
     def parse(text: str) -> int:
         try:
@@ -155,6 +189,17 @@ def _parser() -> argparse.ArgumentParser:
     xbar.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
     xbar.add_argument("--json", metavar="FILE", required=True, help="where to write the figures")
     xbar.set_defaults(run=_bench_xbar)
+    tensor = benches.add_parser("tensor", help="tensor engine: MFU of back-to-back LoadStationary + "
+                                               "MultiplyMoving pairs")
+    tensor.add_argument("--partitions", type=_integer_for(ALL_PARAMS["partitions"]), default=16, metavar="P",
+                        help=f"{ALL_PARAMS['partitions'].help} ({ALL_PARAMS['partitions'].allowed}; default 16)")
+    tensor.add_argument("--dtype", choices=("bf16", "fp8_e4m3", "fp8_e5m2", "int8"), default="bf16",
+                        help="operand type (default bf16)")
+    tensor.add_argument("--n", type=int, metavar="N", help="moving columns per MultiplyMoving, 1..4P (default 4P)")
+    tensor.add_argument("--pairs", type=int, default=32, metavar="K", help="pairs in the sequence (default 32)")
+    tensor.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
+    tensor.add_argument("--json", metavar="FILE", required=True, help="where to write the figures")
+    tensor.set_defaults(run=_bench_tensor)
     return parser
 
 

@@ -231,10 +231,20 @@ class TensorEngineTB(ClockedTB):
 
     async def place(self, allocator: Allocator, partition: int, fmt: str, values: np.ndarray,
                     dims=None) -> AccessPattern | None:
+        """Place ``values`` at the next free SBUF range: along ``dims``, or a random walk (contiguous if a
+        random one does not fit). ``None`` if the SBUF is full."""
         esize = numerics.dtype(fmt).numpy.itemsize
         pattern = allocator.place(self.rng, dims or random_dims(self.rng, values.shape[1]), esize)
+        if pattern is None and dims is None:
+            pattern = allocator.place(self.rng, [(1, values.shape[1])], esize)
         if pattern is not None:
             await self.write_sbuf(partition, pattern, values)
+        return pattern
+
+    async def place_all(self, allocator: Allocator, partition: int, fmt: str, values: np.ndarray,
+                        dims=None) -> AccessPattern:
+        pattern = await self.place(allocator, partition, fmt, values, dims)
+        assert pattern is not None, "testbench: the SBUF is too small for this test's operands"
         return pattern
 
     def accumulate_allowed(self, fmt: str, m: int, bank: int, offset: int, n: int) -> bool:
@@ -347,8 +357,8 @@ async def special_values(dut):
     for fmt, entries in cases.items():
         for name, stationary, moving in entries:
             k = stationary.shape[0]
-            a = await tb.place(allocator, 0, fmt, stationary, dims=[(1, stationary.shape[1])])
-            b = await tb.place(allocator, 0, fmt, moving, dims=[(1, moving.shape[1])])
+            a = await tb.place_all(allocator, 0, fmt, stationary, dims=[(1, stationary.shape[1])])
+            b = await tb.place_all(allocator, 0, fmt, moving, dims=[(1, moving.shape[1])])
             commands += [LoadStationary(0, a, k, stationary.shape[1], fmt), ("multiply", 0, b, k, moving.shape[1], fmt)]
     await run_round(tb, commands, "directed special values")
     for index in range(_rounds() // 2):  # and random ones, many specials
@@ -365,14 +375,14 @@ async def shapes_at_the_edges(dut):
     commands = []
     for fmt, k, m, n in [("bf16", 1, p, 1), ("fp8_e4m3", p, p, 4 * p), ("fp8_e5m2", p, 1, 4 * p),
                          ("bf16", p, p - 1, 1), ("int8", 1, 1, 1), ("bf16", p, p, 4 * p)]:
-        a = await tb.place(allocator, 0, fmt, tb.values(fmt, (k, m)))
-        b = await tb.place(allocator, 0, fmt, tb.values(fmt, (k, n)))
+        a = await tb.place_all(allocator, 0, fmt, tb.values(fmt, (k, m)))
+        b = await tb.place_all(allocator, 0, fmt, tb.values(fmt, (k, n)))
         commands += [LoadStationary(0, a, k, m, fmt), ("multiply", 0, b, k, n, fmt)]
     # Three loads in a row, different shapes and types; only the last is used.
     for fmt, k, m in [("int8", p, p), ("bf16", 2, 3), ("fp8_e4m3", p // 2, p)]:
-        a = await tb.place(allocator, p - k, fmt, tb.values(fmt, (k, m)))
+        a = await tb.place_all(allocator, p - k, fmt, tb.values(fmt, (k, m)))
         commands.append(LoadStationary(p - k, a, k, m, fmt))
-    b = await tb.place(allocator, 0, "fp8_e4m3", tb.values("fp8_e4m3", (p // 2, 4 * p)))
+    b = await tb.place_all(allocator, 0, "fp8_e4m3", tb.values("fp8_e4m3", (p // 2, 4 * p)))
     commands.append(("multiply", 0, b, p // 2, 4 * p, "fp8_e4m3"))
     await run_round(tb, commands, "edge shapes")
 
@@ -385,11 +395,11 @@ async def int8_extremes_and_wrap(dut):
     p = tb.p
     allocator = Allocator(tb.sbuf_bytes)
     low = np.full((p, p), -128, np.int8)
-    a = await tb.place(allocator, 0, "int8", low, dims=[(1, p)])
-    b = await tb.place(allocator, 0, "int8", np.full((p, 4 * p), -128, np.int8), dims=[(1, 4 * p)])
+    a = await tb.place_all(allocator, 0, "int8", low, dims=[(1, p)])
+    b = await tb.place_all(allocator, 0, "int8", np.full((p, 4 * p), -128, np.int8), dims=[(1, 4 * p)])
     # A bf16 product with bits 0x7f7f0000 puts an int32 just below the wrap into every word of bank 7.
-    one = await tb.place(allocator, 0, "bf16", numerics.cast(np.ones((1, p)), "bf16"), dims=[(1, p)])
-    big = await tb.place(allocator, 0, "bf16", numerics.from_bits(np.full((1, 4 * p), 0x7F7F), "bf16"),
+    one = await tb.place_all(allocator, 0, "bf16", numerics.cast(np.ones((1, p)), "bf16"), dims=[(1, p)])
+    big = await tb.place_all(allocator, 0, "bf16", numerics.from_bits(np.full((1, 4 * p), 0x7F7F), "bf16"),
                          dims=[(1, 4 * p)])
     commands = [LoadStationary(0, a, p, p, "int8"), MultiplyMoving(0, b, p, 4 * p, "int8", 6, 0, False),
                 LoadStationary(0, one, 1, p, "bf16"), MultiplyMoving(0, big, 1, 4 * p, "bf16", 7, 0, False),
@@ -414,8 +424,8 @@ async def bad_commands_are_refused(dut):
     await tb.start()
     p = tb.p
     allocator = Allocator(tb.sbuf_bytes)
-    a = await tb.place(allocator, 0, "bf16", tb.values("bf16", (p, p)), dims=[(1, p)])
-    b = await tb.place(allocator, 0, "bf16", tb.values("bf16", (p, 4 * p)), dims=[(1, 4 * p)])
+    a = await tb.place_all(allocator, 0, "bf16", tb.values("bf16", (p, p)), dims=[(1, p)])
+    b = await tb.place_all(allocator, 0, "bf16", tb.values("bf16", (p, 4 * p)), dims=[(1, 4 * p)])
     load = LoadStationary(0, a, p, p, "bf16")
     good = MultiplyMoving(0, b, p, 4 * p, "bf16", 1, 0, False)
     near_end = AccessPattern(tb.sbuf_bytes - 2 * 4 * p, ((1, 4 * p),))  # its last byte is the partition's

@@ -38,3 +38,31 @@ def test_bench_bad_input_exits_2(tmp_path):
                                  str(tmp_path / "x.json")], capture_output=True, text=True)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert name in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bench_tensor_writes_consistent_figures(tmp_path):
+    """P = 4 (the block tests' build): the JSON has the issue's keys and they add up. The MFU goal itself
+    is for P = 16 and is a benchmark figure (docs/tensor_engine.md), not asserted here."""
+    require_simulator("verilator")
+    out = tmp_path / "tensor.json"
+    result = subprocess.run([sys.executable, "-m", "trntile", "bench", "tensor", "--partitions", "4", "--dtype",
+                             "int8", "--pairs", "6", "--json", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    f = json.loads(out.read_text())
+    assert {"partitions", "dtype", "n", "macs", "cycles", "mfu"} <= set(f)
+    assert (f["partitions"], f["dtype"], f["n"], f["pairs"]) == (4, "int8", 16, 6)
+    assert f["macs"] == 6 * 4 * 4 * 16
+    # From the first command accepted to the last PSUM write: at least the moving columns plus one fill
+    # and drain, at most each pair on its own.
+    assert 6 * 16 + 2 * 4 <= f["cycles"] <= 6 * f["single_pair_cycles"]
+    assert f["mfu"] == round(f["macs"] / (16 * f["cycles"]), 4)
+    assert f"mfu {f['mfu']:.4f}" in result.stdout and result.stdout.count("\n") == 1
+
+
+def test_bench_tensor_bad_input_exits_2(tmp_path):
+    for args, name in ((["--partitions", "12"], "--partitions"), (["--partitions", "4", "--n", "17"], "--n"),
+                       (["--n", "0"], "--n"), (["--dtype", "fp16"], "--dtype"), (["--pairs", "0"], "--pairs")):
+        result = subprocess.run([sys.executable, "-m", "trntile", "bench", "tensor", *args, "--json",
+                                 str(tmp_path / "t.json")], capture_output=True, text=True)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert name in result.stderr and "Traceback" not in result.stderr

@@ -6,11 +6,9 @@ import pytest
 from conftest import require_simulator
 
 from trntile.golden.tensor_engine import AccessPattern, LoadStationary, MultiplyMoving
+from trntile.hdl.sbuf_model import TEST_SBUF_BYTES
 from trntile.hdl.tensor_engine import TensorEngine, encode_command
 from trntile.sim.runner import run
-
-#: SBUF bytes per partition in the block tests (and ``trntile bench tensor``, so they share builds).
-SBUF_BYTES = 2048
 
 CASES = [pytest.param(4, "verilator", marks=pytest.mark.verilator, id="P4-verilator"),
          pytest.param(8, "verilator", marks=pytest.mark.verilator, id="P8-verilator"),
@@ -21,7 +19,7 @@ CASES = [pytest.param(4, "verilator", marks=pytest.mark.verilator, id="P4-verila
 @pytest.mark.parametrize("partitions,sim", CASES)
 def test_tensor_engine(partitions, sim):
     require_simulator(sim)
-    run("tensor_engine", {"partitions": partitions, "sbuf_bytes": SBUF_BYTES}, "trntile.tb.test_tensor_engine",
+    run("tensor_engine", {"partitions": partitions, "sbuf_bytes": TEST_SBUF_BYTES}, "trntile.tb.test_tensor_engine",
         sim=sim)
 
 
