@@ -291,7 +291,7 @@ class TensorEngine(wiring.Component):
         # ---- weight buffers ---------------------------------------------------------------------------
         drain = _drain_cycles(p)
         uses = [Signal(range(16), name=f"buffer{b}_uses") for b in range(2)]  # MultiplyMovings not yet streamed
-        drains = [Signal(range(drain + 1), name=f"buffer{b}_drain") for b in range(2)]
+        drains = [Signal(range(max(drain, 1) + 1), name=f"buffer{b}_drain") for b in range(2)]  # no 0-bit signals
         loaded = [Signal(name=f"buffer{b}_loaded") for b in range(2)]
         use_added = [Signal(name=f"buffer{b}_use_added") for b in range(2)]
         use_retired = [Signal(name=f"buffer{b}_use_retired") for b in range(2)]

@@ -29,7 +29,7 @@ def _crossbar(*, masters, slaves, data_width, id_width, max_outstanding, registe
                         addr_width=32, data_width=data_width, id_width=id_width,
                         max_outstanding=max_outstanding, register_slices=bool(register_slices))
 
-__all__ = ["Top", "TOPS", "ALL_PARAMS", "get_top", "resolve_params", "build", "to_verilog"]
+__all__ = ["Top", "TOPS", "ALL_PARAMS", "get_top", "resolve_params", "build", "to_verilog", "shared_modules_in"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,14 +115,18 @@ def build(name: str, **given) -> tuple[wiring.Component, dict[str, int]]:
 SHARED_MODULES: dict[str, Callable[[], str]] = {PE_MODULE: pe_verilog}
 
 
-def to_verilog(component: wiring.Component, name: str) -> str:
-    """The Verilog of ``component`` as module ``name``, followed by every shared module it instantiates."""
+def shared_modules_in(verilog: str) -> list[str]:
+    """The :data:`SHARED_MODULES` that ``verilog`` instantiates."""
     import re
 
+    return [module for module in SHARED_MODULES if re.search(rf"^\s*{re.escape(module)} ", verilog, re.M)]
+
+
+def to_verilog(component: wiring.Component, name: str) -> str:
+    """The Verilog of ``component`` as module ``name``, followed by every shared module it instantiates."""
     from amaranth.back import verilog
 
     text = verilog.convert(component, name=name)
-    for module, generate in SHARED_MODULES.items():
-        if re.search(rf"^\s*{re.escape(module)} ", text, re.M):
-            text += generate()
+    for module in shared_modules_in(text):
+        text += SHARED_MODULES[module]()
     return text

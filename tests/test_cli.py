@@ -1,6 +1,7 @@
 """``trntile verilog`` and ``trntile doctor`` as a user runs them: good input works, bad input exits 2."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -19,6 +20,10 @@ def test_verilog_writes_every_top(top, tmp_path):
     assert result.returncode == 0, result.stderr
     text = (tmp_path / f"{top}.v").read_text()
     assert f"module {top}(" in text
+    # Self-contained: every module instantiated (such as the shared PE) is defined in the file.
+    defined = set(re.findall(r"^module (\S+?)\s*\(", text, re.M))
+    instantiated = set(re.findall(r"^  (\\?[A-Za-z_][\w.$\\]*) +\\?[\w.$]+ +\($", text, re.M))
+    assert instantiated <= defined, f"instantiated but not defined: {instantiated - defined}"
     params = json.loads((tmp_path / "params.json").read_text())
     assert params["top"] == top
     assert params["params"] == {p.name: p.default for p in TOPS[top].params}
