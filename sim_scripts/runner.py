@@ -42,7 +42,7 @@ __all__ = ["SIMULATORS", "Design", "RunResult", "SimulationFailed", "design", "b
 SIMULATORS = ("verilator", "icarus")
 
 # Bump when the way builds are made changes, so old build directories are not reused.
-_BUILD_RECIPE = "2"
+_BUILD_RECIPE = "3"
 
 # Amaranth's Verilog widens and narrows on purpose; these are not defects in our designs.
 _VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNOPTFLAT"]
@@ -179,7 +179,7 @@ def build(d: Design, sim: str, *, waves: bool = False) -> Path:
         build_args = list(_VERILATOR_ARGS) if sim == "verilator" else []
         if sim == "verilator" and waves:
             build_args += ["--trace-fst", "--trace-structs"]
-        if sim == "verilator":
+        if sim == "verilator" and not waves:  # Verilator traces nothing inside a hierarchical block
             build_args += _hierarchical_args(d.verilog, build_dir)
         runner = get_runner(sim)
         log = build_dir / "build.log"
@@ -197,7 +197,8 @@ def _hierarchical_args(verilog: str, build_dir: Path) -> list[str]:
 
     Left to itself, Verilator generates the code of every instance separately: for the P = 16 tensor
     engine, 37 MB of C++ and minutes of compiling. As a hierarchical block the PE is compiled once and
-    the build takes seconds.
+    the build takes seconds. Builds with waves do without: Verilator traces nothing inside a hierarchical
+    block, and someone looking at waves wants the PEs' weights and sums.
     """
     from trntile.hdl.tops import shared_modules_in
 
