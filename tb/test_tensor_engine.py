@@ -5,8 +5,9 @@ Each test works in rounds: the testbench places every operand of a round in SBUF
 the write port, in the RTL), sends the round's commands back to back, waits for ``idle``, then reads every
 PSUM word back and compares it with the model (NaN as NaN where the word holds a float). Throughout, the
 command stream pauses at random and both SBUF read ports refuse requests and withhold responses at random,
-so every input of the engine sees backpressure and bubbles. The counters and completion pulses are
-checked against the commands the model executed, and refused commands against the model's error codes.
+and PSUM reads come with random gaps and backpressure, so every stream of the engine sees backpressure
+and bubbles. The counters and completion pulses are checked against the commands the model executed, and
+refused commands against the model's error codes.
 """
 
 from __future__ import annotations
@@ -136,21 +137,30 @@ class TensorEngineTB(ClockedTB):
         self.dut.sbuf_write__valid.value = 0
 
     async def read_psum(self) -> np.ndarray:
-        """Every PSUM word, one read per cycle (each read's data are sampled while the next is taken)."""
+        """Every PSUM word through the read port, at up to one read per cycle, with random gaps in the
+        requests and random backpressure on the data (none when the test runs without pauses)."""
         words = np.zeros(self.model.psum.shape, dtype=np.uint32)
         addresses = [(bank, offset) for bank in range(PSUM_BANKS) for offset in range(4 * self.p)]
-        self.dut.psum_read_data__ready.value = 1
-        for index in range(len(addresses) + 1):
-            if index < len(addresses):
-                bank, offset = addresses[index]
+        gaps, backpressure = pauses(self.rng, self.pause), pauses(self.rng, self.pause)
+        issued, received, outstanding = 0, 0, []
+        while received < len(addresses):
+            offer = issued < len(addresses) and not next(gaps)
+            if offer:
+                bank, offset = addresses[issued]
                 self.dut.psum_read__payload.value = pack(self.read_layout, {"bank": bank, "offset": offset})
-            self.dut.psum_read__valid.value = int(index < len(addresses))
-            if index:
-                await ReadOnly()
-                assert int(self.dut.psum_read_data__valid.value), "PSUM read data did not follow the read"
-                bank, offset = addresses[index - 1]
+            self.dut.psum_read__valid.value = int(offer)
+            self.dut.psum_read_data__ready.value = int(not next(backpressure))
+            await ReadOnly()
+            if int(self.dut.psum_read_data__valid.value) and int(self.dut.psum_read_data__ready.value):
+                assert outstanding, "PSUM read data with no read outstanding"
+                bank, offset = outstanding.pop(0)
                 words[:, bank, offset] = unpack(self.word_layout, int(self.dut.psum_read_data__payload.value))
+                received += 1
+            if offer and int(self.dut.psum_read__ready.value):
+                outstanding.append(addresses[issued])
+                issued += 1
             await RisingEdge(self.dut.clk)
+        self.dut.psum_read__valid.value = 0
         return words
 
     async def compare_psum(self, what: str) -> None:
