@@ -13,9 +13,10 @@ from collections.abc import Iterator
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-__all__ = ["design_params", "design_top", "test_rng", "pauses", "pack", "unpack", "ClockedTB", "CLOCK_PERIOD_NS"]
+__all__ = ["design_params", "design_top", "test_rng", "pauses", "pack", "unpack", "offer", "ClockedTB",
+           "CLOCK_PERIOD_NS"]
 
 CLOCK_PERIOD_NS = 10
 
@@ -85,6 +86,22 @@ def pauses(rng: random.Random, probability: float) -> Iterator[bool]:
             yield from [True] * rng.randint(4, 24)
         for _ in range(rng.randint(8, 64)):
             yield rng.random() < probability
+
+
+async def offer(dut, stream: str, payload: int) -> None:
+    """Drive one beat on the stream whose ports are ``<stream>__payload``, ``__valid`` and ``__ready``, and
+    return after the edge that transfers it. Ready is sampled settled (in the read-only phase) before that
+    edge, and valid is low again on return."""
+    getattr(dut, f"{stream}__payload").value = payload
+    getattr(dut, f"{stream}__valid").value = 1
+    ready = getattr(dut, f"{stream}__ready")
+    while True:
+        await ReadOnly()
+        taken = int(ready.value)
+        await RisingEdge(dut.clk)
+        if taken:
+            break
+    getattr(dut, f"{stream}__valid").value = 0
 
 
 class ClockedTB:

@@ -17,7 +17,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from trntile.golden import numerics
 from trntile.hdl.psum import PSUM_BANKS, psum_command_layout, psum_read_layout
 from trntile.hdl.systolic import INT8, result_layout
-from trntile.tb.common import ClockedTB, pack, unpack
+from trntile.tb.common import ClockedTB, offer, pack, unpack
 
 CODES = {"bf16": 0, "fp8_e4m3": 1, "fp8_e5m2": 2, "int8": INT8}
 
@@ -61,16 +61,8 @@ class PsumTB(ClockedTB):
             self.is_float[window] = f.is_float
 
     async def push_command(self, command: dict) -> None:
-        """Offer ``command`` until PSUM takes it (ready is seen settled, before the edge that transfers)."""
-        self.dut.command__payload.value = pack(self.command_layout, command)
-        self.dut.command__valid.value = 1
-        while True:
-            await ReadOnly()
-            ready = int(self.dut.command__ready.value)
-            await RisingEdge(self.dut.clk)
-            if ready:
-                break
-        self.dut.command__valid.value = 0
+        """Offer ``command`` until PSUM takes it."""
+        await offer(self.dut, "command", pack(self.command_layout, command))
 
     async def read_all(self) -> np.ndarray:
         words = np.zeros(self.model.shape, dtype=np.uint32)

@@ -25,7 +25,7 @@ from trntile.golden.tensor_engine import (PSUM_BANKS, AccessPattern, LoadStation
 from trntile.hdl.psum import psum_read_layout
 from trntile.hdl.sbuf_model import sbuf_write_layout
 from trntile.hdl.tensor_engine import encode_command, tensor_command_layout
-from trntile.tb.common import ClockedTB, design_params, pack, pauses, unpack
+from trntile.tb.common import ClockedTB, design_params, offer, pack, pauses, unpack
 
 FORMATS = list(numerics.DTYPES)
 
@@ -144,11 +144,11 @@ class TensorEngineTB(ClockedTB):
         gaps, backpressure = pauses(self.rng, self.pause), pauses(self.rng, self.pause)
         issued, received, outstanding = 0, 0, []
         while received < len(addresses):
-            offer = issued < len(addresses) and not next(gaps)
-            if offer:
+            requesting = issued < len(addresses) and not next(gaps)
+            if requesting:
                 bank, offset = addresses[issued]
                 self.dut.psum_read__payload.value = pack(self.read_layout, {"bank": bank, "offset": offset})
-            self.dut.psum_read__valid.value = int(offer)
+            self.dut.psum_read__valid.value = int(requesting)
             self.dut.psum_read_data__ready.value = int(not next(backpressure))
             await ReadOnly()
             if int(self.dut.psum_read_data__valid.value) and int(self.dut.psum_read_data__ready.value):
@@ -156,7 +156,7 @@ class TensorEngineTB(ClockedTB):
                 bank, offset = outstanding.pop(0)
                 words[:, bank, offset] = unpack(self.word_layout, int(self.dut.psum_read_data__payload.value))
                 received += 1
-            if offer and int(self.dut.psum_read__ready.value):
+            if requesting and int(self.dut.psum_read__ready.value):
                 outstanding.append(addresses[issued])
                 issued += 1
             await RisingEdge(self.dut.clk)
@@ -183,15 +183,7 @@ class TensorEngineTB(ClockedTB):
             while next(pause):
                 self.dut.command__valid.value = 0
                 await RisingEdge(self.dut.clk)
-            self.dut.command__payload.value = pack(tensor_command_layout, encode_command(command))
-            self.dut.command__valid.value = 1
-            while True:
-                await ReadOnly()
-                ready = int(self.dut.command__ready.value)
-                await RisingEdge(self.dut.clk)
-                if ready:
-                    break
-            self.dut.command__valid.value = 0
+            await offer(self.dut, "command", pack(tensor_command_layout, encode_command(command)))
             problem = self.model.problem(command)
             if problem:
                 self.expected["errors"] += 1
