@@ -26,12 +26,12 @@ import enum
 import numpy as np
 
 from . import numerics
+from .access_pattern import MAX_PATTERN_DIMS, walk_offsets
 
 __all__ = ["PSUM_BANKS", "MAX_PATTERN_DIMS", "TensorError", "AccessPattern", "LoadStationary", "MultiplyMoving",
            "TensorEngineModel"]
 
 PSUM_BANKS = 8
-MAX_PATTERN_DIMS = 4
 
 
 class TensorError(enum.IntEnum):
@@ -64,10 +64,7 @@ class AccessPattern:
 
     def offsets(self) -> np.ndarray:
         """Element offsets in walk order (the innermost dimension fastest)."""
-        offsets = np.zeros(1, dtype=np.int64)
-        for stride, count in self.dims:
-            offsets = (offsets[:, None] + stride * np.arange(count)[None, :]).reshape(-1)
-        return offsets
+        return walk_offsets(self.dims)
 
     @property
     def count(self) -> int:
