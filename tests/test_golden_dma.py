@@ -148,3 +148,38 @@ def test_overlapping_source_and_destination_are_refused():
     dma = model()
     with pytest.raises(ValueError, match="overlap"):
         dma.run(Descriptor(Endpoint.dram(0, [(1, 8)]), Endpoint.dram(4, [(1, 8)]), 1))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_descriptor_bytes_round_trip(seed):
+    from trntile.hdl.dma_descriptor import DESCRIPTOR_BYTES, decode, encode
+
+    rng = np.random.default_rng(seed)
+    dims = [(int(rng.integers(-(1 << 23), 1 << 23)), int(rng.integers(1, 5))) for _ in range(int(rng.integers(1, 4)))]
+    n = int(np.prod([c for _, c in dims]))
+    d = Descriptor(Endpoint.dram(int(rng.integers(0, 1 << 32)), dims),
+                   Endpoint.sbuf(int(rng.integers(0, 256)), n, int(rng.integers(0, 1 << 20)), [(1, 1)]),
+                   element_bytes=int(rng.choice([1, 2, 4])), semaphore=int(rng.integers(0, 256)),
+                   increment=int(rng.integers(0, 256)))
+    raw = encode(d)
+    assert len(raw) == DESCRIPTOR_BYTES
+    back = decode(raw)
+    assert back.source.byte_indices(4, 1024).tolist() == d.source.byte_indices(4, 1024).tolist()
+    assert back.destination.byte_indices(4, 1024).tolist() == d.destination.byte_indices(4, 1024).tolist()
+    assert (back.element_bytes, back.semaphore, back.increment) == (d.element_bytes, d.semaphore, d.increment)
+
+
+@pytest.mark.parametrize("patch,message", [
+    (lambda f: f.update(element_size=3), r"element_size must be 0\.\.2"),
+    (lambda f: f["source"].update(space=2), r"space must be 0 \(DRAM\) or 1 \(SBUF\), not 2"),
+    (lambda f: f["destination"]["dims"][3].update(count=0), r"dims\[0\] count must be an integer in 1\.\.65535, not 0"),
+    (lambda f: f["destination"]["dims"][0].update(stride=2), r"sbuf dims\[0\] walks partitions: its stride must be 1"),
+    (lambda f: f["source"]["dims"][3].update(count=3), r"source walks 6 elements but destination 4"),
+])
+def test_decoding_bad_bits_names_the_field(patch, message):
+    from trntile.hdl.dma_descriptor import descriptor_layout, decode, fields
+
+    f = fields(Descriptor(Endpoint.dram(0, [(1, 2), (1, 2)]), Endpoint.sbuf(0, 2, 0, [(1, 2)]), 1))
+    patch(f)
+    with pytest.raises(ValueError, match=message):
+        decode(descriptor_layout.const(f).as_value().value)
