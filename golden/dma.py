@@ -29,6 +29,7 @@ import enum
 
 import numpy as np
 
+from ..hdl.params import PARTITIONS, SBUF_BYTES
 from .access_pattern import MAX_PATTERN_DIMS, walk_offsets
 
 __all__ = ["Space", "DmaError", "Endpoint", "Descriptor", "DmaModel", "ELEMENT_BYTES", "STRIDE_BITS",
@@ -150,8 +151,10 @@ class DmaModel:
     """DRAM (``dram_bytes``), SBUF (``partitions`` x ``sbuf_bytes``) and semaphores."""
 
     def __init__(self, *, dram_bytes: int, partitions: int, sbuf_bytes: int, semaphores: int = 32):
-        self.partitions = partitions
-        self.sbuf_bytes = sbuf_bytes
+        self.partitions = PARTITIONS.validate(partitions)
+        self.sbuf_bytes = SBUF_BYTES.validate(sbuf_bytes)
+        if isinstance(dram_bytes, bool) or not isinstance(dram_bytes, int) or not 1 <= dram_bytes <= 1 << ADDRESS_BITS:
+            raise ValueError(f"dram_bytes must be an integer in 1..{1 << ADDRESS_BITS}, not {dram_bytes!r}")
         self.dram = np.zeros(dram_bytes, dtype=np.uint8)
         self.sbuf = np.zeros((partitions, sbuf_bytes), dtype=np.uint8)
         self.semaphores = np.zeros(semaphores, dtype=np.uint32)

@@ -26,6 +26,7 @@ import enum
 import numpy as np
 
 from . import numerics
+from ..hdl.params import PARTITIONS, SBUF_BYTES
 from .access_pattern import MAX_PATTERN_DIMS, walk_offsets
 
 __all__ = ["PSUM_BANKS", "MAX_PATTERN_DIMS", "TensorError", "AccessPattern", "LoadStationary", "MultiplyMoving",
@@ -131,10 +132,8 @@ class TensorEngineModel:
     """SBUF, PSUM and the stationary registers of one tensor engine with P = ``partitions``."""
 
     def __init__(self, partitions: int, *, sbuf_bytes: int = 16 * 1024):
-        if partitions < 1 or partitions & (partitions - 1) or partitions > 128:
-            raise ValueError(f"partitions must be a power of two in 1..128, not {partitions!r}")
-        self.partitions = partitions
-        self.sbuf_bytes = sbuf_bytes
+        self.partitions = PARTITIONS.validate(partitions)
+        self.sbuf_bytes = SBUF_BYTES.validate(sbuf_bytes)
         self.sbuf = np.zeros((partitions, sbuf_bytes), dtype=np.uint8)
         self.psum = np.zeros((partitions, PSUM_BANKS, 4 * partitions), dtype=np.uint32)
         self.stationary: np.ndarray | None = None  # K x M, in its format

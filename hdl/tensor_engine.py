@@ -64,7 +64,10 @@ tensor_command_layout = data.StructLayout({
 
 def sbuf_read_signature(partitions: int) -> wiring.Signature:
     """A read port on the SBUF, seen from the reader: ``request`` {byte address, wide} and, in request
-    order, ``response``: one element per partition (2 bytes if ``wide``, else 1, zero-extended to 16 bits)."""
+    order, ``response``: one element per partition (2 bytes if ``wide``, else 1, zero-extended to 16 bits).
+
+    A response comes at least one cycle after its request (the tensor engine's weight-buffer timing,
+    ``_drain_cycles``, counts on it; any registered memory meets it)."""
     return wiring.Signature({
         "request": Out(stream.Signature(data.StructLayout({"address": ADDRESS_BITS, "wide": 1}))),
         "response": In(stream.Signature(data.ArrayLayout(16, partitions))),
@@ -150,7 +153,8 @@ class TensorEngine(wiring.Component):
         Commands, in program order.
     stationary_read, moving_read : ``Out(sbuf_read_signature(P))``
         SBUF read ports for LoadStationary and MultiplyMoving operands. Responses are taken as they come
-        (``response.ready`` is 1); the engine keeps up to ``_TAGS`` moving reads outstanding.
+        (``response.ready`` is high whenever a response is due); the engine keeps up to ``_TAGS`` moving
+        reads outstanding.
     psum_read : ``In(stream.Signature({bank, offset}))``; psum_read_data : ``Out(stream.Signature(ArrayLayout(32, P)))``
         Read one word of every PSUM partition (for the ACT engine and testbenches); data one cycle later.
     idle : ``Out(1)``
@@ -171,7 +175,7 @@ class TensorEngine(wiring.Component):
         unless the engine itself is broken.
     """
 
-    _TAGS = 8  # moving reads outstanding: full rate for an SBUF read latency up to 6 cycles
+    _TAGS = 8  # moving reads outstanding, sized for full rate at an SBUF read latency of up to 6 cycles
 
     def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default):
         self._partitions = PARTITIONS.validate(partitions)

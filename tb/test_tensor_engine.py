@@ -92,6 +92,8 @@ class TensorEngineTB(ClockedTB):
         self.word_layout = data.ArrayLayout(32, self.p)
         self.pause = pause
         self.pulses = {"load_done": 0, "multiply_done": 0}
+        self.last_pulse = {"load_done": None, "multiply_done": None}  # cycle of the latest pulse
+        self.was_idle, self.became_idle = True, None
         self.expected = {"load_done": 0, "multiply_done": 0, "macs": 0, "errors": 0}
         for name in ("command__valid", "sbuf_write__valid", "psum_read__valid", "psum_read_data__ready",
                      "stall", "error_clear"):
@@ -111,7 +113,12 @@ class TensorEngineTB(ClockedTB):
             await ReadOnly()
             self.cycle += 1
             for name in self.pulses:
-                self.pulses[name] += int(getattr(self.dut, name).value)
+                if int(getattr(self.dut, name).value):
+                    self.pulses[name] += 1
+                    self.last_pulse[name] = self.cycle
+            if int(self.dut.idle.value) and not self.was_idle:
+                self.became_idle = self.cycle
+            self.was_idle = bool(int(self.dut.idle.value))
             assert not int(self.dut.fault.value), "the engine's PSUM saw a result with no write command"
 
     async def _stalls(self):
@@ -429,6 +436,48 @@ async def int8_extremes_and_wrap(dut):
 
 
 @cocotb.test(timeout_time=200, timeout_unit="ms")
+async def completion_timing(dut):
+    """One pair alone, for several M and N: ``busy_cycles`` counts exactly M + N + 2P + 6 cycles (the figure
+    the MFU rests on), ``multiply_done`` pulses in the first idle cycle, and the last word written reads
+    back right away."""
+    tb = TensorEngineTB(dut, pause=0.0)
+    await tb.start()
+    p = tb.p
+    for m, n in [(p, 4 * p), (p, 1), (1, 1), (p - 1, 3), (p, 2 * p + 1)]:
+        allocator = Allocator(tb.sbuf_bytes)
+        a = await tb.place_all(allocator, 0, "bf16", tb.values("bf16", (p, m)), dims=[(1, m)])
+        b = await tb.place_all(allocator, 0, "bf16", tb.values("bf16", (p, n)), dims=[(1, n)])
+        bank, offset = tb.rng.randrange(PSUM_BANKS), 4 * p - n
+        await ReadOnly()
+        before = int(dut.busy_cycles.value)
+        await RisingEdge(dut.clk)
+        await tb.send([LoadStationary(0, a, p, m, "bf16"), MultiplyMoving(0, b, p, n, "bf16", bank, offset, True)])
+        while not int(dut.idle.value) or tb.last_pulse["multiply_done"] is None \
+                or tb.last_pulse["multiply_done"] < tb.became_idle:
+            await RisingEdge(dut.clk)
+            await ReadOnly()
+        busy = int(dut.busy_cycles.value) - before
+        assert busy == m + n + 2 * p + 6, f"M={m} N={n}: {busy} busy cycles, expected M + N + 2P + 6 = {m + n + 2 * p + 6}"
+        assert tb.last_pulse["multiply_done"] == tb.became_idle, \
+            f"multiply_done at cycle {tb.last_pulse['multiply_done']}, idle from {tb.became_idle}"
+        await RisingEdge(dut.clk)
+        # The last word of the last column (written in the final busy cycle) is already there.
+        tb.dut.psum_read__payload.value = pack(tb.read_layout, {"bank": bank, "offset": 4 * p - 1})
+        tb.dut.psum_read__valid.value = 1
+        tb.dut.psum_read_data__ready.value = 1
+        await RisingEdge(dut.clk)
+        tb.dut.psum_read__valid.value = 0
+        await ReadOnly()
+        got = unpack(tb.word_layout, int(dut.psum_read_data__payload.value))[m - 1]
+        want = int(tb.model.psum[m - 1, bank, 4 * p - 1])
+        assert got == want or (_is_nan(got) and _is_nan(want)), \
+            f"M={m} N={n}: word read at once after idle is {got:#010x}, model {want:#010x}"
+        await RisingEdge(dut.clk)
+    await tb.compare_psum("completion timing")
+    await tb.check_counters()
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
 async def bad_commands_are_refused(dut):
     """Each kind of bad command, between good ones: refused with the model's error code, PSUM untouched,
     the next command runs; the first error is held until cleared."""
@@ -483,8 +532,12 @@ async def bad_commands_are_refused(dut):
         await RisingEdge(dut.clk)
 
     await refused("no stationary yet", good, load)
-    for index, (name, command) in enumerate(bad):
-        await refused(name, command, dataclasses.replace(good, psum_bank=index % PSUM_BANKS))
+    # Each good command after a bad one accumulates onto the bad one's bank and offset (bank 1, word 0), so
+    # a refused MultiplyMoving that overwrote them anyway would show in PSUM, not only in the counters.
+    follow = dataclasses.replace(good, accumulate=True)
+    await tb.send([good])
+    for name, command in bad:
+        await refused(name, command, follow)
     assert covered == set(TensorError) - {TensorError.NONE}, f"testbench: codes not covered: {set(TensorError) - covered}"
     # Commands with several faults at once: the code reported is the model's, the first in check order.
     faults = [
@@ -505,7 +558,7 @@ async def bad_commands_are_refused(dut):
         for fault in tb.rng.sample(faults, tb.rng.randint(2, 4)):
             command = fault(command)
         if tb.model.problem(command) is not None:
-            await refused(f"faults {index}: {command}", command, dataclasses.replace(good, psum_bank=index % PSUM_BANKS))
+            await refused(f"faults {index}: {command}", command, follow)
         await tb.send([load])  # a fault-free stationary operand again, whatever that command did
     # A pattern that ends exactly at the end of the partition is fine.
     await tb.write_sbuf(0, near_end, tb.values("bf16", (p, 4 * p)))

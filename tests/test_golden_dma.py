@@ -183,3 +183,13 @@ def test_decoding_bad_bits_names_the_field(patch, message):
     patch(f)
     with pytest.raises(ValueError, match=message):
         decode(descriptor_layout.const(f).as_value().value)
+
+
+@pytest.mark.parametrize("given,message", [
+    ({"partitions": 3}, r"partitions must be a power of two in 4\.\.128, not 3"),
+    ({"sbuf_bytes": 512}, r"sbuf_bytes must be a power of two in 1024\.\.262144, not 512"),
+    ({"dram_bytes": 0}, r"dram_bytes must be an integer in 1\.\.4294967296, not 0"),
+])
+def test_model_parameters_are_checked(given, message):
+    with pytest.raises(ValueError, match=message):
+        DmaModel(**{"dram_bytes": 4096, "partitions": 4, "sbuf_bytes": 1024, **given})

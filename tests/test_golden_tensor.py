@@ -158,3 +158,12 @@ def test_load_stationary_limits():
         te.load_stationary(LoadStationary(0, AccessPattern.contiguous(0, 5), 4, 5, "bf16"))
     with pytest.raises(ValueError, match="MultiplyMoving before any LoadStationary"):
         te.multiply_moving(MultiplyMoving(0, AccessPattern.contiguous(0, 1), 1, 1, "bf16", 0, 0, False))
+
+
+@pytest.mark.parametrize("given,message", [
+    ({"partitions": 2}, r"partitions must be a power of two in 4\.\.128, not 2"),
+    ({"partitions": 4, "sbuf_bytes": 1000}, r"sbuf_bytes must be a power of two in 1024\.\.262144, not 1000"),
+])
+def test_model_parameters_are_checked(given, message):
+    with pytest.raises(ValueError, match=message):
+        TensorEngineModel(**given)
