@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["Param", "PARTITIONS", "SBUF_BYTES", "STREAM_WIDTH", "FIFO_DEPTH", "AXI_DATA_WIDTH", "AXI_ID_WIDTH",
+__all__ = ["Param", "PARTITIONS", "SBUF_BYTES", "SBUF_LATENCY", "STREAM_WIDTH", "FIFO_DEPTH", "AXI_DATA_WIDTH", "AXI_ID_WIDTH",
            "XBAR_MASTERS", "XBAR_SLAVES", "MAX_OUTSTANDING", "REGISTER_SLICES", "is_power_of_two"]
 
 
@@ -79,6 +79,10 @@ PARTITIONS = Param(
 SBUF_BYTES = Param(
     "sbuf_bytes", default=16 * 1024, minimum=1024, maximum=256 * 1024, power_of_two=True,
     help="bytes in each SBUF partition")
+
+SBUF_LATENCY = Param(
+    "sbuf_latency", default=1, minimum=1, maximum=8,
+    help="read latency of the block tests' SBUF model, in cycles")
 
 STREAM_WIDTH = Param(
     "width", default=32, minimum=1, maximum=4096,

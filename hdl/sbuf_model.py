@@ -7,11 +7,11 @@ tested on its own, under backpressure and bubbles the testbench chooses.
 """
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 
-from .params import PARTITIONS, SBUF_BYTES
+from .params import PARTITIONS, SBUF_BYTES, SBUF_LATENCY
 from .tensor_engine import sbuf_read_signature
 
 __all__ = ["SBUFModel", "TensorEngineBlock", "sbuf_write_layout", "TEST_SBUF_BYTES"]
@@ -30,21 +30,31 @@ def sbuf_write_layout(partitions: int, sbuf_bytes: int) -> data.StructLayout:
 class SBUFModel(wiring.Component):
     """P banks of ``sbuf_bytes`` each (see the module docstring).
 
+    Parameters
+    ----------
+    partitions, sbuf_bytes : int
+        P and the bytes in each partition.
+    latency : int
+        Cycles from a read request to its response, 1..8. With latency L a port keeps up to L + 1 reads
+        outstanding, so it answers one read per cycle when nothing stalls.
+
     Members
     -------
     write : ``In(stream.Signature(sbuf_write_layout(P, sbuf_bytes)))``
         Always ready; written at the end of the cycle.
     read0, read1 : ``In(sbuf_read_signature(P))``
-        Read ports: a request taken in cycle t is answered from cycle t + 1, in order; byte address, 16-bit
+        Read ports: a request taken in cycle t is answered from cycle t + L, in order; byte address, 16-bit
         elements must be 2-byte aligned.
     stall : ``In(4)``
         For read port i, bit 2i refuses requests and bit 2i + 1 withholds the response, for as long as
         they are set.
     """
 
-    def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default):
+    def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default,
+                 latency: int = SBUF_LATENCY.default):
         self._p = PARTITIONS.validate(partitions)
         self._bytes = SBUF_BYTES.validate(sbuf_bytes)
+        self._latency = SBUF_LATENCY.validate(latency)
         super().__init__({
             "write": In(stream.Signature(sbuf_write_layout(self._p, self._bytes))),
             "read0": In(sbuf_read_signature(self._p)),
@@ -54,35 +64,61 @@ class SBUFModel(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        p = self._p
+        p, latency = self._p, self._latency
+        elements = data.ArrayLayout(16, p)
         m.d.comb += self.write.ready.eq(1)
-        ports = []  # per read port: (response, enable, word address, wide, high byte)
-        for index, port in enumerate([self.read0, self.read1]):
-            request, response = port.request, port.response
-            holding = Signal(name=f"read{index}_holding")  # a response is waiting to be taken
-            wide = Signal(name=f"read{index}_wide")
-            high_byte = Signal(name=f"read{index}_high_byte")
-            withhold = self.stall[2 * index + 1]
-            taken = response.valid & response.ready
-            m.d.comb += [request.ready.eq(~self.stall[2 * index] & (~holding | taken)),
-                         response.valid.eq(holding & ~withhold)]
-            with m.If(request.valid & request.ready):
-                m.d.sync += [holding.eq(1), wide.eq(request.payload.wide), high_byte.eq(request.payload.address[0])]
-            with m.Elif(taken):
-                m.d.sync += holding.eq(0)
-            ports.append((response, request.valid & request.ready, request.payload.address[1:], wide, high_byte))
-
+        banks = []
         for partition in range(p):
             bank = Memory(shape=16, depth=self._bytes // 2, init=[])
             m.submodules[f"bank{partition}"] = bank
             write = bank.write_port()
             m.d.comb += [write.addr.eq(self.write.payload.address), write.data.eq(self.write.payload.data[partition]),
                          write.en.eq(self.write.valid & self.write.payload.mask[partition])]
-            for response, enable, word, wide, high_byte in ports:
+            banks.append(bank)
+
+        for index, port in enumerate([self.read0, self.read1]):
+            request, response = port.request, port.response
+            refuse, withhold = self.stall[2 * index], self.stall[2 * index + 1]
+            accept = Signal(name=f"read{index}_accept")
+            taken = Signal(name=f"read{index}_taken")
+            outstanding = Signal(range(latency + 2), name=f"read{index}_outstanding")
+            m.d.comb += [accept.eq(request.valid & request.ready), taken.eq(response.valid & response.ready),
+                         request.ready.eq(~refuse & (outstanding < latency + 1))]
+            m.d.sync += outstanding.eq(outstanding + accept - taken)
+
+            # The memory answers in the next cycle; pick the element out of each 16-bit word.
+            wide = Signal(name=f"read{index}_wide")
+            high_byte = Signal(name=f"read{index}_high_byte")
+            with m.If(accept):
+                m.d.sync += [wide.eq(request.payload.wide), high_byte.eq(request.payload.address[0])]
+            read_data = Signal(elements, name=f"read{index}_data")
+            for partition, bank in enumerate(banks):
                 read = bank.read_port()
-                m.d.comb += [read.addr.eq(word), read.en.eq(enable)]
+                m.d.comb += [read.addr.eq(request.payload.address[1:]), read.en.eq(accept)]
                 byte = Mux(high_byte, read.data[8:], read.data[:8])
-                m.d.comb += response.payload[partition].eq(Mux(wide, read.data, byte))
+                m.d.comb += read_data[partition].eq(Mux(wide, read.data, byte))
+            arrived = Signal(name=f"read{index}_arrived")
+            m.d.sync += arrived.eq(accept)
+
+            # Latency - 1 more cycles of delay, then a FIFO that holds what a withheld or unread port
+            # has not yet given (never more than the reads outstanding).
+            valid, value = arrived, read_data
+            for stage in range(latency - 1):
+                delayed_valid = Signal(name=f"read{index}_stage{stage}_valid")
+                delayed = Signal(elements, name=f"read{index}_stage{stage}")
+                m.d.sync += [delayed_valid.eq(valid), delayed.eq(value)]
+                valid, value = delayed_valid, delayed
+            m.submodules[f"read{index}_queue"] = queue = fifo.SyncFIFO(width=elements.size, depth=latency + 1)
+            m.d.comb += [queue.w_en.eq(valid), queue.w_data.eq(value)]
+            # A response that arrives to an empty queue goes straight out (so latency 1 means one cycle).
+            bypass = ~queue.r_rdy
+            m.d.comb += [
+                response.valid.eq(~withhold & (queue.r_rdy | valid)),
+                response.payload.eq(Mux(bypass, value, queue.r_data)),
+                queue.r_en.eq(taken & queue.r_rdy),
+            ]
+            with m.If(bypass & taken):
+                m.d.comb += queue.w_en.eq(0)
         return m
 
 
@@ -97,11 +133,12 @@ class TensorEngineBlock(wiring.Component):
 
     _STATUS = ("idle", "load_done", "multiply_done", "error", "error_code", "errors", "busy_cycles", "macs", "fault")
 
-    def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default):
+    def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default,
+                 sbuf_latency: int = SBUF_LATENCY.default):
         from .tensor_engine import TensorEngine
 
         self._engine = TensorEngine(partitions=partitions, sbuf_bytes=sbuf_bytes)
-        self._sbuf = SBUFModel(partitions=partitions, sbuf_bytes=sbuf_bytes)
+        self._sbuf = SBUFModel(partitions=partitions, sbuf_bytes=sbuf_bytes, latency=sbuf_latency)
         engine = self._engine.signature.members
         members = {
             "command": engine["command"], "psum_read": engine["psum_read"],

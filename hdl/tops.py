@@ -76,8 +76,9 @@ TOPS: dict[str, Top] = {top.name: top for top in [
     Top("psum", "PSUM: P partitions x 8 banks x 4P words, overwrite or accumulate",
         (p.PARTITIONS,), lambda *, partitions: PSUM(partitions=partitions)),
     Top("tensor_engine", "tensor engine (commands, array, PSUM) on a P-bank SBUF model with stall inputs",
-        (p.PARTITIONS, p.SBUF_BYTES),
-        lambda *, partitions, sbuf_bytes: TensorEngineBlock(partitions=partitions, sbuf_bytes=sbuf_bytes)),
+        (p.PARTITIONS, p.SBUF_BYTES, p.SBUF_LATENCY),
+        lambda *, partitions, sbuf_bytes, sbuf_latency: TensorEngineBlock(
+            partitions=partitions, sbuf_bytes=sbuf_bytes, sbuf_latency=sbuf_latency)),
 ]}
 
 #: Every parameter some top takes, by name (the command line offers each as an option).

@@ -33,7 +33,7 @@ async def busy_cycles(tb: TensorEngineTB) -> int:
     return value
 
 
-@cocotb.test(timeout_time=1000, timeout_unit="ms")
+@cocotb.test(timeout_time=100, timeout_unit="ms")
 async def tensor_engine_utilization(dut):
     tb = TensorEngineTB(dut, pause=0.0)
     await tb.start()

@@ -88,20 +88,22 @@ def pauses(rng: random.Random, probability: float) -> Iterator[bool]:
             yield rng.random() < probability
 
 
-async def offer(dut, stream: str, payload: int) -> None:
+async def offer(dut, stream: str, payload: int, *, limit: int = 20_000) -> None:
     """Drive one beat on the stream whose ports are ``<stream>__payload``, ``__valid`` and ``__ready``, and
     return after the edge that transfers it. Ready is sampled settled (in the read-only phase) before that
-    edge, and valid is low again on return."""
+    edge, and valid is low again on return. A beat not taken within ``limit`` cycles fails the test
+    (a design that stops taking input must not hang its testbench)."""
     getattr(dut, f"{stream}__payload").value = payload
     getattr(dut, f"{stream}__valid").value = 1
     ready = getattr(dut, f"{stream}__ready")
-    while True:
+    for _ in range(limit):
         await ReadOnly()
         taken = int(ready.value)
         await RisingEdge(dut.clk)
         if taken:
-            break
-    getattr(dut, f"{stream}__valid").value = 0
+            getattr(dut, f"{stream}__valid").value = 0
+            return
+    raise AssertionError(f"{stream}: a beat was not taken within {limit} cycles")
 
 
 class ClockedTB:

@@ -150,7 +150,9 @@ class TensorEngineTB(ClockedTB):
         addresses = [(bank, offset) for bank in range(PSUM_BANKS) for offset in range(4 * self.p)]
         gaps, backpressure = pauses(self.rng, self.pause), pauses(self.rng, self.pause)
         issued, received, outstanding = 0, 0, []
-        while received < len(addresses):
+        for cycle in range(20 * len(addresses) + 1000):
+            if received == len(addresses):
+                break
             requesting = issued < len(addresses) and not next(gaps)
             if requesting:
                 bank, offset = addresses[issued]
@@ -167,6 +169,8 @@ class TensorEngineTB(ClockedTB):
                 outstanding.append(addresses[issued])
                 issued += 1
             await RisingEdge(self.dut.clk)
+        else:
+            raise AssertionError(f"PSUM read-out stuck: {received} of {len(addresses)} words after {cycle} cycles")
         self.dut.psum_read__valid.value = 0
         return words
 
@@ -333,7 +337,7 @@ def _rounds() -> int:
     return 8 if design_params()["partitions"] <= 8 else 4
 
 
-@cocotb.test(timeout_time=200, timeout_unit="ms")
+@cocotb.test(timeout_time=20, timeout_unit="ms")
 @cocotb.parametrize(pause=[0.0, 0.3])
 async def random_commands(dut, pause: float):
     """Random K, M in [1, P], N in [1, 4P], every dtype, partitions, 1-4-D patterns, banks, offsets,
@@ -345,7 +349,7 @@ async def random_commands(dut, pause: float):
         await run_round(tb, commands, f"round {index}")
 
 
-@cocotb.test(timeout_time=200, timeout_unit="ms")
+@cocotb.test(timeout_time=20, timeout_unit="ms")
 async def special_values(dut):
     """NaN, +-Inf, subnormal inputs and products, overflow to Inf, underflow, -0.0, cancellation."""
     tb = TensorEngineTB(dut)
@@ -384,7 +388,7 @@ async def special_values(dut):
         await run_round(tb, await random_round(tb, specials=0.6), f"special round {index}")
 
 
-@cocotb.test(timeout_time=200, timeout_unit="ms")
+@cocotb.test(timeout_time=20, timeout_unit="ms")
 async def shapes_at_the_edges(dut):
     """K = 1, N = 1, N = 4P, M < P, full K = M = P, and back-to-back LoadStationary without a multiply."""
     tb = TensorEngineTB(dut)
@@ -406,7 +410,7 @@ async def shapes_at_the_edges(dut):
     await run_round(tb, commands, "edge shapes")
 
 
-@cocotb.test(timeout_time=200, timeout_unit="ms")
+@cocotb.test(timeout_time=20, timeout_unit="ms")
 async def int8_extremes_and_wrap(dut):
     """-128 x -128 summed over K = P, and int32 wrap-around through repeated accumulation."""
     tb = TensorEngineTB(dut, pause=0.1)
@@ -435,14 +439,14 @@ async def int8_extremes_and_wrap(dut):
     await tb.check_counters()
 
 
-@cocotb.test(timeout_time=200, timeout_unit="ms")
+@cocotb.test(timeout_time=20, timeout_unit="ms")
 async def completion_timing(dut):
-    """One pair alone, for several M and N: ``busy_cycles`` counts exactly M + N + 2P + 6 cycles (the figure
-    the MFU rests on), ``multiply_done`` pulses in the first idle cycle, and the last word written reads
-    back right away."""
+    """One pair alone, for several M and N: ``busy_cycles`` counts exactly M + N + 2P + 4 + 2L cycles for an
+    SBUF read latency L (the figure the MFU rests on), ``multiply_done`` pulses in the first idle cycle, and
+    the last word written reads back right away."""
     tb = TensorEngineTB(dut, pause=0.0)
     await tb.start()
-    p = tb.p
+    p, latency = tb.p, tb.params["sbuf_latency"]
     for m, n in [(p, 4 * p), (p, 1), (1, 1), (p - 1, 3), (p, 2 * p + 1)]:
         allocator = Allocator(tb.sbuf_bytes)
         a = await tb.place_all(allocator, 0, "bf16", tb.values("bf16", (p, m)), dims=[(1, m)])
@@ -452,12 +456,17 @@ async def completion_timing(dut):
         before = int(dut.busy_cycles.value)
         await RisingEdge(dut.clk)
         await tb.send([LoadStationary(0, a, p, m, "bf16"), MultiplyMoving(0, b, p, n, "bf16", bank, offset, True)])
-        while not int(dut.idle.value) or tb.last_pulse["multiply_done"] is None \
-                or tb.last_pulse["multiply_done"] < tb.became_idle:
+        for _ in range(20_000):
+            if int(dut.idle.value) and tb.last_pulse["multiply_done"] is not None \
+                    and tb.last_pulse["multiply_done"] >= tb.became_idle:
+                break
             await RisingEdge(dut.clk)
             await ReadOnly()
+        else:
+            raise AssertionError(f"M={m} N={n}: no multiply_done and idle within 20000 cycles")
         busy = int(dut.busy_cycles.value) - before
-        assert busy == m + n + 2 * p + 6, f"M={m} N={n}: {busy} busy cycles, expected M + N + 2P + 6 = {m + n + 2 * p + 6}"
+        want_busy = m + n + 2 * p + 4 + 2 * latency
+        assert busy == want_busy, f"M={m} N={n}: {busy} busy cycles, expected M + N + 2P + 4 + 2L = {want_busy}"
         assert tb.last_pulse["multiply_done"] == tb.became_idle, \
             f"multiply_done at cycle {tb.last_pulse['multiply_done']}, idle from {tb.became_idle}"
         await RisingEdge(dut.clk)
@@ -477,7 +486,7 @@ async def completion_timing(dut):
     await tb.check_counters()
 
 
-@cocotb.test(timeout_time=200, timeout_unit="ms")
+@cocotb.test(timeout_time=20, timeout_unit="ms")
 async def bad_commands_are_refused(dut):
     """Each kind of bad command, between good ones: refused with the model's error code, PSUM untouched,
     the next command runs; the first error is held until cleared."""

@@ -10,17 +10,20 @@ from trntile.hdl.sbuf_model import TEST_SBUF_BYTES
 from trntile.hdl.tensor_engine import TensorEngine, encode_command
 from trntile.sim.runner import run
 
-CASES = [pytest.param(4, "verilator", marks=pytest.mark.verilator, id="P4-verilator"),
-         pytest.param(8, "verilator", marks=pytest.mark.verilator, id="P8-verilator"),
-         pytest.param(16, "verilator", marks=pytest.mark.verilator, id="P16-verilator"),
-         pytest.param(4, "icarus", marks=pytest.mark.icarus, id="P4-icarus")]
+# The SBUF model answers in 1 cycle unless said otherwise; with latency 4 up to 5 reads per port are
+# outstanding, which exercises the engine's tag queue (the real SBUF is slower than the model).
+CASES = [pytest.param(4, 1, "verilator", marks=pytest.mark.verilator, id="P4-verilator"),
+         pytest.param(4, 4, "verilator", marks=pytest.mark.verilator, id="P4-latency4-verilator"),
+         pytest.param(8, 1, "verilator", marks=pytest.mark.verilator, id="P8-verilator"),
+         pytest.param(16, 1, "verilator", marks=pytest.mark.verilator, id="P16-verilator"),
+         pytest.param(4, 1, "icarus", marks=pytest.mark.icarus, id="P4-icarus")]
 
 
-@pytest.mark.parametrize("partitions,sim", CASES)
-def test_tensor_engine(partitions, sim):
+@pytest.mark.parametrize("partitions,latency,sim", CASES)
+def test_tensor_engine(partitions, latency, sim):
     require_simulator(sim)
-    run("tensor_engine", {"partitions": partitions, "sbuf_bytes": TEST_SBUF_BYTES}, "trntile.tb.test_tensor_engine",
-        sim=sim)
+    run("tensor_engine", {"partitions": partitions, "sbuf_bytes": TEST_SBUF_BYTES, "sbuf_latency": latency},
+        "trntile.tb.test_tensor_engine", sim=sim)
 
 
 @pytest.mark.parametrize("given,message", [
