@@ -16,6 +16,7 @@ from .axi_crossbar import AXI4Crossbar
 from .csr import Field, RegisterBlock, RegisterMap
 from .fp import FP32Adder, FPMultiplier
 from .psum import PSUM
+from .sbuf import SBUF
 from .sbuf_model import TensorEngineBlock
 from .systolic import PE_MODULE, SystolicArray, pe_verilog
 from .stream import StreamFIFO, StreamRegisterSlice
@@ -75,6 +76,10 @@ TOPS: dict[str, Top] = {top.name: top for top in [
         (p.PARTITIONS,), lambda *, partitions: SystolicArray(partitions=partitions)),
     Top("psum", "PSUM: P partitions x 8 banks x 4P words, overwrite or accumulate",
         (p.PARTITIONS,), lambda *, partitions: PSUM(partitions=partitions)),
+    Top("sbuf", "SBUF: P banks of bus words; a dedicated moving-read port and a round-robin shared port",
+        (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH),
+        lambda *, partitions, sbuf_bytes, data_width: SBUF(partitions=partitions, sbuf_bytes=sbuf_bytes,
+                                                             data_width=data_width)),
     Top("tensor_engine", "tensor engine (commands, array, PSUM) on a P-bank SBUF model with stall inputs",
         (p.PARTITIONS, p.SBUF_BYTES, p.SBUF_LATENCY),
         lambda *, partitions, sbuf_bytes, sbuf_latency: TensorEngineBlock(

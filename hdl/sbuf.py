@@ -1,0 +1,172 @@
+"""SBUF: P banks, one per partition, each a memory of bus-width words with byte enables.
+
+Ports (each bank is one memory with two ports, as an FPGA block RAM has):
+
+- **moving** (port A, dedicated): the tensor engine's MultiplyMoving reads, one element per partition per
+  cycle (:func:`~trntile.hdl.tensor_engine.sbuf_read_signature`), answered the next cycle.
+- **port B, shared** by the requesters below, one per cycle, granted round-robin among those that are
+  requesting and have room for their answer:
+
+  - **stationary**: the tensor engine's LoadStationary reads (same interface as ``moving``);
+  - **dma**: whole bus words of one partition, read or written with byte strobes (:func:`sbuf_word_signature`).
+
+  A read granted in cycle t is answered from cycle t + 2 (memory, then a two-entry queue per requester),
+  so a requester that takes its answers at once can read every cycle when it is alone.
+
+Counters ``granted`` and ``waited`` (per requester on port B) count the cycles each was served and the
+cycles it requested without being served.
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .access_pattern import ADDRESS_BITS
+from .params import AXI_DATA_WIDTH, PARTITIONS, SBUF_BYTES
+from .tensor_engine import sbuf_read_signature
+
+__all__ = ["SBUF", "sbuf_word_signature", "PORT_B_REQUESTERS"]
+
+#: Requesters on port B, in round-robin order.
+PORT_B_REQUESTERS = ("stationary", "dma")
+
+
+def sbuf_word_signature(data_width: int) -> wiring.Signature:
+    """Whole-word access to one partition, seen from the requester: ``request`` {write, partition, byte
+    address (the word containing it), data, strobe}; for reads, ``response`` {data} in request order."""
+    width = data_width // 8
+    return wiring.Signature({
+        "request": Out(stream.Signature(data.StructLayout({
+            "write": 1, "partition": 8, "address": ADDRESS_BITS, "data": data_width, "strobe": width}))),
+        "response": In(stream.Signature(data.StructLayout({"data": data_width}))),
+    })
+
+
+class SBUF(wiring.Component):
+    """The state buffer (see the module docstring).
+
+    Parameters
+    ----------
+    partitions : int
+        P, a power of two in 4..128.
+    sbuf_bytes : int
+        Bytes per partition, a power of two in 1 KiB..256 KiB.
+    data_width : int
+        Word width in bits (the DMA's AXI data width), a power of two in 32..512.
+    """
+
+    _QUEUE = 3  # answers buffered per port-B reader: a read occupies a slot for 3 cycles (grant, memory, queue)
+
+    def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default,
+                 data_width: int = AXI_DATA_WIDTH.default):
+        self._p = PARTITIONS.validate(partitions)
+        self._bytes = SBUF_BYTES.validate(sbuf_bytes)
+        self._width = AXI_DATA_WIDTH.validate(data_width)
+        super().__init__({
+            "moving": In(sbuf_read_signature(self._p)),
+            "stationary": In(sbuf_read_signature(self._p)),
+            "dma": In(sbuf_word_signature(self._width)),
+            "granted": Out(32).array(len(PORT_B_REQUESTERS)),
+            "waited": Out(32).array(len(PORT_B_REQUESTERS)),
+        })
+
+    def _element(self, m, word, byte, wide, name):
+        """The element at byte ``byte`` of ``word``: 2 bytes if ``wide``, else 1, zero-extended to 16 bits."""
+        shifted = Signal(self._width, name=name)
+        m.d.comb += shifted.eq(word >> (byte * 8))
+        return Mux(wide, shifted[:16], shifted[:8])
+
+    def elaborate(self, platform):
+        m = Module()
+        p, word_bytes = self._p, self._width // 8
+        offset_bits = (word_bytes - 1).bit_length()
+        depth = self._bytes // word_bytes
+        banks = []
+        for partition in range(p):
+            bank = Memory(shape=self._width, depth=depth, init=[])
+            m.submodules[f"bank{partition}"] = bank
+            banks.append(bank)
+
+        # ---- port A: moving reads, answered the next cycle, held until taken -----------------------------
+        port = self.moving
+        holding = Signal()
+        a_wide, a_byte = Signal(), Signal(range(word_bytes))
+        a_accept = port.request.valid & port.request.ready
+        m.d.comb += [port.request.ready.eq(~holding | port.response.ready), port.response.valid.eq(holding)]
+        with m.If(a_accept):
+            m.d.sync += [holding.eq(1), a_wide.eq(port.request.payload.wide),
+                         a_byte.eq(port.request.payload.address[:offset_bits])]
+        with m.Elif(port.response.ready):
+            m.d.sync += holding.eq(0)
+        for partition, bank in enumerate(banks):
+            read = bank.read_port()
+            m.d.comb += [read.addr.eq(port.request.payload.address[offset_bits:]), read.en.eq(a_accept),
+                         port.response.payload[partition].eq(
+                             self._element(m, read.data, a_byte, a_wide, f"moving_word{partition}"))]
+
+        # ---- port B: round-robin between the stationary reads and the DMA ----------------------------------
+        requests = [self.stationary.request, self.dma.request]
+        queues, credits = [], []
+        answer_layouts = [data.ArrayLayout(16, p), data.StructLayout({"data": self._width})]
+        for index, layout in enumerate(answer_layouts):
+            queue = fifo.SyncFIFO(width=layout.size, depth=self._QUEUE)
+            m.submodules[f"answers_{PORT_B_REQUESTERS[index]}"] = queue
+            queues.append(queue)
+            credits.append(Signal(range(self._QUEUE + 1), name=f"outstanding_{PORT_B_REQUESTERS[index]}"))
+        responses = [self.stationary.response, self.dma.response]
+        for queue, response in zip(queues, responses):
+            m.d.comb += [response.valid.eq(queue.r_rdy), response.payload.eq(queue.r_data),
+                         queue.r_en.eq(response.ready)]
+
+        # A reader may be granted while its reads in flight or queued leave room for one more answer;
+        # a DMA write needs no answer.
+        eligible = Signal(len(requests))
+        dma_write = self.dma.request.payload.write
+        m.d.comb += [
+            eligible[0].eq(requests[0].valid & (credits[0] < self._QUEUE)),
+            eligible[1].eq(requests[1].valid & (dma_write | (credits[1] < self._QUEUE))),
+        ]
+        last = Signal(range(len(requests)))  # the requester granted most recently
+        grant = Signal(len(requests))
+        with m.If(eligible[0] & (~eligible[1] | (last == 1))):
+            m.d.comb += grant[0].eq(1)
+        with m.Elif(eligible[1]):
+            m.d.comb += grant[1].eq(1)
+        for index, request in enumerate(requests):
+            m.d.comb += request.ready.eq(grant[index])
+            with m.If(grant[index]):
+                m.d.sync += [last.eq(index), self.granted[index].eq(self.granted[index] + 1)]
+            with m.If(request.valid & ~grant[index]):
+                m.d.sync += self.waited[index].eq(self.waited[index] + 1)
+
+        stationary, dma = self.stationary.request.payload, self.dma.request.payload
+        read_b = grant[0] | (grant[1] & ~dma_write)
+        address = Mux(grant[0], stationary.address, dma.address)
+        # What was read last cycle, and for whom.
+        for_stationary, for_dma = Signal(), Signal()
+        b_wide, b_byte, b_partition = Signal(), Signal(range(word_bytes)), Signal(8)
+        m.d.sync += [for_stationary.eq(grant[0]), for_dma.eq(grant[1] & ~dma_write),
+                     b_wide.eq(stationary.wide), b_byte.eq(stationary.address[:offset_bits]),
+                     b_partition.eq(dma.partition)]
+        dma_words = []
+        for partition, bank in enumerate(banks):
+            read = bank.read_port()
+            write = bank.write_port(granularity=8)
+            m.d.comb += [
+                read.addr.eq(address[offset_bits:]), read.en.eq(read_b),
+                write.addr.eq(dma.address[offset_bits:]), write.data.eq(dma.data),
+                write.en.eq(Mux(grant[1] & dma_write & (dma.partition == partition), dma.strobe, 0)),
+            ]
+            elements = queues[0].w_data.word_select(partition, 16)
+            m.d.comb += elements.eq(self._element(m, read.data, b_byte, b_wide, f"stationary_word{partition}"))
+            dma_words.append(read.data)
+        m.d.comb += [
+            queues[0].w_en.eq(for_stationary),
+            queues[1].w_en.eq(for_dma),
+            queues[1].w_data.eq(Cat(*dma_words).word_select(b_partition, self._width)),
+        ]
+        for index in range(len(requests)):
+            issued = grant[index] if index == 0 else grant[1] & ~dma_write
+            m.d.sync += credits[index].eq(credits[index] + issued - (responses[index].valid & responses[index].ready))
+        return m
