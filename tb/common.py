@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator
 
 import cocotb
+import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
@@ -118,6 +119,7 @@ class ClockedTB:
         self.log = dut._log
         self.params = design_params()
         self.rng = test_rng()
+        self.np_rng = np.random.default_rng(self.rng.getrandbits(32))  # for numpy arrays, from the same seed
         self.log.info("COCOTB_RANDOM_SEED=%s, top %s, params %s", os.environ.get("COCOTB_RANDOM_SEED"),
                       design_top(), self.params)
         dut.rst.value = 1

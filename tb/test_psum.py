@@ -109,7 +109,6 @@ def _values(tb: PsumTB, fmt: str, count: int) -> np.ndarray:
 @cocotb.parametrize(bubbles=[0.0, 0.3])
 async def commands_land_where_they_say(dut, bubbles: float):
     tb = PsumTB(dut)
-    tb.np_rng = np.random.default_rng(tb.rng.getrandbits(32))
     await tb.reset()
     p, cursor = tb.p, tb.cycle + 4
     last = None
@@ -158,7 +157,6 @@ async def commands_land_where_they_say(dut, bubbles: float):
 async def back_to_back_accumulate(dut):
     """Accumulates onto one word with results in consecutive cycles: each must see the one before."""
     tb = PsumTB(dut)
-    tb.np_rng = np.random.default_rng(tb.rng.getrandbits(32))
     await tb.reset()
     tb.model = await tb.read_all()
     cursor = tb.cycle + 4

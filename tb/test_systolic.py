@@ -128,7 +128,6 @@ async def run_sequence(tb: ArrayTB, cases, *, bubbles: float) -> None:
 async def random_matmuls(dut, bubbles: float):
     """Random K, M in [1, P], N in [1, 4P], every dtype, raw bit patterns and ordinary numbers."""
     tb = ArrayTB(dut)
-    tb.np_rng = np.random.default_rng(tb.rng.getrandbits(32))
     await tb.reset()
     p = tb.p
     cases = []
@@ -144,7 +143,6 @@ async def random_matmuls(dut, bubbles: float):
 async def edges(dut):
     """K = 1, N = 1, N = 4P, M < P; int8 extremes over K = P; specials, cancellation, subnormal products."""
     tb = ArrayTB(dut)
-    tb.np_rng = np.random.default_rng(tb.rng.getrandbits(32))
     await tb.reset()
     p = tb.p
     f = numerics.cast

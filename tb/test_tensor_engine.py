@@ -84,7 +84,6 @@ class TensorEngineTB(ClockedTB):
         super().__init__(dut)
         self.p = self.params["partitions"]
         self.sbuf_bytes = self.params["sbuf_bytes"]
-        self.np_rng = np.random.default_rng(self.rng.getrandbits(32))
         self.model = TensorEngineModel(self.p, sbuf_bytes=self.sbuf_bytes)
         self.kinds = np.ones(self.model.psum.shape, dtype=bool)  # True where the word holds a float
         self.write_layout = sbuf_write_layout(self.p, self.sbuf_bytes)
