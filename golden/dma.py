@@ -17,7 +17,7 @@ written; the RTL streams, so source and destination must not overlap, and :meth:
 descriptors whose ranges overlap. Where the destination walk visits a byte twice, the later element stays.
 
 :meth:`DmaModel.problem` gives the :class:`DmaError` the RTL reports for a descriptor it must refuse, and
-why; checks run in the order of that enum. Codes 1-4 are errors of the format itself, which
+why; checks run in the order of that enum. Codes 1-5 are errors of the format itself, which
 :class:`Endpoint` and :class:`Descriptor` refuse with ``ValueError`` when built; the RTL reports them for
 raw descriptor bits.
 """
@@ -56,12 +56,14 @@ class DmaError(enum.IntEnum):
     ELEMENT_SIZE = 1         #: element size code not 1, 2 or 4 bytes
     SPACE = 2                #: a memory space that does not exist
     COUNT = 3                #: a count of 0
-    MISMATCH = 4             #: source and destination walk different numbers of elements
-    PARTITIONS = 5           #: SBUF partitions outside 0..P-1
-    SOURCE_BOUNDS = 6        #: the source walk leaves its memory
-    DESTINATION_BOUNDS = 7   #: the destination walk leaves its memory
-    READ_RESPONSE = 8        #: SLVERR or DECERR on a read (the RTL only)
-    WRITE_RESPONSE = 9       #: SLVERR or DECERR on a write (the RTL only)
+    PARTITION_STRIDE = 4     #: an SBUF partition dimension (dims[0]) over several partitions with a stride other than 1
+    MISMATCH = 5             #: source and destination walk different numbers of elements
+    SEMAPHORE = 6            #: an increment for a semaphore beyond the semaphore file
+    PARTITIONS = 7           #: SBUF partitions outside 0..P-1
+    SOURCE_BOUNDS = 8        #: the source walk leaves its memory
+    DESTINATION_BOUNDS = 9   #: the destination walk leaves its memory
+    READ_RESPONSE = 10       #: SLVERR or DECERR on a read (the RTL only)
+    WRITE_RESPONSE = 11      #: SLVERR or DECERR on a write (the RTL only)
 
 
 def _field(name: str, value, bits: int, *, signed: bool = False, low: int | None = None) -> int:
@@ -173,6 +175,9 @@ class DmaModel:
 
     def problem(self, descriptor: Descriptor) -> tuple[DmaError, str] | None:
         """Why the RTL must refuse ``descriptor`` (its error code and a message), or ``None``."""
+        if descriptor.increment and descriptor.semaphore >= self.semaphores.size:
+            return (DmaError.SEMAPHORE, f"semaphore must be in 0..{self.semaphores.size - 1} "
+                    f"when increment is not 0, not {descriptor.semaphore}")
         for name, endpoint in (("source", descriptor.source), ("destination", descriptor.destination)):
             if endpoint.space == Space.SBUF and endpoint.partition + endpoint.partitions > self.partitions:
                 return (DmaError.PARTITIONS, f"{name} partitions {endpoint.partition}.."
@@ -195,8 +200,6 @@ class DmaModel:
         destinations = descriptor.destination.byte_indices(size, self.sbuf_bytes)
         if descriptor.source.space == descriptor.destination.space and np.intersect1d(sources, destinations).size:
             raise ValueError("source and destination overlap; the DMA streams, so they must not")
-        if descriptor.increment and descriptor.semaphore >= self.semaphores.size:
-            raise ValueError(f"semaphore must be in 0..{self.semaphores.size - 1}, not {descriptor.semaphore}")
         values = self._memory(descriptor.source.space)[sources.reshape(-1)]
         flat = destinations.reshape(-1)
         # numpy leaves open which value a repeated index gets: take each byte's last visit explicitly.

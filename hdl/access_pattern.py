@@ -16,7 +16,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["PATTERN_DIMS", "ADDRESS_BITS", "STRIDE_BITS", "COUNT_BITS", "dimension_layout", "pattern_layout",
-           "AccessPatternWalker"]
+           "make_pattern_layout", "AccessPatternWalker"]
 
 PATTERN_DIMS = 4
 #: Width of byte addresses within one SBUF partition (up to 1 MiB, above the largest SBUF allowed, so an
@@ -27,37 +27,53 @@ COUNT_BITS = 16
 
 dimension_layout = data.StructLayout({"stride": signed(STRIDE_BITS), "count": COUNT_BITS})
 
-#: ``{address, dims[4]}``, dims outermost first.
-pattern_layout = data.StructLayout({"address": ADDRESS_BITS,
-                                    "dims": data.ArrayLayout(dimension_layout, PATTERN_DIMS)})
+
+
+def make_pattern_layout(address_bits: int = ADDRESS_BITS, stride_bits: int = STRIDE_BITS) -> data.StructLayout:
+    """``{address, dims[4] {stride (signed), count}}``, dims outermost first, at the given widths."""
+    dimension = data.StructLayout({"stride": signed(stride_bits), "count": COUNT_BITS})
+    return data.StructLayout({"address": address_bits, "dims": data.ArrayLayout(dimension, PATTERN_DIMS)})
+
+
+#: The SBUF-side pattern of the engines: ``{address, dims[4]}``, dims outermost first.
+pattern_layout = make_pattern_layout()
 
 
 class AccessPatternWalker(wiring.Component):
     """Turns a pattern into its stream of byte addresses, one per cycle.
 
+    Parameters
+    ----------
+    address_bits, stride_bits : int
+        Widths of the address and of each (signed) stride; addresses wrap modulo ``2**address_bits``.
+        The defaults are the SBUF-side widths of :data:`pattern_layout`.
+
     Members
     -------
     start : ``In(stream.Signature({pattern, shift}))``
         A pattern to walk, with ``shift`` = log2(element bytes) (0..3). Taken when idle, or in the cycle
-        the previous walk's last address is taken, so walks follow each other with no gap. The pattern is assumed valid (counts >= 1; the caller checks bounds).
+        the previous walk's last address is taken, so walks follow each other with no gap. The pattern is
+        assumed valid (counts >= 1; the caller checks bounds).
     address : ``Out(stream.Signature({address, last}))``
         The byte address of each element in walk order; ``last`` marks the final one.
     """
 
-    def __init__(self):
+    def __init__(self, *, address_bits: int = ADDRESS_BITS, stride_bits: int = STRIDE_BITS):
+        self._address_bits = address_bits
+        layout = make_pattern_layout(address_bits, stride_bits)
         super().__init__({
-            "start": In(stream.Signature(data.StructLayout({"pattern": pattern_layout, "shift": 2}))),
-            "address": Out(stream.Signature(data.StructLayout({"address": ADDRESS_BITS, "last": 1}))),
+            "start": In(stream.Signature(data.StructLayout({"pattern": layout, "shift": 2}))),
+            "address": Out(stream.Signature(data.StructLayout({"address": address_bits, "last": 1}))),
         })
 
     def elaborate(self, platform):
         m = Module()
         busy = Signal()
         # Innermost dimension first from here on: level 0 is dims[3].
-        steps = [Signal(ADDRESS_BITS, name=f"step{level}") for level in range(PATTERN_DIMS)]
+        steps = [Signal(self._address_bits, name=f"step{level}") for level in range(PATTERN_DIMS)]
         finals = [Signal(COUNT_BITS, name=f"final{level}") for level in range(PATTERN_DIMS)]
         indices = [Signal(COUNT_BITS, name=f"index{level}") for level in range(PATTERN_DIMS)]
-        starts = [Signal(ADDRESS_BITS, name=f"start{level}") for level in range(PATTERN_DIMS)]
+        starts = [Signal(self._address_bits, name=f"start{level}") for level in range(PATTERN_DIMS)]
         at_end = [Signal(name=f"at_end{level}") for level in range(PATTERN_DIMS)]
         for level in range(PATTERN_DIMS):
             m.d.comb += at_end[level].eq(indices[level] == finals[level])

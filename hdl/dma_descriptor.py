@@ -12,9 +12,10 @@ from amaranth.lib import data
 
 from ..golden.access_pattern import MAX_PATTERN_DIMS
 from ..golden.dma import (ADDRESS_BITS, COUNT_BITS, ELEMENT_BYTES, INCREMENT_BITS, PARTITION_BITS, SEMAPHORE_BITS,
-                          STRIDE_BITS, Descriptor, Endpoint, Space)
+                          STRIDE_BITS, Descriptor, DmaError, Endpoint, Space)
 
-__all__ = ["DESCRIPTOR_BYTES", "endpoint_layout", "descriptor_layout", "fields", "encode", "decode"]
+__all__ = ["DESCRIPTOR_BYTES", "endpoint_layout", "descriptor_layout", "fields", "encode", "decode",
+           "format_problem"]
 
 DESCRIPTOR_BYTES = 64
 
@@ -59,17 +60,49 @@ def encode(descriptor: Descriptor) -> bytes:
     return raw.to_bytes(DESCRIPTOR_BYTES, "little")
 
 
+def _view(raw: bytes | int):
+    if isinstance(raw, (bytes, bytearray)):
+        raw = int.from_bytes(raw, "little")
+    return descriptor_layout.from_bits(raw & ((1 << descriptor_layout.size) - 1))
+
+
+def format_problem(raw: bytes | int) -> tuple[DmaError, str] | None:
+    """Why the bits in ``raw`` are not a descriptor: the :class:`~trntile.golden.dma.DmaError` the engine
+    reports (codes 1-5, checked in that order) and a message naming the field; ``None`` if they are one."""
+    view = _view(raw)
+    if view.element_size >= len(ELEMENT_BYTES):
+        return (DmaError.ELEMENT_SIZE,
+                f"element_size must be 0..{len(ELEMENT_BYTES) - 1} (1, 2, 4 bytes), not {view.element_size}")
+    sides = (("source", view.source), ("destination", view.destination))
+    for name, side in sides:
+        if side.space not in (Space.DRAM, Space.SBUF):
+            return DmaError.SPACE, f"{name} space must be 0 (DRAM) or 1 (SBUF), not {side.space}"
+    for name, side in sides:
+        for index in range(MAX_PATTERN_DIMS):
+            if side.dims[index].count == 0:
+                return DmaError.COUNT, f"{name} dims[{index}] count must be in 1..{(1 << COUNT_BITS) - 1}, not 0"
+    for name, side in sides:
+        if side.space == Space.SBUF and side.dims[0].stride != 1 and side.dims[0].count > 1:
+            return (DmaError.PARTITION_STRIDE,
+                    f"{name} dims[0] walks partitions: its stride must be 1, not {side.dims[0].stride}")
+    counts = []
+    for _, side in sides:
+        elements = 1
+        for index in range(MAX_PATTERN_DIMS):
+            elements *= side.dims[index].count
+        counts.append(elements)
+    if counts[0] != counts[1]:
+        return DmaError.MISMATCH, f"source walks {counts[0]} elements but destination {counts[1]}; they must be equal"
+    return None
+
+
 def _endpoint(view) -> Endpoint:
     dims = [(view.dims[index].stride, view.dims[index].count) for index in range(MAX_PATTERN_DIMS)]
     if view.space == Space.SBUF:
-        if dims[0][0] != 1 and dims[0][1] > 1:
-            raise ValueError(f"sbuf dims[0] walks partitions: its stride must be 1, not {dims[0][0]}")
         inner = dims[1:]
         while len(inner) > 1 and inner[0][1] == 1:  # padding
             inner = inner[1:]
         return Endpoint.sbuf(view.partition, dims[0][1], view.address, inner)
-    if view.space != Space.DRAM:
-        raise ValueError(f"space must be 0 (DRAM) or 1 (SBUF), not {view.space}")
     while len(dims) > 1 and dims[0][1] == 1:  # padding
         dims = dims[1:]
     return Endpoint.dram(view.address, dims)
@@ -77,12 +110,10 @@ def _endpoint(view) -> Endpoint:
 
 def decode(raw: bytes | int) -> Descriptor:
     """The descriptor in ``raw`` (its bytes, or their value); ``ValueError`` naming the field if the bits do
-    not make one."""
-    if isinstance(raw, (bytes, bytearray)):
-        raw = int.from_bytes(raw, "little")
-    view = descriptor_layout.from_bits(raw & ((1 << descriptor_layout.size) - 1))
-    element_size = view.element_size
-    if element_size >= len(ELEMENT_BYTES):
-        raise ValueError(f"element_size must be 0..{len(ELEMENT_BYTES) - 1} (1, 2, 4 bytes), not {element_size}")
-    return Descriptor(_endpoint(view.source), _endpoint(view.destination), ELEMENT_BYTES[element_size],
+    not make one (:func:`format_problem`)."""
+    problem = format_problem(raw)
+    if problem:
+        raise ValueError(problem[1])
+    view = _view(raw)
+    return Descriptor(_endpoint(view.source), _endpoint(view.destination), ELEMENT_BYTES[view.element_size],
                       view.semaphore, view.increment)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 
 __all__ = ["Param", "PARTITIONS", "SBUF_BYTES", "SBUF_LATENCY", "STREAM_WIDTH", "FIFO_DEPTH", "AXI_DATA_WIDTH", "AXI_ID_WIDTH",
-           "XBAR_MASTERS", "XBAR_SLAVES", "MAX_OUTSTANDING", "REGISTER_SLICES", "is_power_of_two"]
+           "XBAR_MASTERS", "XBAR_SLAVES", "MAX_OUTSTANDING", "REGISTER_SLICES", "DMA_QUEUES", "DMA_OUTSTANDING",
+           "DRAM_BYTES", "SEMAPHORES", "is_power_of_two"]
 
 
 def is_power_of_two(value: int) -> bool:
@@ -115,3 +116,19 @@ MAX_OUTSTANDING = Param(
 REGISTER_SLICES = Param(
     "register_slices", default=0, minimum=0, maximum=1,
     help="1: a register slice on every channel of every crossbar port")
+
+DMA_QUEUES = Param(
+    "queues", default=4, minimum=1, maximum=16,
+    help="DMA descriptor queues")
+
+DMA_OUTSTANDING = Param(
+    "outstanding", default=8, minimum=1, maximum=32,
+    help="AXI bursts the DMA keeps in flight per direction")
+
+DRAM_BYTES = Param(
+    "dram_bytes", default=1 << 32, minimum=4096, maximum=1 << 32, power_of_two=True,
+    help="bytes of DRAM from address 0 that DMA walks may reach")
+
+SEMAPHORES = Param(
+    "semaphores", default=32, minimum=1, maximum=256,
+    help="semaphores in the tile's semaphore file")

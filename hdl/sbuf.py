@@ -56,7 +56,9 @@ class SBUF(wiring.Component):
         Word width in bits (the DMA's AXI data width), a power of two in 32..512.
     """
 
-    _QUEUE = 3  # answers buffered per port-B reader: a read occupies a slot for 3 cycles (grant, memory, queue)
+    #: Answers buffered per port-B reader (a read occupies a slot for 3 cycles: grant, memory, queue). A
+    #: reader must not ask for more reads than this before taking answers, or its read is never granted.
+    ANSWERS = 3
 
     def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default,
                  data_width: int = AXI_DATA_WIDTH.default):
@@ -110,10 +112,10 @@ class SBUF(wiring.Component):
         queues, credits = [], []
         answer_layouts = [data.ArrayLayout(16, p), data.StructLayout({"data": self._width})]
         for index, layout in enumerate(answer_layouts):
-            queue = fifo.SyncFIFO(width=layout.size, depth=self._QUEUE)
+            queue = fifo.SyncFIFO(width=layout.size, depth=self.ANSWERS)
             m.submodules[f"answers_{PORT_B_REQUESTERS[index]}"] = queue
             queues.append(queue)
-            credits.append(Signal(range(self._QUEUE + 1), name=f"outstanding_{PORT_B_REQUESTERS[index]}"))
+            credits.append(Signal(range(self.ANSWERS + 1), name=f"outstanding_{PORT_B_REQUESTERS[index]}"))
         responses = [self.stationary.response, self.dma.response]
         for queue, response in zip(queues, responses):
             m.d.comb += [response.valid.eq(queue.r_rdy), response.payload.eq(queue.r_data),
@@ -124,8 +126,8 @@ class SBUF(wiring.Component):
         eligible = Signal(len(requests))
         dma_write = self.dma.request.payload.write
         m.d.comb += [
-            eligible[0].eq(requests[0].valid & (credits[0] < self._QUEUE)),
-            eligible[1].eq(requests[1].valid & (dma_write | (credits[1] < self._QUEUE))),
+            eligible[0].eq(requests[0].valid & (credits[0] < self.ANSWERS)),
+            eligible[1].eq(requests[1].valid & (dma_write | (credits[1] < self.ANSWERS))),
         ]
         last = Signal(range(len(requests)))  # the requester granted most recently
         grant = Signal(len(requests))

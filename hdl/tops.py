@@ -14,6 +14,7 @@ from amaranth.lib import wiring
 from . import params as p
 from .axi_crossbar import AXI4Crossbar
 from .csr import Field, RegisterBlock, RegisterMap
+from .dma import DMABlock
 from .fp import FP32Adder, FPMultiplier
 from .psum import PSUM
 from .sbuf import SBUF
@@ -84,6 +85,9 @@ TOPS: dict[str, Top] = {top.name: top for top in [
         (p.PARTITIONS, p.SBUF_BYTES, p.SBUF_LATENCY),
         lambda *, partitions, sbuf_bytes, sbuf_latency: TensorEngineBlock(
             partitions=partitions, sbuf_bytes=sbuf_bytes, sbuf_latency=sbuf_latency)),
+    Top("dma", "DMA engine with its SBUF and a DRAM latency model on its AXI4 port",
+        (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES),
+        lambda **kwargs: DMABlock(**kwargs)),
 ]}
 
 #: Every parameter some top takes, by name (the command line offers each as an option).

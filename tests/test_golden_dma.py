@@ -115,6 +115,8 @@ def test_bad_descriptors_are_refused_when_built(build, message):
 
 
 @pytest.mark.parametrize("descriptor,code,message", [
+    (Descriptor(Endpoint.dram(0, [(1, 12)]), Endpoint.sbuf(6, 3, 0, [(1, 4)]), 1, semaphore=32, increment=1),
+     DmaError.SEMAPHORE, r"semaphore must be in 0\.\.31 when increment is not 0, not 32"),
     (Descriptor(Endpoint.dram(0, [(1, 12)]), Endpoint.sbuf(6, 3, 0, [(1, 4)]), 1),
      DmaError.PARTITIONS, r"destination partitions 6\.\.8 are outside 0\.\.7"),
     (Descriptor(Endpoint.dram(65530, [(1, 8)]), Endpoint.sbuf(0, 1, 0, [(1, 8)]), 1),
@@ -140,7 +142,7 @@ def test_completion_adds_to_the_semaphore_and_wraps():
     d = Descriptor(Endpoint.dram(0, [(1, 4)]), Endpoint.dram(64, [(1, 4)]), 1, semaphore=5, increment=3)
     dma.run(d)
     assert dma.semaphores[5] == 1
-    with pytest.raises(ValueError, match=r"semaphore must be in 0\.\.31, not 40"):
+    with pytest.raises(ValueError, match=r"semaphore must be in 0\.\.31 when increment is not 0, not 40"):
         dma.run(Descriptor(Endpoint.dram(0, [(1, 4)]), Endpoint.dram(64, [(1, 4)]), 1, semaphore=40, increment=1))
 
 
@@ -169,20 +171,28 @@ def test_descriptor_bytes_round_trip(seed):
     assert (back.element_bytes, back.semaphore, back.increment) == (d.element_bytes, d.semaphore, d.increment)
 
 
-@pytest.mark.parametrize("patch,message", [
-    (lambda f: f.update(element_size=3), r"element_size must be 0\.\.2"),
-    (lambda f: f["source"].update(space=2), r"space must be 0 \(DRAM\) or 1 \(SBUF\), not 2"),
-    (lambda f: f["destination"]["dims"][3].update(count=0), r"dims\[0\] count must be an integer in 1\.\.65535, not 0"),
-    (lambda f: f["destination"]["dims"][0].update(stride=2), r"sbuf dims\[0\] walks partitions: its stride must be 1"),
-    (lambda f: f["source"]["dims"][3].update(count=3), r"source walks 6 elements but destination 4"),
+@pytest.mark.parametrize("patch,code,message", [
+    (lambda f: f.update(element_size=3), DmaError.ELEMENT_SIZE, r"element_size must be 0\.\.2"),
+    (lambda f: f["destination"].update(space=2), DmaError.SPACE,
+     r"destination space must be 0 \(DRAM\) or 1 \(SBUF\), not 2"),
+    (lambda f: f["destination"]["dims"][3].update(count=0), DmaError.COUNT,
+     r"destination dims\[3\] count must be in 1\.\.65535, not 0"),
+    (lambda f: f["destination"]["dims"][0].update(stride=2), DmaError.PARTITION_STRIDE,
+     r"destination dims\[0\] walks partitions: its stride must be 1, not 2"),
+    (lambda f: f["source"]["dims"][3].update(count=3), DmaError.MISMATCH, r"source walks 6 elements but destination 4"),
+    # earlier checks win: a bad element size and a bad count together report the element size
+    (lambda f: (f.update(element_size=3), f["source"]["dims"][1].update(count=0)), DmaError.ELEMENT_SIZE,
+     r"element_size"),
 ])
-def test_decoding_bad_bits_names_the_field(patch, message):
-    from trntile.hdl.dma_descriptor import descriptor_layout, decode, fields
+def test_decoding_bad_bits_names_the_field(patch, code, message):
+    from trntile.hdl.dma_descriptor import descriptor_layout, decode, fields, format_problem
 
     f = fields(Descriptor(Endpoint.dram(0, [(1, 2), (1, 2)]), Endpoint.sbuf(0, 2, 0, [(1, 2)]), 1))
     patch(f)
+    raw = descriptor_layout.const(f).as_value().value
+    assert format_problem(raw)[0] == code
     with pytest.raises(ValueError, match=message):
-        decode(descriptor_layout.const(f).as_value().value)
+        decode(raw)
 
 
 @pytest.mark.parametrize("given,message", [
