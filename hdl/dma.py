@@ -82,9 +82,11 @@ def _lanes_below(n, width: int):
 
 
 def _fifo(m, name: str, layout, depth: int):
-    """A first-word-fall-through FIFO of ``layout`` values, with views of its write and read data."""
-    queue = fifo.SyncFIFOBuffered(width=data.Layout.cast(layout).size if not isinstance(layout, int) else layout,
-                                  depth=depth)
+    """A first-word-fall-through FIFO of ``layout`` values (or of ``layout`` bits), with views of its write
+    and read data. It holds exactly ``depth`` entries whenever it is not full, which the bookkeeping FIFOs
+    below rely on (a buffered FIFO's output register can refuse a write while it fills)."""
+    width = layout if isinstance(layout, int) else data.Layout.cast(layout).size
+    queue = fifo.SyncFIFO(width=width, depth=depth)
     m.submodules[name] = queue
     if isinstance(layout, int):
         return queue, queue.w_data, queue.r_data
@@ -567,7 +569,7 @@ class DMAEngine(wiring.Component):
         wiring.connect(m, source_runs.runs, source_bursts.runs)
 
         reads_out = Signal(range(outstanding + 1))
-        read_bursts, read_burst_in, read_burst_out = _fifo(m, "read_bursts", _burst_layout, outstanding)
+        read_bursts, read_burst_in, read_burst_out = _fifo(m, "read_bursts", _burst_layout, max(2, outstanding))
         burst = source_bursts.bursts
         read_room = read_bursts.w_rdy & (reads_out < outstanding)
         m.d.comb += [
@@ -646,7 +648,7 @@ class DMAEngine(wiring.Component):
         # Bursts waiting for their data, and, in the same order, writes waiting to be acknowledged: each
         # DRAM burst (until its B response) and each SBUF descriptor's end (until its last word is written).
         writes_out = Signal(range(outstanding + 1))
-        write_bursts, write_burst_in, write_burst_out = _fifo(m, "write_bursts", _burst_layout, outstanding)
+        write_bursts, write_burst_in, write_burst_out = _fifo(m, "write_bursts", _burst_layout, max(2, outstanding))
         acks, ack_in, ack_out = _fifo(m, "acknowledgements", data.StructLayout({"sbuf": 1, "last": 1}),
                                       outstanding + 2)
         burst = destination_bursts.bursts

@@ -7,7 +7,7 @@ the model when its queue reports it complete; then all of DRAM outside the targe
 flight must equal the model, and so must the completed descriptor's SBUF target with a guard band around it.
 At the end the whole SBUF is compared. So a stray write anywhere in DRAM, or next to an SBUF target, fails.
 
-Test knobs (environment): ``DMA_LATENCY`` (cycles, default 0) and ``DMA_DESCRIPTORS`` (random descriptors).
+``DMA_DESCRIPTORS`` in the environment sets how many random descriptors each random test runs.
 """
 
 from __future__ import annotations
@@ -43,14 +43,14 @@ class _Fault:
 
 
 class DmaTB(ClockedTB):
-    def __init__(self, dut, *, backpressure: float = 0.0, latency: int | None = None):
+    def __init__(self, dut, *, backpressure: float = 0.0, latency: int = 0):
         super().__init__(dut)
         params = self.params
         self.p, self.sbuf_bytes = params["partitions"], params["sbuf_bytes"]
         self.word = params["data_width"] // 8
         self.queues = params["queues"]
         self.dram_bytes = params["dram_bytes"]
-        self.latency = int(os.environ.get("DMA_LATENCY", "0")) if latency is None else latency
+        self.latency = latency
         self.model = DmaModel(dram_bytes=self.dram_bytes, partitions=self.p, sbuf_bytes=self.sbuf_bytes)
         self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi", bus_separator="__"), dut.clk, dut.rst,
                           mem=bytearray(self.dram_bytes))
@@ -74,6 +74,7 @@ class DmaTB(ClockedTB):
         dut.clear.value = 0
         dut.latency.value = self.latency
         self.signals: list[dict] = []
+        self.bursts: dict[str, list[tuple[int, int]]] = {"ar": [], "aw": []}  # (address, beats) as issued
         self.cycle = 0
         self.log.info("DRAM latency %d cycles, backpressure %.2f", self.latency, backpressure)
 
@@ -124,6 +125,10 @@ class DmaTB(ClockedTB):
             await ReadOnly()
             if int(dut.signal__valid.value) and int(dut.signal__ready.value):
                 self.signals.append(unpack(signal_layout, int(dut.signal__payload.value)))
+            for channel, bursts in self.bursts.items():
+                if int(getattr(dut, f"m_axi__{channel}valid").value) and int(getattr(dut, f"m_axi__{channel}ready").value):
+                    bursts.append((int(getattr(dut, f"m_axi__{channel}addr").value),
+                                   int(getattr(dut, f"m_axi__{channel}len").value) + 1))
             await RisingEdge(dut.clk)
 
     # ---- the SBUF, read back through the moving port ---------------------------------------------------
@@ -193,6 +198,8 @@ class DmaTB(ClockedTB):
         self.dut.clear.value = 1 << q
         await RisingEdge(self.dut.clk)
         self.dut.clear.value = 0
+        await ReadOnly()  # the status as the clear left it
+        await RisingEdge(self.dut.clk)
 
     # ---- checks ------------------------------------------------------------------------------------------
     def check_dram(self, busy: list[tuple[int, int]] = ()) -> None:
@@ -432,4 +439,199 @@ async def random_descriptors(dut):
     tb = DmaTB(dut, backpressure=0.3)
     await tb.start()
     await run_random(tb, _count(60, 12))
+    tb.checker.check(idle=True)
+
+
+@cocotb.test()
+async def random_descriptors_slow_memory(dut):
+    """The same with 64 cycles of DRAM latency (reads and write responses) and lighter pauses."""
+    tb = DmaTB(dut, backpressure=0.1, latency=64)
+    await tb.start()
+    await run_random(tb, _count(40, 8))
+    tb.checker.check(idle=True)
+
+
+def raw(descriptor: Descriptor) -> int:
+    return int.from_bytes(encode(descriptor), "little")
+
+
+async def run_one(tb: DmaTB, q: int, descriptor: Descriptor, *, limit: int = 200_000, busy=()) -> None:
+    """Run ``descriptor`` on queue ``q``, apply it to the model, and check DRAM (outside the ``busy`` byte
+    ranges) and its SBUF target."""
+    before = tb.status(q)["completed"]
+    await tb.submit(q, raw(descriptor))
+    status = await tb.until(q, lambda s: s["completed"] != before or s["error"], "completion", limit=limit)
+    assert status["error"] == 0, f"{descriptor} stopped queue {q}: {status}"
+    tb.model.run(descriptor)
+    tb.check_dram(busy)
+    target = box_of(descriptor.destination, descriptor.element_bytes)
+    if target.space == Space.SBUF:
+        await tb.check_sbuf(target.low - GUARD, target.high + GUARD)
+
+
+@cocotb.test()
+async def edges(dut):
+    """1 byte; starts and ends one byte either side of 4 KiB boundaries; one burst of exactly 256 beats (or
+    4 KiB on buses wider than 16 bytes); element size 4 walking backwards; all partitions and one."""
+    tb = DmaTB(dut, backpressure=0.2)
+    await tb.start()
+    p, word = tb.p, tb.word
+    dram, sbuf = Endpoint.dram, Endpoint.sbuf
+    cases = [
+        Descriptor(dram(777, [(1, 1)]), sbuf(p - 1, 1, 1, [(1, 1)]), 1),
+        Descriptor(sbuf(0, 1, tb.sbuf_bytes - 1, [(1, 1)]), dram(4095, [(1, 1)]), 1),
+        Descriptor(dram(3 * 4096 + 5, [(1, 1)]), dram(12345, [(1, 1)]), 1),
+    ]
+    for page in (4096, 8192):
+        for start in (page - 1, page, page + 1):        # starts at the boundary
+            cases.append(Descriptor(dram(start, [(1, 300)]), sbuf(1, 1, 100, [(1, 300)]), 1))
+            cases.append(Descriptor(sbuf(2, 1, 500, [(1, 300)]), dram(start + 20000, [(1, 300)]), 1))
+        for end in (page - 1, page, page + 1):          # ends at the boundary
+            cases.append(Descriptor(dram(end - 200, [(1, 200)]), sbuf(0, 2, 7, [(1, 100)]), 1))
+            cases.append(Descriptor(sbuf(1, 2, 33, [(1, 100)]), dram(end + 20000 - 200, [(1, 200)]), 1))
+    whole = min(256 * word, 4096)                       # the longest burst the bus allows
+    cases.append(Descriptor(dram(16 * 4096, [(1, whole)]), dram(24 * 4096, [(1, whole)]), 1))
+    cases += [
+        Descriptor(dram(40000, [(-1, 100)]), sbuf(0, 1, 64, [(1, 100)]), 4),      # backwards, 4-byte elements
+        Descriptor(sbuf(0, 1, 600, [(-1, 100)]), dram(50002, [(1, 100)]), 4),
+        Descriptor(dram(60001, [(-3, 40), (1, 1)]), dram(70003, [(-1, 40)]), 4),
+        Descriptor(dram(80000, [(1, p * 96)]), sbuf(0, p, 1000, [(1, 96)]), 1),  # every partition
+        Descriptor(sbuf(0, p, 1000, [(1, 48)]), dram(90001, [(1, 48 * p)]), 2),
+        Descriptor(dram(100000, [(1, 64)]), sbuf(p - 1, 1, 0, [(1, 64)]), 4),   # one partition, the last
+    ]
+    for index, descriptor in enumerate(cases):
+        tb.log.info("case %d: %s", index, descriptor)
+        await run_one(tb, index % tb.queues, descriptor)
+    beats = [beats for _, beats in tb.bursts["ar"] + tb.bursts["aw"]]
+    assert max(beats) == whole // word, f"no burst of {whole // word} beats: longest {max(beats)}"
+    for channel in ("ar", "aw"):
+        assert (24 * 4096 if channel == "aw" else 16 * 4096, whole // word) in tb.bursts[channel], tb.bursts[channel]
+    await tb.check_sbuf()
+    tb.checker.check(idle=True)
+
+
+async def background(tb: DmaTB, q: int, low: int, high: int, stop: list, done: list) -> None:
+    """DRAM-to-DRAM copies inside ``[low, high)`` on queue ``q``, one after another until ``stop`` is not
+    empty, each recorded in ``done`` when complete (the model applies them at the end: the region is the
+    background's own)."""
+    rng = tb.rng
+    while not stop:
+        size = rng.randint(1, 600)
+        half = (high - low) // 2
+        source = rng.randrange(low, low + half - size)
+        destination = rng.randrange(low + half, high - size)
+        if rng.random() < 0.5:
+            source, destination = destination, source
+        descriptor = Descriptor(Endpoint.dram(source, [(1, size)]), Endpoint.dram(destination, [(1, size)]), 1,
+                                semaphore=30, increment=1)
+        before = tb.status(q)["completed"]
+        await tb.submit(q, raw(descriptor))
+        status = await tb.until(q, lambda s: s["completed"] != before or s["error"], "background completion")
+        assert status["error"] == 0, f"background queue {q} stopped: {status}"
+        done.append(descriptor)
+
+
+def patched(descriptor: Descriptor, patch) -> int:
+    """The bits of ``descriptor`` with ``patch`` applied to its fields (to make descriptors Python refuses)."""
+    f = fields(descriptor)
+    patch(f)
+    return pack(descriptor_layout, f)
+
+
+@cocotb.test()
+async def errors(dut):
+    """Every error stops its queue with its code and the faulting index, signals nothing, writes nothing
+    outside the destination pattern, and leaves the other queues running; after a clear the queue works."""
+    tb = DmaTB(dut, backpressure=0.2)
+    await tb.start()
+    assert tb.queues >= 2, "the error test needs two queues"
+    q, other = 0, tb.queues - 1
+    back_low, back_high = tb.dram_bytes // 2, tb.dram_bytes       # the background's region
+    finished: list[Descriptor] = []
+    stop: list[bool] = []
+    traffic = cocotb.start_soon(background(tb, other, back_low, back_high, stop, finished))
+    p, dram, sbuf = tb.p, Endpoint.dram, Endpoint.sbuf
+    good = Descriptor(dram(1000, [(1, 200)]), sbuf(0, 2, 100, [(1, 100)]), 1, semaphore=29, increment=1)
+
+    model = tb.model
+    cases = [
+        # (name, bits, expected code, fault to inject, destination bytes left undefined)
+        ("read SLVERR", Descriptor(dram(5000, [(1, 300)]), sbuf(1, 3, 40, [(1, 100)]), 1, 31, 1),
+         DmaError.READ_RESPONSE, ("read", _Fault(5100, 5101, AxiResp.SLVERR))),
+        ("read DECERR", Descriptor(dram(9000, [(2, 64)]), dram(20000, [(1, 64)]), 2, 31, 1),
+         DmaError.READ_RESPONSE, ("read", _Fault(9000, 9200, AxiResp.DECERR))),
+        ("write SLVERR", Descriptor(sbuf(0, p, 10, [(1, 50)]), dram(30001, [(1, 50 * p)]), 1, 31, 1),
+         DmaError.WRITE_RESPONSE, ("write", _Fault(30100, 30101, AxiResp.SLVERR))),
+        ("write DECERR", Descriptor(dram(40000, [(1, 5000)]), dram(50000, [(1, 5000)]), 1, 31, 1),
+         DmaError.WRITE_RESPONSE, ("write", _Fault(54990, 55000, AxiResp.DECERR))),
+        ("source outside DRAM", Descriptor(dram(back_high - 8, [(1, 3)]), sbuf(0, 1, 0, [(1, 3)]), 4, 31, 1),
+         DmaError.SOURCE_BOUNDS, None),
+        ("destination outside a partition", Descriptor(dram(0, [(1, 8)]), sbuf(0, 1, tb.sbuf_bytes - 4, [(1, 8)]),
+                                                       1, 31, 1), DmaError.DESTINATION_BOUNDS, None),
+        ("destination before a partition", Descriptor(dram(0, [(1, 8)]), sbuf(0, 1, 3, [(-1, 8)]), 1, 31, 1),
+         DmaError.DESTINATION_BOUNDS, None),
+        ("partitions", Descriptor(dram(0, [(1, 8)]), sbuf(p - 1, 2, 0, [(1, 4)]), 1, 31, 1), DmaError.PARTITIONS,
+         None),
+        ("semaphore", Descriptor(dram(0, [(1, 8)]), sbuf(0, 1, 0, [(1, 8)]), 1, model.semaphores.size, 1),
+         DmaError.SEMAPHORE, None),
+    ]
+    base = Descriptor(dram(0, [(1, 2), (1, 2)]), sbuf(0, 2, 0, [(1, 2)]), 1, 31, 1)
+    for name, patch in [("element size", lambda f: f.update(element_size=3)),
+                        ("space", lambda f: f["destination"].update(space=3)),
+                        ("count", lambda f: f["source"]["dims"][0].update(count=0)),
+                        ("partition stride", lambda f: f["destination"]["dims"][0].update(stride=-1)),
+                        ("mismatch", lambda f: f["source"]["dims"][3].update(count=3))]:
+        bits = patched(base, patch)
+        cases.append((name, bits, format_problem(bits)[0], None))
+    for name, descriptor, code, fault in cases:
+        bits = descriptor if isinstance(descriptor, int) else raw(descriptor)
+        if not isinstance(descriptor, int) and fault is None:
+            assert model.problem(descriptor)[0] == code, (name, model.problem(descriptor))
+        tb.log.info("%s: expect %s", name, code.name)
+        if fault:
+            setattr(tb, f"{fault[0]}_fault", fault[1])
+        signals, errors_before = len(tb.signals), int(dut.errors.value)
+        sbuf_before = await tb.read_sbuf(0, tb.sbuf_bytes)
+        taken = tb.status(q)["taken"]
+        await tb.submit(q, bits)
+        status = await tb.until(q, lambda s: s["error"] != 0, f"{name} error")
+        assert status["error"] == code, f"{name}: error {status['error']}, expected {int(code)} ({code.name})"
+        assert status["fault_index"] == taken and status["busy"] == 0, f"{name}: {status}"
+        await tb.cycles(2)
+        assert int(dut.errors.value) == errors_before + 1
+        assert all(s["index"] != 31 for s in tb.signals[signals:]), f"{name} signalled: {tb.signals[signals:]}"
+        # Nothing outside the destination pattern changed (inside it, a failed transfer leaves any bytes).
+        undefined = []
+        if fault:
+            setattr(tb, f"{fault[0]}_fault", None)
+            target = box_of(descriptor.destination, descriptor.element_bytes)
+            undefined.append(target)
+            if target.space == Space.DRAM:
+                model.dram[target.low:target.high] = tb.dram[target.low:target.high]
+        tb.check_dram([(back_low, back_high)])
+        sbuf_after = await tb.read_sbuf(0, tb.sbuf_bytes)
+        for box in undefined:
+            if box.space == Space.SBUF:
+                sbuf_before[box.rows.start:box.rows.stop, box.low:box.high] = \
+                    sbuf_after[box.rows.start:box.rows.stop, box.low:box.high]
+        assert np.array_equal(sbuf_before, sbuf_after), f"{name}: the SBUF changed outside the destination"
+        model.sbuf[:] = sbuf_after
+        # A stopped queue takes nothing until cleared; then it works again, from index 0.
+        getattr(dut, f"queues__{q}__payload").value = raw(good)
+        getattr(dut, f"queues__{q}__valid").value = 1
+        await tb.cycles(20)
+        assert tb.status(q)["taken"] == taken + 1, f"{name}: a stopped queue took a descriptor"
+        getattr(dut, f"queues__{q}__valid").value = 0
+        await tb.clear(q)
+        assert tb.status(q) == {"error": 0, "busy": 0, "taken": 0, "completed": 0, "fault_index": 0}, tb.status(q)
+        await run_one(tb, q, good, busy=[(back_low, back_high)])
+        assert tb.signals[-1] == {"index": 29, "increment": 1} or \
+            {"index": 29, "increment": 1} in tb.signals[signals:], f"{name}: no signal after the clear"
+    stop.append(True)
+    await traffic
+    assert len(finished) >= 3, f"the background queue completed only {len(finished)} descriptors meanwhile"
+    tb.log.info("background queue completed %d descriptors during the error cases", len(finished))
+    for descriptor in finished:
+        model.run(descriptor)
+    tb.check_dram()
     tb.checker.check(idle=True)

@@ -1,0 +1,35 @@
+# amaranth: UnusedElaboratable=no
+"""The DMA engine: cocotb tests (trntile/tb/test_dma.py) against the golden model, and its parameter checks."""
+
+import pytest
+from conftest import require_simulator
+
+from trntile.hdl.dma import DMAEngine
+from trntile.sim.runner import run
+
+BASE = {"partitions": 4, "sbuf_bytes": 2048, "queues": 4, "outstanding": 8, "dram_bytes": 1 << 18}
+CASES = [
+    pytest.param({"data_width": 128}, "verilator", marks=pytest.mark.verilator, id="P4-128bit-verilator"),
+    pytest.param({"partitions": 8, "data_width": 32, "queues": 2, "outstanding": 2}, "verilator",
+                 marks=pytest.mark.verilator, id="P8-32bit-2queues-verilator"),
+    pytest.param({"data_width": 64}, "icarus", marks=pytest.mark.icarus, id="P4-64bit-icarus"),
+]
+
+
+@pytest.mark.parametrize("params,sim", CASES)
+def test_dma(params, sim):
+    require_simulator(sim)
+    run("dma", {**BASE, **params}, "trntile.tb.test_dma", sim=sim)
+
+
+@pytest.mark.parametrize("given,message", [
+    ({"queues": 0}, r"queues must be an integer in 1\.\.16, not 0"),
+    ({"queues": 17}, r"queues must be an integer in 1\.\.16, not 17"),
+    ({"outstanding": 33}, r"outstanding must be an integer in 1\.\.32, not 33"),
+    ({"dram_bytes": 1000}, r"dram_bytes must be a power of two in 4096\.\.4294967296, not 1000"),
+    ({"data_width": 24}, r"data_width must be a power of two in 32\.\.512, not 24"),
+    ({"semaphores": 0}, r"semaphores must be an integer in 1\.\.256, not 0"),
+])
+def test_parameters_are_checked(given, message):
+    with pytest.raises(ValueError, match=message):
+        DMAEngine(**given)
