@@ -150,6 +150,48 @@ def _bench_tensor(args) -> int:
     return 0
 
 
+def _bench_dma(args) -> int:
+    from trntile.hdl.params import PARTITIONS
+    from trntile.hdl.axi_latency import LATENCY_BITS
+    from trntile.sim.runner import SimulationFailed, run
+
+    try:
+        p = PARTITIONS.validate(args.partitions)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--partitions: {error}") from None
+    if not 0 <= args.latency < 1 << LATENCY_BITS:
+        raise UsageError(f"--latency: latency must be an integer in 0..{(1 << LATENCY_BITS) - 1}, not {args.latency}")
+    transfers = 8
+    largest = 4 * 65535 * p  # a transfer is at most 65535 four-byte elements per partition
+    if not 256 <= args.bytes <= min(largest, 64 * 1024):
+        raise UsageError(f"--bytes: bytes must be an integer in 256..65536, not {args.bytes}")
+    # Every transfer gets its own place in the SBUF and in both halves of DRAM.
+    span = -(-args.bytes // p)
+    small_span = 256 // min(p, 64)  # the small run: 8 x as many 256-byte transfers
+    sbuf_bytes = max(1024, 1 << (max(transfers * span, 8 * transfers * small_span) - 1).bit_length())
+    dram_bytes = max(1 << 20, 1 << (2 * transfers * args.bytes - 1).bit_length())
+    if sbuf_bytes > 256 * 1024:
+        raise UsageError(f"--bytes: {args.bytes} bytes x {transfers} transfers do not fit a {p}-partition SBUF")
+    out = Path(args.json).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    params = {"partitions": p, "sbuf_bytes": sbuf_bytes, "dram_bytes": dram_bytes}
+    try:
+        run("dma", params, "trntile.tb.bench_dma", sim=args.sim,
+            extra_env={"TRNTILE_BENCH_JSON": str(out), "TRNTILE_BENCH_LATENCY": str(args.latency),
+                       "TRNTILE_BENCH_BYTES": str(args.bytes), "TRNTILE_BENCH_TRANSFERS": str(transfers)})
+    except (SimulationFailed, FileNotFoundError, RuntimeError) as error:
+        print(f"trntile bench dma: {error}", file=sys.stderr)
+        return 1
+    f = json.loads(out.read_text())
+    for name in ("read", "write", "small"):
+        run_ = f[name]
+        print(f"dma {name:<5} {run_['transfer_bytes']:>6}-byte transfers, latency {f['latency']}: "
+              f"{run_['bytes_per_cycle']:.2f} of {f['bus_bytes_per_cycle']} bytes/cycle, efficiency "
+              f"{run_['efficiency']:.4f} (one transfer alone: {run_['first_transfer_cycles']} cycles)")
+    print(f"wrote {out}")
+    return 0
+
+
 def _integer_for(param):
     def parse(text: str) -> int:
         try:
@@ -200,6 +242,15 @@ def _parser() -> argparse.ArgumentParser:
     tensor.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
     tensor.add_argument("--json", metavar="FILE", required=True, help="where to write the figures")
     tensor.set_defaults(run=_bench_tensor)
+    dma = benches.add_parser("dma", help="DMA engine: DRAM-to-SBUF, SBUF-to-DRAM and small-transfer bandwidth")
+    dma.add_argument("--partitions", type=_integer_for(ALL_PARAMS["partitions"]), default=16, metavar="P",
+                     help="SBUF partitions (default 16)")
+    dma.add_argument("--latency", type=int, default=64, metavar="L", help="DRAM latency in cycles (default 64)")
+    dma.add_argument("--bytes", type=int, default=16 * 1024, metavar="B",
+                     help="bytes per transfer for the read and write runs (default 16384)")
+    dma.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
+    dma.add_argument("--json", metavar="FILE", required=True, help="where to write the figures")
+    dma.set_defaults(run=_bench_dma)
     return parser
 
 

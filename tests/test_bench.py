@@ -66,3 +66,33 @@ def test_bench_tensor_bad_input_exits_2(tmp_path):
                                  str(tmp_path / "t.json")], capture_output=True, text=True)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert name in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bench_dma_writes_consistent_figures(tmp_path):
+    """P = 4, 1 KiB transfers (the DMA tests' Verilator build): every figure adds up, the bus is never beaten,
+    and at 64 cycles of latency the steady-state read and write efficiencies meet the issue's 0.95. The
+    default run (P = 16, 16 KiB) is a benchmark figure in docs/dma.md."""
+    require_simulator("verilator")
+    out = tmp_path / "dma.json"
+    result = subprocess.run([sys.executable, "-m", "trntile", "bench", "dma", "--partitions", "4", "--bytes", "1024",
+                             "--json", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    f = json.loads(out.read_text())
+    assert (f["bus_bytes_per_cycle"], f["latency"], f["partitions"]) == (16, 64, 4)
+    for name, size in (("read", 1024), ("write", 1024), ("small", 256)):
+        run_ = f[name]
+        assert run_["transfer_bytes"] == size and run_["bytes"] == size * (run_["transfers"] - 1)
+        assert abs(run_["bytes_per_cycle"] - run_["bytes"] / run_["cycles"]) < 1e-3
+        assert abs(run_["efficiency"] - run_["bytes_per_cycle"] / 16) < 1e-3
+        assert run_["bytes_per_cycle"] <= 16 and run_["first_transfer_cycles"] > 64 + size // 16
+        assert f"dma {name:<5}" in result.stdout
+    assert f["read"]["efficiency"] >= 0.95 and f["write"]["efficiency"] >= 0.95, f
+
+
+def test_bench_dma_bad_input_exits_2(tmp_path):
+    for args, name in ((["--partitions", "3"], "--partitions"), (["--latency", "-1"], "--latency"),
+                       (["--bytes", "100"], "--bytes"), (["--bytes", "100000"], "--bytes"), (["--sim", "x"], "--sim")):
+        result = subprocess.run([sys.executable, "-m", "trntile", "bench", "dma", *args, "--json",
+                                 str(tmp_path / "d.json")], capture_output=True, text=True)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert name in result.stderr and "Traceback" not in result.stderr

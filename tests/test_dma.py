@@ -7,7 +7,8 @@ from conftest import require_simulator
 from trntile.hdl.dma import DMAEngine
 from trntile.sim.runner import run
 
-BASE = {"partitions": 4, "sbuf_bytes": 2048, "queues": 4, "outstanding": 8, "dram_bytes": 1 << 18}
+# P4-128bit is also the build of the DMA benchmark test (tests/test_bench.py), so it is built once.
+BASE = {"partitions": 4, "sbuf_bytes": 4096, "queues": 4, "outstanding": 8, "dram_bytes": 1 << 20}
 CASES = [
     pytest.param({"data_width": 128}, "verilator", marks=pytest.mark.verilator, id="P4-128bit-verilator"),
     pytest.param({"partitions": 8, "data_width": 32, "queues": 2, "outstanding": 2}, "verilator",
