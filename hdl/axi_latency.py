@@ -21,7 +21,7 @@ _STAMP_BITS = 16
 
 
 class AXI4Latency(wiring.Component):
-    """Delays AR and B by ``latency`` cycles (at least 1: each passes through a FIFO).
+    """Delays AR and B by ``latency`` cycles; with ``latency`` 0 every channel is a plain wire.
 
     Parameters
     ----------
@@ -37,7 +37,8 @@ class AXI4Latency(wiring.Component):
     m_axi : ``Out(signature)``
         Faces the memory.
     latency : ``In(LATENCY_BITS)``
-        The delay in cycles; change it only while nothing is waiting.
+        The delay in cycles: 0 for none at all; otherwise each request or response waits at least one cycle
+        in a FIFO. Change it only while nothing is waiting.
     """
 
     def __init__(self, signature: AXI4Signature, *, depth: int = 32):
@@ -53,14 +54,18 @@ class AXI4Latency(wiring.Component):
         queue = fifo.SyncFIFO(width=len(payload_in) + _STAMP_BITS, depth=self._depth)
         m.submodules[f"{name}_delay"] = queue
         age = Signal(_STAMP_BITS, name=f"{name}_age")
-        m.d.comb += [
-            queue.w_data.eq(Cat(payload_in, now)), queue.w_en.eq(getattr(source, name + "valid")),
-            getattr(source, name + "ready").eq(queue.w_rdy),
-            age.eq(now - queue.r_data[len(payload_in):]),
-            payload_out.eq(queue.r_data[:len(payload_in)]),
-            getattr(sink, name + "valid").eq(queue.r_rdy & (age >= self.latency)),
-            queue.r_en.eq(getattr(sink, name + "valid") & getattr(sink, name + "ready")),
-        ]
+        source_valid, source_ready = getattr(source, name + "valid"), getattr(source, name + "ready")
+        sink_valid, sink_ready = getattr(sink, name + "valid"), getattr(sink, name + "ready")
+        m.d.comb += [queue.w_data.eq(Cat(payload_in, now)), age.eq(now - queue.r_data[len(payload_in):])]
+        with m.If(self.latency == 0):   # a plain wire, so the far side's backpressure reaches the near side
+            m.d.comb += [payload_out.eq(payload_in), sink_valid.eq(source_valid), source_ready.eq(sink_ready)]
+        with m.Else():
+            m.d.comb += [
+                queue.w_en.eq(source_valid), source_ready.eq(queue.w_rdy),
+                payload_out.eq(queue.r_data[:len(payload_in)]),
+                sink_valid.eq(queue.r_rdy & (age >= self.latency)),
+                queue.r_en.eq(sink_valid & sink_ready),
+            ]
 
     def elaborate(self, platform):
         m = Module()

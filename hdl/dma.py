@@ -76,9 +76,16 @@ def _min(a, b):
     return Mux(a < b, a, b)
 
 
-def _lanes_below(n, width: int):
-    """A ``width``-bit mask with the low ``n`` bits set (``n`` in 0..width)."""
-    return Cat(*(n > lane for lane in range(width)))
+def _lanes_below(m, n, width: int, name: str) -> Signal:
+    """A ``width``-bit signal with the low ``n`` bits set (``n`` in 0..width)."""
+    mask = Signal(width, name=name)
+    m.d.comb += mask.eq(Cat(*(n > lane for lane in range(width))))
+    return mask
+
+
+def _bytes_of(lanes: Signal):
+    """The bit mask that keeps the bytes of the set ``lanes``."""
+    return Cat(*(lanes[lane].replicate(8) for lane in range(len(lanes))))
 
 
 def _fifo(m, name: str, layout, depth: int):
@@ -208,6 +215,7 @@ class _Packer(wiring.Component):
             "beats": In(stream.Signature(data.StructLayout({"data": 8 * word_bytes, "lo": max(lane_bits, 1),
                                                             "n": lane_bits + 1, "last": 1}))),
             "words": Out(stream.Signature(8 * word_bytes)),
+            "holding": Out(1),   # a partly filled word is waiting for more bytes (or to be flushed)
         })
 
     def elaborate(self, platform):
@@ -220,14 +228,15 @@ class _Packer(wiring.Component):
         kept = Signal(8 * word)
         combined = Signal(16 * word)
         total = Signal(range(2 * word))
-        keep = _lanes_below(beat.n, word)
+        keep = _lanes_below(m, beat.n, word, "keep")
         m.d.comb += [
-            kept.eq((beat.data >> (beat.lo * 8)) & Cat(*(bit.replicate(8) for bit in keep))),
+            kept.eq((beat.data >> (beat.lo * 8)) & _bytes_of(keep)),
             combined.eq(held | (kept << (fill * 8))),
             total.eq(fill + beat.n),
         ]
         full = total >= word
         take = self.beats.valid & self.beats.ready
+        m.d.comb += self.holding.eq((fill != 0) | flush)
         m.d.comb += [
             self.beats.ready.eq(~flush & self.words.ready),
             self.words.valid.eq(flush | (self.beats.valid & ~flush & (full | beat.last))),
@@ -276,9 +285,9 @@ class _Unpacker(wiring.Component):
         ready_words = v0 & (~spans_two | v1)
         # The beat's bytes only, lanes above them zero: a stalled beat's payload must not change when
         # the window refills behind it.
-        keep = _lanes_below(beat.n, word)
+        keep = _lanes_below(m, beat.n, word, "keep")
         window = Signal(8 * word)
-        m.d.comb += window.eq((Cat(w0, w1) >> (head * 8)) & Cat(*(bit.replicate(8) for bit in keep)))
+        m.d.comb += window.eq((Cat(w0, w1) >> (head * 8)) & _bytes_of(keep))
         strobe = Signal(word)
         m.d.comb += strobe.eq(keep << beat.lo)
         out = self.out
@@ -421,7 +430,8 @@ class DMAEngine(wiring.Component):
                          self.status[q].taken.eq(taken[q]), self.status[q].completed.eq(completed[q]),
                          self.status[q].fault_index.eq(faults[q])]
         eligible = Signal(q_count)
-        m.d.comb += eligible.eq(Cat(*(self.queues[q].valid & ~busy[q] & (errors[q] == 0) for q in range(q_count))))
+        m.d.comb += eligible.eq(Cat(*(self.queues[q].valid & ~busy[q] & (errors[q] == 0) & ~self.clear[q]
+                                      for q in range(q_count))))
         last_queue = Signal(queue_bits)
         above = Signal(q_count)
         m.d.comb += above.eq(eligible & ~((Const(2, q_count + 1) << last_queue) - 1)[:q_count])
@@ -454,24 +464,24 @@ class DMAEngine(wiring.Component):
             for name in sums:
                 m.d.sync += [sums[name][0].eq(0), sums[name][1].eq(0), elements[name].eq(1)]
 
-        # The walk's extent and element count, one dimension per cycle.
+        # The walk's extent and element count, one dimension per cycle: one multiplier pair per side.
         with m.If(checking & (step < PATTERN_DIMS)):
             m.d.sync += step.eq(step + 1)
             for name in sums:
                 side = getattr(desc, name)
+                stride, count = Signal(signed(24), name=f"{name}_stride"), Signal(COUNT_BITS, name=f"{name}_count")
                 with m.Switch(step):
                     for d in range(PATTERN_DIMS):
                         with m.Case(d):
-                            dim = side.dims[d]
-                            reach = Signal(signed(41), name=f"{name}_reach{d}")
-                            partitions = (side.space == Space.SBUF) if d == 0 else Const(0)
-                            m.d.comb += reach.eq(Mux(partitions | (dim.count == 0), 0,
-                                                     dim.stride * (dim.count - 1)))
-                            m.d.sync += elements[name].eq(elements[name] * dim.count)
-                            with m.If(reach < 0):
-                                m.d.sync += sums[name][0].eq(sums[name][0] + reach)
-                            with m.Else():
-                                m.d.sync += sums[name][1].eq(sums[name][1] + reach)
+                            m.d.comb += [stride.eq(side.dims[d].stride), count.eq(side.dims[d].count)]
+                partitions = (side.space == Space.SBUF) & (step == 0)   # dims[0] of the SBUF walks partitions
+                reach = Signal(signed(41), name=f"{name}_reach")
+                m.d.comb += reach.eq(Mux(partitions | (count == 0), 0, stride * (count - 1)))
+                m.d.sync += elements[name].eq(elements[name] * count)
+                with m.If(reach < 0):
+                    m.d.sync += sums[name][0].eq(sums[name][0] + reach)
+                with m.Else():
+                    m.d.sync += sums[name][1].eq(sums[name][1] + reach)
 
         element_size = desc.element_size
         code = Signal(4)
@@ -568,10 +578,22 @@ class DMAEngine(wiring.Component):
                      source_commands.r_en.eq(source_runs.command.ready)]
         wiring.connect(m, source_runs.runs, source_bursts.runs)
 
+        # Room in the byte stream is reserved before anything is read: a read burst, or an SBUF word read, is
+        # issued only if every beat requested and not yet packed, every word in the stream FIFO and the packer's
+        # partial word still leave room for it (each beat makes at most one word). So read data is always
+        # taken at once, and RREADY never waits on the writes that drain the stream.
+        max_burst = min(256, 4096 // word)
+        stream_depth = max(2 * max_burst, 256)
+        m.submodules.stream = stream_fifo = fifo.SyncFIFOBuffered(width=8 * word, depth=stream_depth)
+        requested = Signal(range(stream_depth + 1))
+        used = Signal(range(2 * stream_depth + 2))
+        m.d.comb += used.eq(requested + stream_fifo.level + packer.holding)
+
         reads_out = Signal(range(outstanding + 1))
         read_bursts, read_burst_in, read_burst_out = _fifo(m, "read_bursts", _burst_layout, max(2, outstanding))
         burst = source_bursts.bursts
-        read_room = read_bursts.w_rdy & (reads_out < outstanding)
+        # (one place is kept for an SBUF read issued in the same cycle)
+        read_room = read_bursts.w_rdy & (reads_out < outstanding) & (used + burst.payload.beats < stream_depth)
         m.d.comb += [
             axi.arvalid.eq(burst.valid & ~burst.payload.sbuf & read_room),
             axi.araddr.eq(burst.payload.address & ~(word - 1)),
@@ -598,7 +620,8 @@ class DMAEngine(wiring.Component):
         m.d.sync += sbuf_reads.eq(sbuf_reads + (sbuf_read.valid & sbuf_read.ready)
                                   - (answer.valid & answer.ready))
         m.d.comb += [
-            sbuf_read.valid.eq(beat.valid & beat.payload.sbuf & source_pending.w_rdy & (sbuf_reads < SBUF.ANSWERS)),
+            sbuf_read.valid.eq(beat.valid & beat.payload.sbuf & source_pending.w_rdy & (sbuf_reads < SBUF.ANSWERS)
+                               & (used < stream_depth)),
             sbuf_read.payload.partition.eq(partition), sbuf_read.payload.address.eq(offset),
             beat.ready.eq(source_pending.w_rdy & Mux(beat.payload.sbuf, sbuf_read.valid & sbuf_read.ready, 1)),
             source_pending.w_en.eq(beat.valid & beat.ready),
@@ -630,8 +653,9 @@ class DMAEngine(wiring.Component):
             m.d.sync += read_failed.eq(1)
         with m.If(packed):
             m.d.sync += self.read_bytes.eq(self.read_bytes + head.n)
+        asked = Mux(axi.arvalid & axi.arready, burst.payload.beats, 0) + (sbuf_read.valid & sbuf_read.ready)
+        m.d.sync += requested.eq(requested + asked - packed)
 
-        m.submodules.stream = stream_fifo = fifo.SyncFIFOBuffered(width=8 * word, depth=max(16, 2 * outstanding))
         m.d.comb += [stream_fifo.w_en.eq(packer.words.valid), stream_fifo.w_data.eq(packer.words.payload),
                      packer.words.ready.eq(stream_fifo.w_rdy)]
 
@@ -647,25 +671,33 @@ class DMAEngine(wiring.Component):
 
         # Bursts waiting for their data, and, in the same order, writes waiting to be acknowledged: each
         # DRAM burst (until its B response) and each SBUF descriptor's end (until its last word is written).
+        # A DRAM burst's address goes to its own queue, so write data never waits for AWREADY (AXI4 forbids
+        # a master to make WVALID wait for it).
         writes_out = Signal(range(outstanding + 1))
         write_bursts, write_burst_in, write_burst_out = _fifo(m, "write_bursts", _burst_layout, max(2, outstanding))
+        addresses, address_in, address_out = _fifo(m, "write_addresses",
+                                                   data.StructLayout({"address": DRAM_ADDRESS_BITS, "beats": 9}),
+                                                   max(2, outstanding))
         acks, ack_in, ack_out = _fifo(m, "acknowledgements", data.StructLayout({"sbuf": 1, "last": 1}),
                                       outstanding + 2)
         burst = destination_bursts.bursts
-        write_room = write_bursts.w_rdy & acks.w_rdy & (writes_out < outstanding)
+        dram_room = write_bursts.w_rdy & addresses.w_rdy & acks.w_rdy
         sbuf_room = write_bursts.w_rdy & (acks.w_rdy | ~burst.payload.last)
+        cut = burst.valid & burst.ready
         m.d.comb += [
-            axi.awvalid.eq(burst.valid & ~burst.payload.sbuf & write_room),
-            axi.awaddr.eq(burst.payload.address & ~(word - 1)),
-            axi.awlen.eq(burst.payload.beats - 1),
+            burst.ready.eq(Mux(burst.payload.sbuf, sbuf_room, dram_room)),
+            write_bursts.w_en.eq(cut), write_burst_in.eq(burst.payload),
+            addresses.w_en.eq(cut & ~burst.payload.sbuf),
+            address_in.address.eq(burst.payload.address), address_in.beats.eq(burst.payload.beats),
+            acks.w_en.eq(cut & (~burst.payload.sbuf | burst.payload.last)),
+            ack_in.sbuf.eq(burst.payload.sbuf), ack_in.last.eq(burst.payload.last),
+            axi.awvalid.eq(addresses.r_rdy & (writes_out < outstanding)),
+            axi.awaddr.eq(address_out.address & ~(word - 1)),
+            axi.awlen.eq(address_out.beats - 1),
             axi.awsize.eq((word - 1).bit_length()),
             axi.awburst.eq(Burst.INCR),
             axi.awid.eq(0),
-            burst.ready.eq(Mux(burst.payload.sbuf, sbuf_room, axi.awready & write_room)),
-            write_bursts.w_en.eq(burst.valid & burst.ready),
-            write_burst_in.eq(burst.payload),
-            acks.w_en.eq(burst.valid & burst.ready & (~burst.payload.sbuf | burst.payload.last)),
-            ack_in.sbuf.eq(burst.payload.sbuf), ack_in.last.eq(burst.payload.last),
+            addresses.r_en.eq(axi.awvalid & axi.awready),
             destination_beats.bursts.valid.eq(write_bursts.r_rdy),
             destination_beats.bursts.payload.eq(write_burst_out),
             write_bursts.r_en.eq(destination_beats.bursts.ready),
@@ -724,6 +756,10 @@ class DMAEngine(wiring.Component):
 
         # ---- queue state ---------------------------------------------------------------------------------
         for q in range(q_count):
+            # A clear first, so that an error arriving in the same cycle stands (a queue takes nothing while
+            # it is cleared).
+            with m.If(self.clear[q]):
+                m.d.sync += [errors[q].eq(0), taken[q].eq(0), completed[q].eq(0), faults[q].eq(0)]
             with m.If(complete & (pending_out.queue == q)):
                 m.d.sync += busy[q].eq(0)
                 with m.If(failed):
@@ -731,16 +767,9 @@ class DMAEngine(wiring.Component):
                                                   DmaError.WRITE_RESPONSE)),
                                  faults[q].eq(pending_out.index)]
                 with m.Else():
-                    m.d.sync += completed[q].eq(completed[q] + 1)
+                    m.d.sync += completed[q].eq(Mux(self.clear[q], 1, completed[q] + 1))
             with m.If(refused & (desc_queue == q)):
                 m.d.sync += [busy[q].eq(0), errors[q].eq(code), faults[q].eq(desc_index)]
-            with m.If(self.clear[q]):
-                m.d.sync += [errors[q].eq(0), completed[q].eq(0), faults[q].eq(0)]
-                # A descriptor taken in this very cycle keeps its index; the count restarts after it.
-                with m.If(self.queues[q].valid & self.queues[q].ready):
-                    m.d.sync += taken[q].eq(1)
-                with m.Else():
-                    m.d.sync += taken[q].eq(0)
         with m.If(complete):
             with m.If(failed):
                 m.d.sync += self.errors.eq(self.errors + 1 + refused)

@@ -10,7 +10,7 @@ Ports (each bank is one memory with two ports, as an FPGA block RAM has):
   - **stationary**: the tensor engine's LoadStationary reads (same interface as ``moving``);
   - **dma**: whole bus words of one partition, read or written with byte strobes (:func:`sbuf_word_signature`).
 
-  A read granted in cycle t is answered from cycle t + 2 (memory, then a two-entry queue per requester),
+  A read granted in cycle t is answered from cycle t + 2 (memory, then a three-entry queue per requester),
   so a requester that takes its answers at once can read every cycle when it is alone.
 
 Counters ``granted`` and ``waited`` (per requester on port B) count the cycles each was served and the
@@ -157,7 +157,9 @@ class SBUF(wiring.Component):
             write = bank.write_port(granularity=8)
             m.d.comb += [
                 read.addr.eq(address[offset_bits:]), read.en.eq(read_b),
-                write.addr.eq(dma.address[offset_bits:]), write.data.eq(dma.data),
+                # The write shares port B's address with its reads (only one is granted a cycle), so each bank
+                # is one read port and one read/write port: a true dual-port block RAM.
+                write.addr.eq(address[offset_bits:]), write.data.eq(dma.data),
                 write.en.eq(Mux(grant[1] & dma_write & (dma.partition == partition), dma.strobe, 0)),
             ]
             elements = queues[0].w_data.word_select(partition, 16)

@@ -29,7 +29,6 @@ from trntile.tb.axi_checker import AxiProtocolChecker
 from trntile.tb.common import ClockedTB, pack, pauses, unpack
 
 GUARD = 64          # bytes around every target that nothing may write
-SBUF_CHECK_ROWS = 4  # at most this many partitions of an SBUF target are read back after each descriptor
 
 
 class _Fault:
@@ -322,7 +321,11 @@ class Planner:
         return None
 
     def descriptor(self, *, max_bytes: int = 4096, semaphore: int = 0) -> Descriptor | None:
+        """A random descriptor of up to ``max_bytes`` bytes; one in 20 is large (up to 64 KiB) and dense."""
         tb, rng = self.tb, self.rng
+        large = rng.random() < 0.05
+        if large:
+            max_bytes = 64 * 1024
         element_bytes = rng.choice([1, 2, 4])
         spaces = rng.choice([(Space.DRAM, Space.SBUF), (Space.SBUF, Space.DRAM), (Space.SBUF, Space.SBUF),
                              (Space.DRAM, Space.DRAM)])
@@ -340,7 +343,10 @@ class Planner:
             else:
                 rows = 1
                 counts = random_counts(rng, total, rng.randint(1, 4))
-            dims = list(zip(random_strides(rng, counts), counts))
+            strides = random_strides(rng, counts)
+            if large:   # dense rows: a large walk of single elements would take too long to simulate
+                strides[-1] = 1
+            dims = list(zip(strides, counts))
             endpoint = self._place(space, dims, element_bytes, rows, [box_of(e, element_bytes) for e in endpoints])
             if endpoint is None:
                 return None
@@ -381,8 +387,7 @@ async def run_random(tb: DmaTB, count: int, *, max_bytes: int = 4096) -> None:
                            if box.space == Space.DRAM])
             target = box_of(descriptor.destination, descriptor.element_bytes)
             if target.space == Space.SBUF:
-                rows = sorted(set(list(target.rows)[:SBUF_CHECK_ROWS] + [target.rows[-1]]))
-                await tb.check_sbuf(target.low - GUARD, target.high + GUARD, rows)
+                await tb.check_sbuf(target.low - GUARD, target.high + GUARD, target.rows)
             done += 1
         for q in range(tb.queues):
             if q in in_flight or submitted == count:
@@ -425,8 +430,9 @@ async def smoke(dut):
     tb.model.run(d)
     await tb.check_sbuf()
     d = Descriptor(Endpoint.sbuf(1, p - 1, 3, [(2, 16)]), Endpoint.dram(5000, [(1, 16 * (p - 1))]), 2)
-    await tb.submit(1, int.from_bytes(encode(d), "little"))
-    await tb.until(1, lambda s: s["completed"] == 1, "completion")
+    q = 1 % tb.queues
+    await tb.submit(q, int.from_bytes(encode(d), "little"))
+    await tb.until(q, lambda s: s["completed"] == (2 if q == 0 else 1), "completion")
     tb.model.run(d)
     tb.check_dram()
     assert tb.signals == [{"index": 1, "increment": 2}], tb.signals
@@ -447,7 +453,8 @@ async def random_descriptors_slow_memory(dut):
     """The same with 64 cycles of DRAM latency (reads and write responses) and lighter pauses."""
     tb = DmaTB(dut, backpressure=0.1, latency=64)
     await tb.start()
-    await run_random(tb, _count(40, 8))
+    # With one burst outstanding, every burst waits out the whole latency: fewer descriptors.
+    await run_random(tb, _count(40, 8) if tb.params["outstanding"] >= 4 else _count(12, 4))
     tb.checker.check(idle=True)
 
 
@@ -485,10 +492,10 @@ async def edges(dut):
     for page in (4096, 8192):
         for start in (page - 1, page, page + 1):        # starts at the boundary
             cases.append(Descriptor(dram(start, [(1, 300)]), sbuf(1, 1, 100, [(1, 300)]), 1))
-            cases.append(Descriptor(sbuf(2, 1, 500, [(1, 300)]), dram(start + 20000, [(1, 300)]), 1))
+            cases.append(Descriptor(sbuf(2, 1, 500, [(1, 300)]), dram(start + 5 * 4096, [(1, 300)]), 1))
         for end in (page - 1, page, page + 1):          # ends at the boundary
             cases.append(Descriptor(dram(end - 200, [(1, 200)]), sbuf(0, 2, 7, [(1, 100)]), 1))
-            cases.append(Descriptor(sbuf(1, 2, 33, [(1, 100)]), dram(end + 20000 - 200, [(1, 200)]), 1))
+            cases.append(Descriptor(sbuf(1, 2, 33, [(1, 100)]), dram(end + 5 * 4096 - 200, [(1, 200)]), 1))
     whole = min(256 * word, 4096)                       # the longest burst the bus allows
     cases.append(Descriptor(dram(16 * 4096, [(1, whole)]), dram(24 * 4096, [(1, whole)]), 1))
     cases += [
@@ -544,12 +551,14 @@ async def errors(dut):
     outside the destination pattern, and leaves the other queues running; after a clear the queue works."""
     tb = DmaTB(dut, backpressure=0.2)
     await tb.start()
-    assert tb.queues >= 2, "the error test needs two queues"
     q, other = 0, tb.queues - 1
     back_low, back_high = tb.dram_bytes // 2, tb.dram_bytes       # the background's region
     finished: list[Descriptor] = []
     stop: list[bool] = []
-    traffic = cocotb.start_soon(background(tb, other, back_low, back_high, stop, finished))
+    if tb.queues > 1:
+        traffic = cocotb.start_soon(background(tb, other, back_low, back_high, stop, finished))
+    else:
+        tb.log.info("one queue: no other queue to keep running beside the errors")
     p, dram, sbuf = tb.p, Endpoint.dram, Endpoint.sbuf
     good = Descriptor(dram(1000, [(1, 200)]), sbuf(0, 2, 100, [(1, 100)]), 1, semaphore=29, increment=1)
 
@@ -574,9 +583,27 @@ async def errors(dut):
          None),
         ("semaphore", Descriptor(dram(0, [(1, 8)]), sbuf(0, 1, 0, [(1, 8)]), 1, model.semaphores.size, 1),
          DmaError.SEMAPHORE, None),
+        ("SBUF source outside a partition", Descriptor(sbuf(1, 1, tb.sbuf_bytes - 2, [(1, 4)]), dram(0, [(1, 4)]),
+                                                       1, 31, 1), DmaError.SOURCE_BOUNDS, None),
+        ("DRAM destination past the end", Descriptor(sbuf(0, 1, 0, [(1, 4)]), dram(tb.dram_bytes - 2, [(1, 4)]),
+                                                     1, 31, 1), DmaError.DESTINATION_BOUNDS, None),
+        ("DRAM source below 0", Descriptor(dram(2, [(-1, 4)]), sbuf(0, 1, 0, [(1, 4)]), 1, 31, 1),
+         DmaError.SOURCE_BOUNDS, None),
+        # several faults at once: the first in code order is reported
+        ("semaphore before bounds", Descriptor(dram(back_high - 2, [(1, 4)]), sbuf(p - 1, 2, 0, [(1, 2)]), 1,
+                                               model.semaphores.size, 1), DmaError.SEMAPHORE, None),
+        ("partitions before bounds", Descriptor(dram(back_high - 2, [(1, 4)]), sbuf(p - 1, 2, 0, [(1, 2)]), 1,
+                                                31, 1), DmaError.PARTITIONS, None),
+        ("source before destination", Descriptor(sbuf(0, 1, tb.sbuf_bytes - 1, [(1, 2)]),
+                                                 dram(tb.dram_bytes - 1, [(1, 2)]), 1, 31, 1),
+         DmaError.SOURCE_BOUNDS, None),
     ]
     base = Descriptor(dram(0, [(1, 2), (1, 2)]), sbuf(0, 2, 0, [(1, 2)]), 1, 31, 1)
     for name, patch in [("element size", lambda f: f.update(element_size=3)),
+                        ("element size before space", lambda f: (f.update(element_size=3),
+                                                                 f["source"].update(space=2))),
+                        ("count before mismatch", lambda f: (f["source"]["dims"][1].update(count=0),
+                                                             f["destination"]["dims"][3].update(count=5))),
                         ("space", lambda f: f["destination"].update(space=3)),
                         ("count", lambda f: f["source"]["dims"][0].update(count=0)),
                         ("partition stride", lambda f: f["destination"]["dims"][0].update(stride=-1)),
@@ -628,8 +655,9 @@ async def errors(dut):
         assert tb.signals[-1] == {"index": 29, "increment": 1} or \
             {"index": 29, "increment": 1} in tb.signals[signals:], f"{name}: no signal after the clear"
     stop.append(True)
-    await traffic
-    assert len(finished) >= 3, f"the background queue completed only {len(finished)} descriptors meanwhile"
+    if tb.queues > 1:
+        await traffic
+        assert len(finished) >= 3, f"the background queue completed only {len(finished)} descriptors meanwhile"
     tb.log.info("background queue completed %d descriptors during the error cases", len(finished))
     for descriptor in finished:
         model.run(descriptor)
