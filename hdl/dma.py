@@ -127,6 +127,25 @@ class _RunGenerator(wiring.Component):
         return m
 
 
+def _cutter(m, pieces_of: stream.Interface, pieces: stream.Interface, left_bits: int, cut):
+    """Cuts each span {address, bytes, sbuf, last} taken from ``pieces_of`` into pieces offered on ``pieces``,
+    one per cycle, taking the next span with the last piece of the current one. ``cut(address, left)`` gives
+    the current piece's size and whether it is the span's last. Returns the span registers and the cut."""
+    valid, address, left = Signal(), Signal(DRAM_ADDRESS_BITS), Signal(left_bits)
+    sbuf, last = Signal(), Signal()
+    size, final = cut(address, left)
+    m.d.comb += [pieces.valid.eq(valid), pieces_of.ready.eq(~valid | (pieces.ready & final))]
+    with m.If(pieces.valid & pieces.ready):
+        m.d.sync += [address.eq(address + size), left.eq(left - size)]
+        with m.If(final):
+            m.d.sync += valid.eq(0)
+    with m.If(pieces_of.valid & pieces_of.ready):
+        span = pieces_of.payload
+        m.d.sync += [valid.eq(1), address.eq(span.address), left.eq(span.bytes), sbuf.eq(span.sbuf),
+                     last.eq(span.last)]
+    return address, sbuf, last, size, final
+
+
 class _BurstSplitter(wiring.Component):
     """Runs to bursts: each burst ends at the end of its run, at a 4 KiB boundary, or after 256 beats,
     whichever comes first. One burst per cycle; the next run is taken with the last burst of the current."""
@@ -139,33 +158,21 @@ class _BurstSplitter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         word, lane_bits = self._word, (self._word - 1).bit_length()
-        valid, address, left, sbuf, last = Signal(), Signal(DRAM_ADDRESS_BITS), Signal(_RUN_BITS), Signal(), Signal()
-        lo = address[:lane_bits] if lane_bits else Const(0, 1)
-        to_page = Signal(13)
-        by_beats = Signal(range(256 * word + 1))
-        size = Signal(13)
-        m.d.comb += [
-            to_page.eq(4096 - address[:12]),
-            by_beats.eq(256 * word - lo),
-            size.eq(_min(_min(left, to_page), by_beats)),
-        ]
-        final = size == left
-        out = self.bursts
-        m.d.comb += [
-            out.valid.eq(valid),
-            out.payload.address.eq(address), out.payload.bytes.eq(size),
-            out.payload.beats.eq((lo + size + word - 1) >> lane_bits),
-            out.payload.sbuf.eq(sbuf), out.payload.last.eq(last & final),
-            self.runs.ready.eq(~valid | (out.ready & final)),
-        ]
-        with m.If(out.valid & out.ready):
-            m.d.sync += [address.eq(address + size), left.eq(left - size)]
-            with m.If(final):
-                m.d.sync += valid.eq(0)
-        with m.If(self.runs.valid & self.runs.ready):
-            run = self.runs.payload
-            m.d.sync += [valid.eq(1), address.eq(run.address), left.eq(run.bytes), sbuf.eq(run.sbuf),
-                         last.eq(run.last)]
+
+        def cut(address, left):
+            to_page, by_beats, size = Signal(13), Signal(range(256 * word + 1)), Signal(13)
+            m.d.comb += [
+                to_page.eq(4096 - address[:12]),
+                by_beats.eq(256 * word - address[:lane_bits]),
+                size.eq(_min(_min(left, to_page), by_beats)),
+            ]
+            return size, size == left
+
+        address, sbuf, last, size, final = _cutter(m, self.runs, self.bursts, _RUN_BITS, cut)
+        out = self.bursts.payload
+        m.d.comb += [out.address.eq(address), out.bytes.eq(size),
+                     out.beats.eq((address[:lane_bits] + size + word - 1) >> lane_bits),
+                     out.sbuf.eq(sbuf), out.last.eq(last & final)]
         return m
 
 
@@ -180,26 +187,17 @@ class _BeatExpander(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         word, lane_bits = self._word, (self._word - 1).bit_length()
-        valid, address, left, sbuf, last = Signal(), Signal(DRAM_ADDRESS_BITS), Signal(13), Signal(), Signal()
-        lo = address[:lane_bits]
-        room = Signal(lane_bits + 1)
-        m.d.comb += room.eq(word - lo)
-        burst_last = left <= room
-        out = self.beats
-        m.d.comb += [
-            out.valid.eq(valid),
-            out.payload.address.eq(address), out.payload.lo.eq(lo), out.payload.n.eq(_min(left, room)),
-            out.payload.burst_last.eq(burst_last), out.payload.sbuf.eq(sbuf), out.payload.last.eq(last & burst_last),
-            self.bursts.ready.eq(~valid | (out.ready & burst_last)),
-        ]
-        with m.If(out.valid & out.ready):
-            m.d.sync += [address.eq(address + room), left.eq(left - room)]
-            with m.If(burst_last):
-                m.d.sync += valid.eq(0)
-        with m.If(self.bursts.valid & self.bursts.ready):
-            burst = self.bursts.payload
-            m.d.sync += [valid.eq(1), address.eq(burst.address), left.eq(burst.bytes), sbuf.eq(burst.sbuf),
-                         last.eq(burst.last)]
+        n = Signal(lane_bits + 1)
+
+        def cut(address, left):
+            room = Signal(lane_bits + 1)    # to the end of the word: the next beat starts at its lane 0
+            m.d.comb += [room.eq(word - address[:lane_bits]), n.eq(_min(left, room))]
+            return room, left <= room
+
+        address, sbuf, last, _, burst_last = _cutter(m, self.bursts, self.beats, 13, cut)
+        out = self.beats.payload
+        m.d.comb += [out.address.eq(address), out.lo.eq(address[:lane_bits]), out.n.eq(n),
+                     out.burst_last.eq(burst_last), out.sbuf.eq(sbuf), out.last.eq(last & burst_last)]
         return m
 
 
