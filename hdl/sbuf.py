@@ -8,7 +8,10 @@ Ports (each bank is one memory with two ports, as an FPGA block RAM has):
   requesting and have room for their answer:
 
   - **stationary**: the tensor engine's LoadStationary reads (same interface as ``moving``);
-  - **dma**: whole bus words of one partition, read or written with byte strobes (:func:`sbuf_word_signature`).
+  - **dma**: whole bus words of one partition, read or written with byte strobes (:func:`sbuf_word_signature`);
+  - **write**: an engine's results, one element of 1, 2 or 4 bytes in each partition whose ``mask`` bit is set,
+    at the same byte address in each (:func:`sbuf_element_write_signature`). Elements must be naturally aligned;
+    the bytes of a misaligned one that would cross into the next word are dropped, and size 3 writes nothing.
 
   A read granted in cycle t is answered from cycle t + 2 (memory, then a three-entry queue per requester),
   so a requester that takes its answers at once can read every cycle when it is alone.
@@ -26,10 +29,10 @@ from .access_pattern import ADDRESS_BITS
 from .params import AXI_DATA_WIDTH, PARTITIONS, SBUF_BYTES
 from .tensor_engine import sbuf_read_signature
 
-__all__ = ["SBUF", "sbuf_word_signature", "PORT_B_REQUESTERS"]
+__all__ = ["SBUF", "sbuf_word_signature", "sbuf_element_write_signature", "PORT_B_REQUESTERS"]
 
 #: Requesters on port B, in round-robin order.
-PORT_B_REQUESTERS = ("stationary", "dma")
+PORT_B_REQUESTERS = ("stationary", "dma", "write")
 
 
 def sbuf_word_signature(data_width: int) -> wiring.Signature:
@@ -40,6 +43,16 @@ def sbuf_word_signature(data_width: int) -> wiring.Signature:
         "request": Out(stream.Signature(data.StructLayout({
             "write": 1, "partition": 8, "address": ADDRESS_BITS, "data": data_width, "strobe": width}))),
         "response": In(stream.Signature(data.StructLayout({"data": data_width}))),
+    })
+
+
+def sbuf_element_write_signature(partitions: int) -> wiring.Signature:
+    """An engine writing one element per partition per cycle, seen from the engine: ``request`` {byte address
+    (the same in every partition), size (log2 bytes: 0, 1, 2), mask (the partitions written), data (one
+    element per partition, in the low bytes of 32 bits)}."""
+    return wiring.Signature({
+        "request": Out(stream.Signature(data.StructLayout({
+            "address": ADDRESS_BITS, "size": 2, "mask": partitions, "data": data.ArrayLayout(32, partitions)}))),
     })
 
 
@@ -69,6 +82,7 @@ class SBUF(wiring.Component):
             "moving": In(sbuf_read_signature(self._p)),
             "stationary": In(sbuf_read_signature(self._p)),
             "dma": In(sbuf_word_signature(self._width)),
+            "write": In(sbuf_element_write_signature(self._p)),
             "granted": Out(32).array(len(PORT_B_REQUESTERS)),
             "waited": Out(32).array(len(PORT_B_REQUESTERS)),
         })
@@ -107,8 +121,8 @@ class SBUF(wiring.Component):
                          port.response.payload[partition].eq(
                              self._element(m, read.data, a_byte, a_wide, f"moving_word{partition}"))]
 
-        # ---- port B: round-robin between the stationary reads and the DMA ----------------------------------
-        requests = [self.stationary.request, self.dma.request]
+        # ---- port B: round-robin between the stationary reads, the DMA and engine writes --------------------
+        requests = [self.stationary.request, self.dma.request, self.write.request]
         queues, credits = [], []
         answer_layouts = [data.ArrayLayout(16, p), data.StructLayout({"data": self._width})]
         for index, layout in enumerate(answer_layouts):
@@ -122,19 +136,25 @@ class SBUF(wiring.Component):
                          queue.r_en.eq(response.ready)]
 
         # A reader may be granted while its reads in flight or queued leave room for one more answer;
-        # a DMA write needs no answer.
+        # a write needs no answer.
         eligible = Signal(len(requests))
         dma_write = self.dma.request.payload.write
         m.d.comb += [
             eligible[0].eq(requests[0].valid & (credits[0] < self.ANSWERS)),
             eligible[1].eq(requests[1].valid & (dma_write | (credits[1] < self.ANSWERS))),
+            eligible[2].eq(requests[2].valid),
         ]
         last = Signal(range(len(requests)))  # the requester granted most recently
         grant = Signal(len(requests))
-        with m.If(eligible[0] & (~eligible[1] | (last == 1))):
-            m.d.comb += grant[0].eq(1)
-        with m.Elif(eligible[1]):
-            m.d.comb += grant[1].eq(1)
+        count = len(requests)
+        with m.Switch(last):   # the first eligible requester after the last one granted, cyclically
+            for previous in range(count):
+                with m.Case(previous):
+                    order = [(previous + step) % count for step in range(1, count + 1)]
+                    for position, index in enumerate(order):
+                        earlier = [eligible[other] for other in order[:position]]
+                        m.d.comb += grant[index].eq(eligible[index] & ~Cat(*earlier).any() if earlier
+                                                    else eligible[index])
         for index, request in enumerate(requests):
             m.d.comb += request.ready.eq(grant[index])
             with m.If(grant[index]):
@@ -142,9 +162,17 @@ class SBUF(wiring.Component):
             with m.If(request.valid & ~grant[index]):
                 m.d.sync += self.waited[index].eq(self.waited[index] + 1)
 
-        stationary, dma = self.stationary.request.payload, self.dma.request.payload
+        stationary, dma, element = (self.stationary.request.payload, self.dma.request.payload,
+                                    self.write.request.payload)
         read_b = grant[0] | (grant[1] & ~dma_write)
-        address = Mux(grant[0], stationary.address, dma.address)
+        address = Mux(grant[0], stationary.address, Mux(grant[2], element.address, dma.address))
+        # An engine write: each element shifted to its byte lanes, strobes for exactly those lanes.
+        lane = element.address[:offset_bits]
+        element_lanes = Signal(word_bytes)
+        with m.Switch(element.size):
+            for size in range(3):
+                with m.Case(size):
+                    m.d.comb += element_lanes.eq(((1 << (1 << size)) - 1) << lane)
         # What was read last cycle, and for whom.
         for_stationary, for_dma = Signal(), Signal()
         b_wide, b_byte, b_partition = Signal(), Signal(range(word_bytes)), Signal(8)
@@ -159,8 +187,10 @@ class SBUF(wiring.Component):
                 read.addr.eq(address[offset_bits:]), read.en.eq(read_b),
                 # The write shares port B's address with its reads (only one is granted a cycle), so each bank
                 # is one read port and one read/write port: a true dual-port block RAM.
-                write.addr.eq(address[offset_bits:]), write.data.eq(dma.data),
-                write.en.eq(Mux(grant[1] & dma_write & (dma.partition == partition), dma.strobe, 0)),
+                write.addr.eq(address[offset_bits:]),
+                write.data.eq(Mux(grant[2], element.data[partition] << (lane * 8), dma.data)),
+                write.en.eq(Mux(grant[2], Mux(element.mask[partition], element_lanes, 0),
+                                Mux(grant[1] & dma_write & (dma.partition == partition), dma.strobe, 0))),
             ]
             elements = queues[0].w_data.word_select(partition, 16)
             m.d.comb += elements.eq(self._element(m, read.data, b_byte, b_wide, f"stationary_word{partition}"))
@@ -170,7 +200,7 @@ class SBUF(wiring.Component):
             queues[1].w_en.eq(for_dma),
             queues[1].w_data.eq(Cat(*dma_words).word_select(b_partition, self._width)),
         ]
-        for index in range(len(requests)):
+        for index in range(2):   # the readers
             issued = grant[index] if index == 0 else grant[1] & ~dma_write
             m.d.sync += credits[index].eq(credits[index] + issued - (responses[index].valid & responses[index].ready))
         return m

@@ -368,7 +368,11 @@ async def run_random(tb: DmaTB, count: int, *, max_bytes: int = 4096) -> None:
     quiet = 0  # cycles since the last completion
     while done < count:
         quiet += 1
-        assert quiet < int(os.environ.get("DMA_QUIET", "200000")), f"no descriptor completed for {quiet} cycles; in flight: {in_flight}, " \
+        # The worst case for the work in flight: every element its own read and write burst, each waiting out
+        # the memory latency with ``outstanding`` of them overlapping.
+        budget = 20_000 + sum(d.elements for d, _ in in_flight.values()) * 2 * (tb.latency + 16) \
+            // tb.params["outstanding"]
+        assert quiet < budget, f"no descriptor completed for {quiet} cycles; in flight: {in_flight}, " \
             f"status: {[tb.status(q) for q in range(tb.queues)]}"
         await ReadOnly()
         statuses = [tb.status(q) for q in range(tb.queues)]
@@ -455,8 +459,11 @@ async def random_descriptors_slow_memory(dut):
     """The same with 64 cycles of DRAM latency (reads and write responses) and lighter pauses."""
     tb = DmaTB(dut, backpressure=0.1, latency=64)
     await tb.start()
-    # With one burst outstanding, every burst waits out the whole latency: fewer descriptors.
-    await run_random(tb, _count(40, 8) if tb.params["outstanding"] >= 4 else _count(12, 4))
+    # With few bursts outstanding, every burst waits out the latency: fewer and smaller descriptors.
+    if tb.params["outstanding"] >= 4:
+        await run_random(tb, _count(40, 8))
+    else:
+        await run_random(tb, _count(12, 4), max_bytes=1024)
     tb.checker.check(idle=True)
 
 
