@@ -566,15 +566,19 @@ class DMAEngine(wiring.Component):
         def sbuf_place(flat):
             return flat[partition_shift:partition_shift + 8], flat[:partition_shift]
 
+        def side(name, commands):
+            """A side's commands to its runs, then bursts; and the beat expander its bursts go to."""
+            m.submodules[f"{name}_runs"] = runs = _RunGenerator()
+            m.submodules[f"{name}_bursts"] = bursts = _BurstSplitter(word)
+            m.submodules[f"{name}_beats"] = beats = _BeatExpander(word)
+            m.d.comb += [runs.command.valid.eq(commands.r_rdy), runs.command.payload.eq(commands.r_data),
+                         commands.r_en.eq(runs.command.ready)]
+            wiring.connect(m, runs.runs, bursts.runs)
+            return bursts, beats
+
         # ---- source side ---------------------------------------------------------------------------------
-        m.submodules.source_runs = source_runs = _RunGenerator()
-        m.submodules.source_bursts = source_bursts = _BurstSplitter(word)
-        m.submodules.source_beats = source_beats = _BeatExpander(word)
+        source_bursts, source_beats = side("source", source_commands)
         m.submodules.packer = packer = _Packer(word)
-        m.d.comb += [source_runs.command.valid.eq(source_commands.r_rdy),
-                     source_runs.command.payload.eq(source_commands.r_data),
-                     source_commands.r_en.eq(source_runs.command.ready)]
-        wiring.connect(m, source_runs.runs, source_bursts.runs)
 
         # Room in the byte stream is reserved before anything is read: a read burst, or an SBUF word read, is
         # issued only if every beat requested and not yet packed, every word in the stream FIFO and the packer's
@@ -658,14 +662,8 @@ class DMAEngine(wiring.Component):
                      packer.words.ready.eq(stream_fifo.w_rdy)]
 
         # ---- destination side ----------------------------------------------------------------------------
-        m.submodules.destination_runs = destination_runs = _RunGenerator()
-        m.submodules.destination_bursts = destination_bursts = _BurstSplitter(word)
-        m.submodules.destination_beats = destination_beats = _BeatExpander(word)
+        destination_bursts, destination_beats = side("destination", destination_commands)
         m.submodules.unpacker = unpacker = _Unpacker(word)
-        m.d.comb += [destination_runs.command.valid.eq(destination_commands.r_rdy),
-                     destination_runs.command.payload.eq(destination_commands.r_data),
-                     destination_commands.r_en.eq(destination_runs.command.ready)]
-        wiring.connect(m, destination_runs.runs, destination_bursts.runs)
 
         # Bursts waiting for their data, and, in the same order, writes waiting to be acknowledged: each
         # DRAM burst (until its B response) and each SBUF descriptor's end (until its last word is written).

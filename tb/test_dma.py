@@ -407,7 +407,7 @@ async def run_random(tb: DmaTB, count: int, *, max_bytes: int = 4096) -> None:
             in_flight[q] = (descriptor, boxes)
             submitted += 1
             tb.log.info("queue %d: %s", q, descriptor)
-            await tb.submit(q, int.from_bytes(encode(descriptor), "little"))
+            await tb.submit(q, raw(descriptor))
     await tb.cycles(4)
     for q in range(tb.queues):
         got = [s for s in tb.signals if s["index"] == q]
@@ -431,13 +431,13 @@ async def smoke(dut):
     await tb.start()
     p = tb.p
     d = Descriptor(Endpoint.dram(100, [(1, 64 * p)]), Endpoint.sbuf(0, p, 8, [(1, 64)]), 1, semaphore=1, increment=2)
-    await tb.submit(0, int.from_bytes(encode(d), "little"))
+    await tb.submit(0, raw(d))
     await tb.until(0, lambda s: s["completed"] == 1, "completion")
     tb.model.run(d)
     await tb.check_sbuf()
     d = Descriptor(Endpoint.sbuf(1, p - 1, 3, [(2, 16)]), Endpoint.dram(5000, [(1, 16 * (p - 1))]), 2)
     q = 1 % tb.queues
-    await tb.submit(q, int.from_bytes(encode(d), "little"))
+    await tb.submit(q, raw(d))
     await tb.until(q, lambda s: s["completed"] == (2 if q == 0 else 1), "completion")
     tb.model.run(d)
     tb.check_dram()
