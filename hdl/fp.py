@@ -1,22 +1,25 @@
-"""IEEE-754 binary32 arithmetic for the tensor engine's processing elements, bit-exact to numpy.
+"""IEEE-754 binary32 arithmetic for the tensor and activation engines, bit-exact to numpy and ml_dtypes.
 
 :class:`FP32Adder` computes ``fp32(a + b)`` and :class:`FPMultiplier` computes ``fp32(a * b)`` for bf16,
 FP8 E4M3 (``float8_e4m3fn``) and FP8 E5M2 operands, both rounding to nearest even with subnormals kept,
-exactly as :mod:`trntile.golden.numerics` defines. Both are combinational; the processing element decides
-where the registers go.
+exactly as :mod:`trntile.golden.numerics` defines. :class:`FP32Multiplier` computes ``fp32(a * b)`` for
+binary32 operands, and :class:`FP32Narrow` converts binary32 to bf16 or FP8 as ``ml_dtypes`` does. All are
+combinational; the engine that uses them decides where the registers go.
 
 NaN results are the canonical quiet NaN ``0x7fc00000`` (any NaN is acceptable, per the architecture brief).
 
-Both units end in :func:`round_to_fp32`: a non-zero integer significand ``S`` and the exponent ``x`` of its
-least significant bit (the value is ``S * 2**x``) are normalized, shifted into the subnormal range when
-needed, rounded to nearest even and packed, with overflow to infinity.
+All units end in :func:`round_to_float` (:func:`round_to_fp32` for binary32): a non-zero integer
+significand ``S`` and the exponent ``x`` of its least significant bit (the value is ``S * 2**x``) are
+normalized, shifted into the target's subnormal range when needed, rounded to nearest even and packed,
+with overflow to infinity (or, for ``float8_e4m3fn``, to its NaN).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["FP32Adder", "FPMultiplier", "FP_FORMATS", "round_to_fp32", "QUIET_NAN"]
+__all__ = ["FP32Adder", "FPMultiplier", "FP32Multiplier", "FP32Narrow", "FP_FORMATS", "round_to_float",
+           "round_to_fp32", "QUIET_NAN"]
 
 QUIET_NAN = 0x7FC0_0000
 POSITIVE_INFINITY = 0x7F80_0000
@@ -37,11 +40,39 @@ def _leading_zeros(m, value, width):
     return count
 
 
-def round_to_fp32(m, sign, significand, lsb_exponent):
-    """binary32 bits of ``(-1)**sign * significand * 2**lsb_exponent``, rounded to nearest even.
+def round_to_float(m, sign, significand, lsb_exponent, *, exp_bits, man_bits, bias, has_inf):
+    """Bits of ``(-1)**sign * significand * 2**lsb_exponent`` in a binary float format, rounded to nearest even.
 
-    ``significand`` must be non-zero and at most ``_WORK`` bits; ``lsb_exponent`` a signed value.
+    Parameters
+    ----------
+    m : Module
+        The module the (combinational) logic is added to.
+    sign : Value
+        Sign of the result (1 negative).
+    significand : Value
+        Unsigned integer, non-zero (the caller handles exact zeros), at most ``_WORK`` bits.
+    lsb_exponent : Value
+        Signed exponent of ``significand``'s least significant bit (the leading one's must fit ``signed(12)``).
+    exp_bits, man_bits, bias : int
+        Exponent field width, stored fraction width and exponent bias of the target format.
+    has_inf : bool
+        ``True`` for IEEE-style formats: values that round beyond the largest finite number become
+        signed infinity. ``False`` for the "fn" encoding (``float8_e4m3fn``: no infinities, the all-ones
+        pattern is NaN): values that round beyond the largest finite number become that all-ones NaN
+        pattern with the given sign, as ``ml_dtypes`` does.
+
+    Returns
+    -------
+    Signal
+        ``1 + exp_bits + man_bits`` bits: sign, biased exponent, fraction. Results below the normal range
+        are subnormals (or a signed zero); a subnormal that rounds up to the smallest normal is packed as
+        that normal.
     """
+    width = 1 + exp_bits + man_bits
+    min_exponent = 1 - bias  # of the smallest normal, and the scale of the subnormals
+    top_field = (1 << exp_bits) - 1
+    max_exponent = top_field - bias - (1 if has_inf else 0)  # of the largest finite value
+
     s = Signal(_WORK)
     m.d.comb += s.eq(significand)
     zeros = _leading_zeros(m, s, _WORK)
@@ -51,37 +82,54 @@ def round_to_fp32(m, sign, significand, lsb_exponent):
     exponent = Signal(signed(12))
     m.d.comb += exponent.eq(lsb_exponent + (_WORK - 1) - zeros)
 
-    # Below the normal range the significand is shifted right so that the exponent reads as -126.
+    # Below the normal range the significand is shifted right so that the exponent reads as min_exponent.
     shift = Signal(range(_WORK + 2))
-    with m.If(exponent < -126):
-        with m.If(-126 - exponent > _WORK + 1):
+    with m.If(exponent < min_exponent):
+        with m.If(min_exponent - exponent > _WORK + 1):
             m.d.comb += shift.eq(_WORK + 1)
         with m.Else():
-            m.d.comb += shift.eq(-126 - exponent)
+            m.d.comb += shift.eq(min_exponent - exponent)
     aligned = Signal(_WORK)
     m.d.comb += aligned.eq(normalized >> shift)
     lost = Signal()  # a one was shifted out
     m.d.comb += lost.eq((aligned << shift)[:_WORK] != normalized)
 
-    kept = aligned[_WORK - 24:]  # hidden bit and 23 fraction bits
-    guard = aligned[_WORK - 25]
+    kept = aligned[_WORK - (man_bits + 1):]  # hidden bit and the fraction bits
+    guard = aligned[_WORK - (man_bits + 2)]
     sticky = Signal()
-    m.d.comb += sticky.eq(aligned[:_WORK - 25].any() | lost)
-    rounded = Signal(25)
+    m.d.comb += sticky.eq(aligned[:_WORK - (man_bits + 2)].any() | lost)
+    rounded = Signal(man_bits + 2)
     m.d.comb += rounded.eq(kept + (guard & (sticky | kept[0])))
 
-    # Adding the rounded significand (hidden bit included) to (biased exponent - 1) << 23 carries a
+    # Adding the rounded significand (hidden bit included) to (biased exponent - 1) << man_bits carries a
     # rounding overflow into the exponent, and turns a subnormal that rounds up into the smallest normal.
     biased_minus_one = Signal(signed(12))
-    m.d.comb += biased_minus_one.eq(Mux(exponent < -126, 0, exponent + 126))
+    m.d.comb += biased_minus_one.eq(Mux(exponent < min_exponent, 0, exponent + (bias - 1)))
     magnitude = Signal(signed(40))
-    m.d.comb += magnitude.eq((biased_minus_one << 23) + rounded)
-    result = Signal(32)
-    with m.If((exponent > 127) | (magnitude >= POSITIVE_INFINITY)):
-        m.d.comb += result.eq(Cat(Const(POSITIVE_INFINITY, 31), sign))
+    m.d.comb += magnitude.eq((biased_minus_one << man_bits) + rounded)
+    result = Signal(width)
+    if has_inf:
+        infinity = top_field << man_bits
+        overflow = (exponent > max_exponent) | (magnitude >= infinity)
+        overflow_pattern = infinity
+    else:
+        largest = (1 << (exp_bits + man_bits)) - 2  # all ones but the last fraction bit
+        overflow = (exponent > max_exponent) | (magnitude > largest)
+        overflow_pattern = (1 << (exp_bits + man_bits)) - 1  # the NaN
+    with m.If(overflow):
+        m.d.comb += result.eq(Cat(Const(overflow_pattern, width - 1), sign))
     with m.Else():
-        m.d.comb += result.eq(Cat(magnitude[:31], sign))
+        m.d.comb += result.eq(Cat(magnitude[:width - 1], sign))
     return result
+
+
+def round_to_fp32(m, sign, significand, lsb_exponent):
+    """binary32 bits of ``(-1)**sign * significand * 2**lsb_exponent``, rounded to nearest even.
+
+    ``significand`` must be non-zero and at most ``_WORK`` bits; ``lsb_exponent`` a signed value.
+    Overflow gives signed infinity. This is :func:`round_to_float` for binary32.
+    """
+    return round_to_float(m, sign, significand, lsb_exponent, exp_bits=8, man_bits=23, bias=127, has_inf=True)
 
 
 class FP32Adder(wiring.Component):
@@ -220,4 +268,133 @@ class FPMultiplier(wiring.Component):
             m.d.comb += self.product.eq(Cat(Const(0, 31), sign))
         with m.Else():
             m.d.comb += self.product.eq(rounded)
+        return m
+
+
+def _binary32_fields(bits):
+    """(sign, significand with hidden bit, biased exponent, is_nan, is_inf) of binary32 ``bits``.
+
+    Subnormals read with biased exponent 1 (the scale of 2**-126) and a zero hidden bit.
+    """
+    field, fraction = bits[23:31], bits[:23]
+    significand = Cat(fraction, field != 0)
+    exponent = Mux(field == 0, 1, field)
+    nan = (field == 0xFF) & (fraction != 0)
+    inf = (field == 0xFF) & (fraction == 0)
+    return bits[31], significand, exponent, nan, inf
+
+
+class FP32Multiplier(wiring.Component):
+    """``product = fp32(a * b)``: binary32 multiplication, round to nearest even, subnormals kept. Combinational.
+
+    Matches numpy's ``np.float32(a) * np.float32(b)`` bit for bit on every non-NaN result.
+
+    Members
+    -------
+    a, b : ``In(32)``
+        binary32 operands (bit patterns); subnormal operands are used as they are (no flushing).
+    product : ``Out(32)``
+        binary32 product. :data:`QUIET_NAN` for a NaN operand or Inf x 0; signed Inf for an infinite
+        operand or a product that rounds beyond the largest finite value; subnormals where the product
+        falls below 2**-126; a zero (exact, or underflow below half the smallest subnormal) has the sign
+        ``sign(a) xor sign(b)``.
+    """
+
+    a: In(32)
+    b: In(32)
+    product: Out(32)
+
+    def elaborate(self, platform):
+        m = Module()
+
+        sign_a, sig_a, exp_a, nan_a, inf_a = _binary32_fields(self.a)
+        sign_b, sig_b, exp_b, nan_b, inf_b = _binary32_fields(self.b)
+        sign = sign_a ^ sign_b
+        product = Signal(48)
+        m.d.comb += product.eq(sig_a * sig_b)  # exact: 46 fraction bits
+        zero_a, zero_b = sig_a == 0, sig_b == 0
+        # Each operand is sig * 2**(exp - 127 - 23), so the product's LSB weighs 2**(exp_a + exp_b - 300).
+        rounded = round_to_fp32(m, sign, product, exp_a + exp_b - (2 * 127 + 46))
+        with m.If(nan_a | nan_b | (inf_a & zero_b) | (inf_b & zero_a)):
+            m.d.comb += self.product.eq(QUIET_NAN)
+        with m.Elif(inf_a | inf_b):
+            m.d.comb += self.product.eq(Cat(Const(POSITIVE_INFINITY, 31), sign))
+        with m.Elif(zero_a | zero_b):
+            m.d.comb += self.product.eq(Cat(Const(0, 31), sign))
+        with m.Else():
+            m.d.comb += self.product.eq(rounded)
+        return m
+
+
+class FP32Narrow(wiring.Component):
+    """``result = value`` converted from binary32 to bf16, FP8 E4M3 or FP8 E5M2, as ``ml_dtypes`` does it.
+
+    Round to nearest even, with the target format's subnormals produced (nothing is flushed) and negative
+    zero kept. Matches ``np.float32(value).astype(t)`` bit for bit for every non-NaN ``value``, with ``t``
+    ``ml_dtypes.bfloat16``, ``float8_e4m3fn`` or ``float8_e5m2``. Combinational.
+
+    Overflow
+        bf16 and E5M2 give signed Inf for magnitudes at or above the midpoint between the largest finite
+        value and the next power-of-two step (bf16: ``0x7f7f8000`` and up; E5M2: 61440 and up, largest
+        finite 57344), and for Inf.
+
+        E4M3 (``float8_e4m3fn``) has no infinities; its largest finite value is 448 (``0x7e``) and
+        ``S.1111.111`` is NaN. ``ml_dtypes`` 0.6 rounds as if 480 followed 448: up to 464 inclusive
+        gives 448 (464 is the tie, and 448 is the even side; 463.99997 (``0x43e7ffff``) gives 448 too);
+        anything above 464 (464.00003, ``0x43e80001``, and up, including the largest binary32) gives NaN
+        ``0x7f``, or ``0xff`` when negative. +Inf gives ``0x7f`` and -Inf ``0xff``: NaN, not the largest
+        value (no saturation).
+
+    Members
+    -------
+    value : ``In(32)``
+        binary32 bit pattern.
+    format : ``In(2)``
+        Target: 0 bf16, 1 FP8 E4M3 (``float8_e4m3fn``), 2 FP8 E5M2 (the codes of :data:`FP_FORMATS`);
+        3 passes ``value`` through unchanged.
+    result : ``Out(32)``
+        The narrowed bit pattern in the low 16 (bf16) or 8 (FP8) bits, upper bits zero; all 32 for
+        format 3. A NaN ``value`` gives the target's quiet NaN: ``0x7fc0`` (bf16), ``0x7f`` (E4M3),
+        ``0x7e`` (E5M2).
+    """
+
+    value: In(32)
+    format: In(2)
+    result: Out(32)
+
+    def elaborate(self, platform):
+        m = Module()
+
+        sign, significand, exponent, nan, inf = _binary32_fields(self.value)
+        zero = significand == 0
+        lsb_exponent = exponent - (127 + 23)
+        narrowed = {}
+        for code, (exp_bits, man_bits, bias, has_inf) in FP_FORMATS.items():
+            width = 1 + exp_bits + man_bits
+            top_field = (1 << exp_bits) - 1
+            rounded = round_to_float(m, sign, significand, lsb_exponent,
+                                     exp_bits=exp_bits, man_bits=man_bits, bias=bias, has_inf=has_inf)
+            if has_inf:
+                quiet_nan = (top_field << man_bits) | (1 << (man_bits - 1))
+                infinity = Cat(Const(top_field << man_bits, width - 1), sign)
+            else:  # "fn": the all-ones pattern is the only NaN, and Inf becomes NaN as overflow does
+                quiet_nan = (1 << (width - 1)) - 1
+                infinity = Cat(Const(quiet_nan, width - 1), sign)
+            bits = Signal(width, name=f"narrowed_{code}")
+            with m.If(nan):
+                m.d.comb += bits.eq(quiet_nan)
+            with m.Elif(inf):
+                m.d.comb += bits.eq(infinity)
+            with m.Elif(zero):
+                m.d.comb += bits.eq(Cat(Const(0, width - 1), sign))
+            with m.Else():
+                m.d.comb += bits.eq(rounded)
+            narrowed[code] = bits
+
+        with m.Switch(self.format):
+            for code, bits in narrowed.items():
+                with m.Case(code):
+                    m.d.comb += self.result.eq(bits)  # zero-extended
+            with m.Default():
+                m.d.comb += self.result.eq(self.value)
         return m

@@ -9,6 +9,8 @@ Ports (each bank is one memory with two ports, as an FPGA block RAM has):
 
   - **stationary**: the tensor engine's LoadStationary reads (same interface as ``moving``);
   - **dma**: whole bus words of one partition, read or written with byte strobes (:func:`sbuf_word_signature`);
+  - **act**: the ACT engine's reads, one 4-byte element per partition at the same byte address in each
+    (:func:`sbuf_element_read_signature`; the address must be 4-byte aligned);
   - **write**: an engine's results, one element of 1, 2 or 4 bytes in each partition whose ``mask`` bit is set,
     at the same byte address in each (:func:`sbuf_element_write_signature`). Elements must be naturally aligned;
     the bytes of a misaligned one that would cross into the next word are dropped, and size 3 writes nothing.
@@ -29,10 +31,11 @@ from .access_pattern import ADDRESS_BITS
 from .params import AXI_DATA_WIDTH, PARTITIONS, SBUF_BYTES
 from .tensor_engine import sbuf_read_signature
 
-__all__ = ["SBUF", "sbuf_word_signature", "sbuf_element_write_signature", "PORT_B_REQUESTERS"]
+__all__ = ["SBUF", "sbuf_word_signature", "sbuf_element_read_signature", "sbuf_element_write_signature",
+           "PORT_B_REQUESTERS"]
 
 #: Requesters on port B, in round-robin order.
-PORT_B_REQUESTERS = ("stationary", "dma", "write")
+PORT_B_REQUESTERS = ("stationary", "dma", "act", "write")
 
 
 def sbuf_word_signature(data_width: int) -> wiring.Signature:
@@ -43,6 +46,16 @@ def sbuf_word_signature(data_width: int) -> wiring.Signature:
         "request": Out(stream.Signature(data.StructLayout({
             "write": 1, "partition": 8, "address": ADDRESS_BITS, "data": data_width, "strobe": width}))),
         "response": In(stream.Signature(data.StructLayout({"data": data_width}))),
+    })
+
+
+def sbuf_element_read_signature(partitions: int) -> wiring.Signature:
+    """An engine reading one 4-byte element per partition, seen from the engine: ``request`` {byte address,
+    4-byte aligned, the same in every partition} and, in request order, ``response``: the element of every
+    partition."""
+    return wiring.Signature({
+        "request": Out(stream.Signature(data.StructLayout({"address": ADDRESS_BITS}))),
+        "response": In(stream.Signature(data.ArrayLayout(32, partitions))),
     })
 
 
@@ -82,6 +95,7 @@ class SBUF(wiring.Component):
             "moving": In(sbuf_read_signature(self._p)),
             "stationary": In(sbuf_read_signature(self._p)),
             "dma": In(sbuf_word_signature(self._width)),
+            "act": In(sbuf_element_read_signature(self._p)),
             "write": In(sbuf_element_write_signature(self._p)),
             "granted": Out(32).array(len(PORT_B_REQUESTERS)),
             "waited": Out(32).array(len(PORT_B_REQUESTERS)),
@@ -121,16 +135,17 @@ class SBUF(wiring.Component):
                          port.response.payload[partition].eq(
                              self._element(m, read.data, a_byte, a_wide, f"moving_word{partition}"))]
 
-        # ---- port B: round-robin between the stationary reads, the DMA and engine writes --------------------
-        requests = [self.stationary.request, self.dma.request, self.write.request]
+        # ---- port B: round-robin between the stationary reads, the DMA, ACT reads and engine writes ---------
+        requests = [self.stationary.request, self.dma.request, self.act.request, self.write.request]
+        readers = 3  # requesters 0..2 read and have answer queues
         queues, credits = [], []
-        answer_layouts = [data.ArrayLayout(16, p), data.StructLayout({"data": self._width})]
+        answer_layouts = [data.ArrayLayout(16, p), data.StructLayout({"data": self._width}), data.ArrayLayout(32, p)]
         for index, layout in enumerate(answer_layouts):
             queue = fifo.SyncFIFO(width=layout.size, depth=self.ANSWERS)
             m.submodules[f"answers_{PORT_B_REQUESTERS[index]}"] = queue
             queues.append(queue)
             credits.append(Signal(range(self.ANSWERS + 1), name=f"outstanding_{PORT_B_REQUESTERS[index]}"))
-        responses = [self.stationary.response, self.dma.response]
+        responses = [self.stationary.response, self.dma.response, self.act.response]
         for queue, response in zip(queues, responses):
             m.d.comb += [response.valid.eq(queue.r_rdy), response.payload.eq(queue.r_data),
                          queue.r_en.eq(response.ready)]
@@ -142,7 +157,8 @@ class SBUF(wiring.Component):
         m.d.comb += [
             eligible[0].eq(requests[0].valid & (credits[0] < self.ANSWERS)),
             eligible[1].eq(requests[1].valid & (dma_write | (credits[1] < self.ANSWERS))),
-            eligible[2].eq(requests[2].valid),
+            eligible[2].eq(requests[2].valid & (credits[2] < self.ANSWERS)),
+            eligible[3].eq(requests[3].valid),
         ]
         last = Signal(range(len(requests)))  # the requester granted most recently
         grant = Signal(len(requests))
@@ -162,10 +178,11 @@ class SBUF(wiring.Component):
             with m.If(request.valid & ~grant[index]):
                 m.d.sync += self.waited[index].eq(self.waited[index] + 1)
 
-        stationary, dma, element = (self.stationary.request.payload, self.dma.request.payload,
-                                    self.write.request.payload)
-        read_b = grant[0] | (grant[1] & ~dma_write)
-        address = Mux(grant[0], stationary.address, Mux(grant[2], element.address, dma.address))
+        stationary, dma, act, element = (self.stationary.request.payload, self.dma.request.payload,
+                                         self.act.request.payload, self.write.request.payload)
+        read_b = grant[0] | (grant[1] & ~dma_write) | grant[2]
+        address = Mux(grant[0], stationary.address,
+                      Mux(grant[3], element.address, Mux(grant[2], act.address, dma.address)))
         # An engine write: each element shifted to its byte lanes, strobes for exactly those lanes.
         lane = element.address[:offset_bits]
         element_lanes = Signal(word_bytes)
@@ -174,11 +191,12 @@ class SBUF(wiring.Component):
                 with m.Case(size):
                     m.d.comb += element_lanes.eq(((1 << (1 << size)) - 1) << lane)
         # What was read last cycle, and for whom.
-        for_stationary, for_dma = Signal(), Signal()
+        for_stationary, for_dma, for_act = Signal(), Signal(), Signal()
         b_wide, b_byte, b_partition = Signal(), Signal(range(word_bytes)), Signal(8)
-        m.d.sync += [for_stationary.eq(grant[0]), for_dma.eq(grant[1] & ~dma_write),
+        act_byte = Signal(range(word_bytes))
+        m.d.sync += [for_stationary.eq(grant[0]), for_dma.eq(grant[1] & ~dma_write), for_act.eq(grant[2]),
                      b_wide.eq(stationary.wide), b_byte.eq(stationary.address[:offset_bits]),
-                     b_partition.eq(dma.partition)]
+                     b_partition.eq(dma.partition), act_byte.eq(act.address[:offset_bits])]
         dma_words = []
         for partition, bank in enumerate(banks):
             read = bank.read_port()
@@ -188,19 +206,23 @@ class SBUF(wiring.Component):
                 # The write shares port B's address with its reads (only one is granted a cycle), so each bank
                 # is one read port and one read/write port: a true dual-port block RAM.
                 write.addr.eq(address[offset_bits:]),
-                write.data.eq(Mux(grant[2], element.data[partition] << (lane * 8), dma.data)),
-                write.en.eq(Mux(grant[2], Mux(element.mask[partition], element_lanes, 0),
+                write.data.eq(Mux(grant[3], element.data[partition] << (lane * 8), dma.data)),
+                write.en.eq(Mux(grant[3], Mux(element.mask[partition], element_lanes, 0),
                                 Mux(grant[1] & dma_write & (dma.partition == partition), dma.strobe, 0))),
             ]
             elements = queues[0].w_data.word_select(partition, 16)
             m.d.comb += elements.eq(self._element(m, read.data, b_byte, b_wide, f"stationary_word{partition}"))
+            act_word = Signal(self._width, name=f"act_word{partition}")
+            m.d.comb += [act_word.eq(read.data >> (act_byte * 8)),
+                         queues[2].w_data.word_select(partition, 32).eq(act_word[:32])]
             dma_words.append(read.data)
         m.d.comb += [
             queues[0].w_en.eq(for_stationary),
             queues[1].w_en.eq(for_dma),
             queues[1].w_data.eq(Cat(*dma_words).word_select(b_partition, self._width)),
+            queues[2].w_en.eq(for_act),
         ]
-        for index in range(2):   # the readers
-            issued = grant[index] if index == 0 else grant[1] & ~dma_write
+        for index in range(readers):
+            issued = grant[1] & ~dma_write if index == 1 else grant[index]
             m.d.sync += credits[index].eq(credits[index] + issued - (responses[index].valid & responses[index].ready))
         return m

@@ -12,10 +12,11 @@ from collections.abc import Callable, Mapping
 from amaranth.lib import wiring
 
 from . import params as p
+from .act import ACTBlock
 from .axi_crossbar import AXI4Crossbar
 from .csr import Field, RegisterBlock, RegisterMap
 from .dma import DMABlock
-from .fp import FP32Adder, FPMultiplier
+from .fp import FP32Adder, FP32Multiplier, FP32Narrow, FPMultiplier
 from .psum import PSUM
 from .sbuf import SBUF
 from .sbuf_model import TensorEngineBlock
@@ -73,6 +74,10 @@ TOPS: dict[str, Top] = {top.name: top for top in [
         (), lambda: RegisterBlock(example_register_map(), addr_width=8)),
     Top("fp32_adder", "binary32 adder, round to nearest even, subnormals kept (combinational)", (), FP32Adder),
     Top("fp_multiplier", "bf16 / FP8 E4M3 / FP8 E5M2 product to binary32 (combinational)", (), FPMultiplier),
+    Top("fp32_multiplier", "binary32 multiplier, round to nearest even, subnormals kept (combinational)", (),
+        FP32Multiplier),
+    Top("fp_narrow", "binary32 to bf16 / FP8 E4M3 / FP8 E5M2 as ml_dtypes rounds it (combinational)", (),
+        FP32Narrow),
     Top("systolic_array", "P x P weight-stationary array: PEs, skew, double-buffered weights",
         (p.PARTITIONS,), lambda *, partitions: SystolicArray(partitions=partitions)),
     Top("psum", "PSUM: P partitions x 8 banks x 4P words, overwrite or accumulate",
@@ -81,6 +86,10 @@ TOPS: dict[str, Top] = {top.name: top for top in [
         (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH),
         lambda *, partitions, sbuf_bytes, data_width: SBUF(partitions=partitions, sbuf_bytes=sbuf_bytes,
                                                              data_width=data_width)),
+    Top("act", "ACT engine (P lanes: scale, bias, relu, cast) with its SBUF and a test-writable PSUM",
+        (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH),
+        lambda *, partitions, sbuf_bytes, data_width: ACTBlock(partitions=partitions, sbuf_bytes=sbuf_bytes,
+                                                                 data_width=data_width)),
     Top("tensor_engine", "tensor engine (commands, array, PSUM) on a P-bank SBUF model with stall inputs",
         (p.PARTITIONS, p.SBUF_BYTES, p.SBUF_LATENCY),
         lambda *, partitions, sbuf_bytes, sbuf_latency: TensorEngineBlock(

@@ -1,7 +1,7 @@
 """cocotb tests for the SBUF (top ``sbuf``) against a numpy mirror of its bytes.
 
 Each round, the DMA port writes random words with random strobes (the mirror follows each write as it is
-granted); then the moving port, the stationary port and the DMA port read random places all at once, with
+granted); then the moving port, the stationary port and the DMA port read random places all at once (the ACT port 4-byte elements), with
 random gaps in their requests and random backpressure on their answers, and every answer is compared
 with the mirror. Separate tests check that port B is shared evenly and that each port reads every cycle
 when nothing holds it back.
@@ -30,9 +30,11 @@ class SbufTB(ClockedTB):
         self.dma_answer = word["response"].signature.members["payload"].shape
         self.element_request = data.StructLayout({"address": 20, "wide": 1})
         self.elements = data.ArrayLayout(16, self.p)
+        self.act_request = data.StructLayout({"address": 20})
+        self.act_elements = data.ArrayLayout(32, self.p)
         self.write_layout = sbuf_element_write_signature(self.p).members["request"].signature.members[
             "payload"].shape
-        for port in ("moving", "stationary", "dma"):
+        for port in ("moving", "stationary", "dma", "act"):
             getattr(dut, f"{port}__request__valid").value = 0
             getattr(dut, f"{port}__response__ready").value = 0
         dut.write__request__valid.value = 0
@@ -103,8 +105,8 @@ class SbufTB(ClockedTB):
         dut.write__request__valid.value = 0
         return round((cocotb.utils.get_sim_time("ns") - start) / CLOCK_PERIOD_NS)
 
-    def element(self, address: int, wide: bool) -> list[int]:
-        size = 2 if wide else 1
+    def element(self, address: int, wide: bool, size: int | None = None) -> list[int]:
+        size = size or (2 if wide else 1)
         return [int.from_bytes(self.mirror[p, address:address + size].tobytes(), "little") for p in range(self.p)]
 
     async def reader(self, port: str, count: int, pause: float) -> int:
@@ -126,6 +128,9 @@ class SbufTB(ClockedTB):
                     address = rng.randrange(0, self.bytes, self.width)
                     current = (pack(self.dma_layout, {"write": 0, "partition": partition, "address": address}),
                                int.from_bytes(self.mirror[partition, address:address + self.width].tobytes(), "little"))
+                elif port == "act":
+                    address = rng.randrange(0, self.bytes, 4)
+                    current = (pack(self.act_request, {"address": address}), self.element(address, False, 4))
                 else:
                     wide = rng.random() < 0.5
                     address = rng.randrange(0, self.bytes - 1, 2 if wide else 1)
@@ -139,7 +144,8 @@ class SbufTB(ClockedTB):
             if int(response_valid.value) and int(response_ready.value):
                 assert expected, f"{port}: an answer with no read outstanding"
                 bits = int(response_payload.value)
-                got = unpack(self.dma_answer, bits)["data"] if port == "dma" else unpack(self.elements, bits)
+                got = (unpack(self.dma_answer, bits)["data"] if port == "dma" else
+                       unpack(self.act_elements, bits) if port == "act" else unpack(self.elements, bits))
                 want = expected.pop(0)
                 assert got == want, f"{port} read {received}: got {got}, mirror {want}"
                 received += 1
@@ -163,7 +169,7 @@ async def writes_then_reads_on_every_port(dut, pause: float):
         writers = [cocotb.start_soon(tb.dma_writes(200, pause)), cocotb.start_soon(tb.engine_writes(200, pause))]
         for writer in writers:
             await writer
-        tasks = [cocotb.start_soon(tb.reader(port, 150, pause)) for port in ("moving", "stationary", "dma")]
+        tasks = [cocotb.start_soon(tb.reader(port, 150, pause)) for port in ("moving", "stationary", "dma", "act")]
         for task in tasks:
             await task
 
@@ -173,22 +179,22 @@ async def port_b_is_shared_evenly_and_every_port_reads_every_cycle(dut):
     tb = SbufTB(dut)
     await tb.start()
     # Alone, each port answers one read per cycle (plus its latency).
-    for port, latency in (("moving", 1), ("stationary", 2), ("dma", 2)):
+    for port, latency in (("moving", 1), ("stationary", 2), ("dma", 2), ("act", 2)):
         cycles = await tb.reader(port, 100, 0.0)
         assert cycles <= 100 + latency + 1, f"{port} alone: 100 reads took {cycles} cycles"
-    # Together on port B, each of the three gets a third, within one grant.
+    # Together on port B, each of the four gets a quarter, within one grant.
     await ReadOnly()
     before = [int(getattr(dut, f"granted__{i}").value) for i in range(len(PORT_B_REQUESTERS))]
     await RisingEdge(dut.clk)
-    tasks = [cocotb.start_soon(tb.reader(port, 100, 0.0)) for port in ("stationary", "dma")]
+    tasks = [cocotb.start_soon(tb.reader(port, 100, 0.0)) for port in ("stationary", "dma", "act")]
     # The writer's mask is empty: granted like any write, it changes nothing the readers check.
     tasks.append(cocotb.start_soon(tb.engine_writes(100, 0.0, mask=0)))
     finished = [await task for task in tasks]
-    # Grants in turn: all take about 300 cycles; a fixed priority would finish one at about 100.
+    # Grants in turn: all take about 400 cycles; a fixed priority would finish one at about 100.
     # (the readers finish with their last answer, two cycles after their last grant; the writer at its grant)
-    assert max(finished) - min(finished) <= 5 and max(finished) <= 300 + 4, f"cycles to finish: {finished}"
+    assert max(finished) - min(finished) <= 5 and max(finished) <= 400 + 4, f"cycles to finish: {finished}"
     await ReadOnly()
     granted = [int(getattr(dut, f"granted__{i}").value) - before[i] for i in range(len(PORT_B_REQUESTERS))]
     waited = [int(getattr(dut, f"waited__{i}").value) for i in range(len(PORT_B_REQUESTERS))]
-    assert granted == [100, 100, 100], granted
+    assert granted == [100, 100, 100, 100], granted
     assert all(w > 0 for w in waited), f"contended requesters never waited: {waited}"

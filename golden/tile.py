@@ -1,0 +1,209 @@
+"""The golden ISA simulator: the tile's engines running their binary programs over numpy DRAM, SBUF, PSUM and
+semaphores, with the RTL's semaphore semantics and error codes (cycle counts are not its job).
+
+Semantics (``docs/isa.md`` has the whole story):
+
+- Each engine (tensor, ACT, DMA queue q) runs its program from its start address, one instruction word after
+  another. Before an instruction issues, its wait must hold (``sem[i] >= v``).
+- An engine's instructions complete in program order, and an instruction's effects (its work, a SEM_SET, its
+  signal) happen when it completes. So this model executes each instruction whole, at once; since programs
+  that are free of races (every cross-engine dependency ordered by a semaphore, no two engines racing a
+  SEM_SET) have one outcome whatever the interleaving, the RTL must reach the same state.
+- A problem stops the engine with an :class:`~trntile.hdl.isa.EngineError` and the faulting instruction's
+  address; the other engines go on. When no engine can make progress and some still wait on a semaphore,
+  those stop with ``DEADLOCK`` (the RTL's watchdog).
+- Bus errors: the model is given the DRAM ranges where the memory answers an error (``read_faults`` and
+  ``write_faults``); an instruction fetched from one stops the engine with ``FETCH``, a COPY that reads or writes
+  one stops it with the DMA's ``READ_RESPONSE`` / ``WRITE_RESPONSE``. What such a COPY leaves in its destination
+  is undefined: those DRAM bytes are marked in :attr:`TileModel.dram_undefined` and comparisons skip them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..hdl import dma_descriptor
+from ..hdl.isa import ENGINE_OPCODES, INSTRUCTION_BYTES, EngineError, EngineState, Opcode, engine_kind, engine_names
+from ..hdl.params import SEMAPHORES
+from ..sw import asm
+from .act import ActModel
+from .dma import DmaError, DmaModel, Space
+from .tensor_engine import LoadStationary, MultiplyMoving, TensorEngineModel
+
+__all__ = ["EngineStatus", "TileModel"]
+
+
+@dataclasses.dataclass
+class EngineStatus:
+    """What the host's status registers show for one engine."""
+
+    state: EngineState = EngineState.IDLE
+    error: int = 0
+    fault_address: int = 0
+    pc: int = 0
+    executed: int = 0
+
+    def as_tuple(self) -> tuple[int, int, int]:
+        """(state, error code, fault address): what RTL and model must agree on."""
+        return int(self.state), int(self.error), int(self.fault_address)
+
+
+def _overlaps(low: int, high: int, ranges) -> bool:
+    return any(low < end and start < high for start, end in ranges)
+
+
+class TileModel:
+    """One tile: DRAM (``dram_bytes``), SBUF, PSUM, semaphores and the engines' program state."""
+
+    def __init__(self, *, partitions: int, sbuf_bytes: int, dram_bytes: int, queues: int,
+                 semaphores: int = SEMAPHORES.default, read_faults=(), write_faults=()):
+        self.tensor = TensorEngineModel(partitions, sbuf_bytes=sbuf_bytes)
+        self.dma = DmaModel(dram_bytes=dram_bytes, partitions=partitions, sbuf_bytes=sbuf_bytes,
+                            semaphores=semaphores)
+        self.dma.sbuf = self.tensor.sbuf
+        self.act = ActModel(partitions, sbuf_bytes=sbuf_bytes, sbuf=self.tensor.sbuf, psum=self.tensor.psum)
+        self.names = engine_names(queues)
+        self.status = [EngineStatus() for _ in self.names]
+        self.read_faults = [tuple(r) for r in read_faults]
+        self.write_faults = [tuple(r) for r in write_faults]
+        self.dram_undefined = np.zeros(dram_bytes, dtype=bool)
+
+    # -- state -------------------------------------------------------------------------------------
+    @property
+    def dram(self) -> np.ndarray:
+        return self.dma.dram
+
+    @property
+    def sbuf(self) -> np.ndarray:
+        return self.tensor.sbuf
+
+    @property
+    def psum(self) -> np.ndarray:
+        return self.tensor.psum
+
+    @property
+    def semaphores(self) -> np.ndarray:
+        return self.dma.semaphores
+
+    # -- running -----------------------------------------------------------------------------------
+    def start(self, programs: dict[int, int]) -> None:
+        """Start engine ``index`` at byte address ``programs[index]`` for each entry (64-byte aligned)."""
+        for index, address in programs.items():
+            if address % INSTRUCTION_BYTES:
+                raise ValueError(f"program address of {self.names[index]} must be a multiple of "
+                                 f"{INSTRUCTION_BYTES}, not {address:#x}")
+            self.status[index] = EngineStatus(EngineState.RUNNING, pc=address)
+
+    def _stop(self, index: int, error: int) -> None:
+        status = self.status[index]
+        status.state, status.error, status.fault_address = EngineState.ERROR, int(error), status.pc
+
+    def _fetch(self, pc: int) -> asm.Instruction | None:
+        if pc + INSTRUCTION_BYTES > self.dram.size or _overlaps(pc, pc + INSTRUCTION_BYTES, self.read_faults):
+            return None
+        return asm.decode(bytes(self.dram[pc:pc + INSTRUCTION_BYTES]), strict=False)
+
+    def _signal(self, signal) -> None:
+        if signal and signal.increment:
+            index = signal.semaphore
+            self.semaphores[index] = (int(self.semaphores[index]) + signal.increment) & 0xFFFF_FFFF
+
+    def _copy(self, index: int, instruction: asm.Instruction) -> int:
+        """Run a COPY; its error code (0 when it completed)."""
+        op = instruction.op
+        if isinstance(op, asm.Raw):
+            return EngineError.DMA + dma_descriptor.format_problem(op.payload)[0]
+        descriptor = op.descriptor()  # the signal is the sequencer's, applied on completion
+        problem = self.dma.problem(descriptor)
+        if problem:
+            return EngineError.DMA + problem[0]
+        size = descriptor.element_bytes
+        sbuf_bytes = self.dma.sbuf_bytes
+        source = descriptor.source.byte_indices(size, sbuf_bytes)
+        destination = descriptor.destination.byte_indices(size, sbuf_bytes)
+        read_fault = descriptor.source.space == Space.DRAM and any(
+            _overlaps(int(s.min()), int(s.max()) + 1, self.read_faults) for s in source)
+        write_fault = descriptor.destination.space == Space.DRAM and any(
+            _overlaps(int(d.min()), int(d.max()) + 1, self.write_faults) for d in destination)
+        if read_fault or write_fault:
+            if descriptor.destination.space == Space.DRAM:
+                self.dram_undefined[destination.reshape(-1)] = True
+            return EngineError.DMA + (DmaError.READ_RESPONSE if read_fault else DmaError.WRITE_RESPONSE)
+        self.dma.run(descriptor)
+        return 0
+
+    def _step(self, index: int) -> bool:
+        """Try to run engine ``index``'s next instruction; whether it made progress."""
+        status = self.status[index]
+        instruction = self._fetch(status.pc)
+        if instruction is None:
+            self._stop(index, EngineError.FETCH)
+            return True
+        opcode = instruction.opcode
+        if opcode not in ENGINE_OPCODES[engine_kind(index)]:
+            self._stop(index, EngineError.OPCODE)
+            return True
+        wait, signal = instruction.wait, instruction.signal
+        semaphores = self.semaphores.size
+        used = [wait.semaphore] if wait and wait.value else []
+        used += [signal.semaphore] if signal and signal.increment else []
+        if opcode == Opcode.SEM_SET:
+            used.append(instruction.op.semaphore)
+        if any(s >= semaphores for s in used):
+            self._stop(index, EngineError.SEMAPHORE)
+            return True
+        if wait and wait.value and int(self.semaphores[wait.semaphore]) < wait.value:
+            return False
+        op = instruction.op
+        error = 0
+        if opcode == Opcode.SEM_SET:
+            self.semaphores[op.semaphore] = op.value
+        elif opcode in (Opcode.LOAD_STATIONARY, Opcode.MULTIPLY_MOVING):
+            problem = self.tensor.problem(op)
+            if problem:
+                error = EngineError.TENSOR + problem[0]
+            elif isinstance(op, LoadStationary):
+                self.tensor.load_stationary(op)
+            else:
+                assert isinstance(op, MultiplyMoving)
+                self.tensor.multiply_moving(op)
+        elif opcode == Opcode.ACTIVATE:
+            problem = self.act.problem(op)
+            if problem:
+                error = EngineError.ACT + problem[0]
+            else:
+                self.act.run(op)
+        elif opcode == Opcode.COPY:
+            error = self._copy(index, instruction)
+        if error:
+            self._stop(index, error)
+            return True
+        self._signal(signal)
+        status.executed += 1
+        if opcode == Opcode.END:
+            status.state = EngineState.DONE
+        else:
+            status.pc += INSTRUCTION_BYTES
+        return True
+
+    def run(self, *, max_instructions: int = 1_000_000) -> None:
+        """Run every started engine until each is done or stopped. Engines take turns one instruction at a
+        time; when none can move, the ones still waiting stop with ``DEADLOCK``."""
+        executed = 0
+        while True:
+            running = [i for i, s in enumerate(self.status) if s.state == EngineState.RUNNING]
+            if not running:
+                return
+            progress = False
+            for index in running:
+                if self._step(index):
+                    progress = True
+                    executed += 1
+            if executed > max_instructions:
+                raise RuntimeError(f"more than {max_instructions} instructions: a program that never ends?")
+            if not progress:
+                for index in running:
+                    self._stop(index, EngineError.DEADLOCK)
+                return

@@ -1,0 +1,406 @@
+"""The ACT engine: ``out = cast(f(in * scale + bias[p]))`` in P lanes, from PSUM or SBUF to SBUF.
+
+The arithmetic is :mod:`trntile.golden.act`'s, bit for bit. One command (an ACTIVATE payload,
+:data:`~trntile.hdl.isa.activate_payload_layout`) runs at a time:
+
+1. **Check** (3 cycles): the command is refused, in :class:`~trntile.golden.act.ActError` order, or started.
+   A refused command touches nothing; ``error`` / ``error_code`` keep the first refusal until ``error_clear``.
+2. **Bias**: with a bias, one SBUF read of the 4-byte bias at ``bias_address`` of every partition.
+3. **Stream**: a walker turns the source pattern into reads (PSUM words, or SBUF elements through the
+   ``sbuf_read`` port), a second walker the destination pattern into SBUF byte addresses. Each column (one
+   element per lane) goes through three registered stages, multiply, add and relu, cast, and is written
+   through ``sbuf_write`` to the lanes of the command's partitions. Every stage holds when the next cannot
+   take its column, so the SBUF's arbitration may stall the stream at any point and nothing is lost.
+4. **Done**: a one-cycle ``done`` pulse when the last column has been written.
+
+With a PSUM source and the SBUF write port to itself the engine writes one column per cycle; an SBUF source
+shares the SBUF's port B with the writes, so it runs at half that at best.
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..golden.act import ActError, ActFunc, psum_bytes
+from .access_pattern import ADDRESS_BITS, COUNT_BITS, PATTERN_DIMS, STRIDE_BITS, AccessPatternWalker
+from .fp import FP32Adder, FP32Multiplier, FP32Narrow
+from .isa import activate_payload_layout
+from .params import PARTITIONS, SBUF_BYTES
+from .psum import PSUM_BANKS, psum_read_layout
+from .sbuf import SBUF, sbuf_element_read_signature, sbuf_element_write_signature
+
+__all__ = ["ACTEngine", "ACTBlock", "PSUMModel", "ACT_COUNTER_BITS"]
+
+ACT_COUNTER_BITS = 48
+
+# Output type codes (golden.act.ACT_TYPES): 0 bf16, 1 E4M3, 2 E5M2, 3 int8, 4 fp32, 5 int32.
+_INT8, _FP32, _INT32 = 3, 4, 5
+_NEGATIVE_ZERO = 0x8000_0000  # x + (-0.0) == x for every x: "no bias" on the float path
+
+
+class _Lane(wiring.Component):
+    """One lane's arithmetic in three registered stages, advancing when ``advance`` is high.
+
+    ``x`` is the source word, ``bias`` the lane's bias word; ``float_path``, ``relu``, ``dtype`` and ``scale``
+    come from the command. ``out`` is the output element in the low bits of 32 (valid three advances later).
+    """
+
+    x: In(32)
+    bias: In(32)
+    scale: In(32)
+    float_path: In(1)
+    relu: In(1)
+    dtype: In(3)
+    advance: In(1)
+    out: Out(32)
+
+    def elaborate(self, platform):
+        m = Module()
+        # stage 1: multiply
+        m.submodules.multiply = multiply = FP32Multiplier()
+        m.d.comb += [multiply.a.eq(self.x), multiply.b.eq(self.scale)]
+        product_f = Signal(32)
+        product_i = Signal(signed(64))
+        bias1 = Signal(32)
+        with m.If(self.advance):
+            m.d.sync += [product_f.eq(multiply.product), product_i.eq(self.x.as_signed() * self.scale.as_signed()),
+                         bias1.eq(self.bias)]
+        # stage 2: add and relu
+        m.submodules.add = add = FP32Adder()
+        m.d.comb += [add.a.eq(product_f), add.b.eq(bias1)]
+        sum_f = Signal(32)
+        m.d.comb += sum_f.eq(add.sum)
+        sum_i = Signal(signed(66))
+        m.d.comb += sum_i.eq(product_i + bias1.as_signed())
+        nan = (sum_f[23:31] == 0xFF) & (sum_f[:23] != 0)
+        relu_f = Signal(32)
+        relu_i = Signal(signed(66))
+        m.d.comb += [relu_f.eq(Mux(self.relu & sum_f[31] & ~nan, 0, sum_f)),
+                     relu_i.eq(Mux(self.relu & (sum_i < 0), 0, sum_i))]
+        value_f = Signal(32)
+        value_i = Signal(signed(66))
+        with m.If(self.advance):
+            m.d.sync += [value_f.eq(relu_f), value_i.eq(relu_i)]
+        # stage 3: cast
+        m.submodules.narrow = narrow = FP32Narrow()
+        m.d.comb += [narrow.value.eq(value_f), narrow.format.eq(Mux(self.dtype == _FP32, 3, self.dtype[:2]))]
+        low, high = Mux(self.dtype == _INT8, -128, -(1 << 31)), Mux(self.dtype == _INT8, 127, (1 << 31) - 1)
+        saturated = Signal(signed(66))
+        m.d.comb += saturated.eq(Mux(value_i < low, low, Mux(value_i > high, high, value_i)))
+        with m.If(self.advance):
+            m.d.sync += self.out.eq(Mux(self.float_path, narrow.result, Mux(self.dtype == _INT8, saturated[:8],
+                                                                                 saturated[:32])))
+        return m
+
+
+class ACTEngine(wiring.Component):
+    """P-lane activation engine (see the module docstring).
+
+    Parameters
+    ----------
+    partitions : int
+        P, a power of two in 4..128.
+    sbuf_bytes : int
+        Bytes per SBUF partition (a power of two in 1 KiB..256 KiB); patterns must stay inside.
+
+    Members
+    -------
+    command : ``In(stream.Signature(activate_payload_layout))``
+        Commands, taken one at a time.
+    check_busy : ``Out(1)``
+        A command is in the check stage (it leaves it started or refused; ``error`` is set the cycle it leaves
+        when refused).
+    error, error_code : ``Out(1)``, ``Out(4)``
+        Sticky: a command was refused, and the first refusal's :class:`~trntile.golden.act.ActError`.
+    error_clear : ``In(1)``
+        Clears ``error`` and ``error_code``.
+    done : ``Out(1)``
+        One-cycle pulse per completed command (its last column written), in command order.
+    idle : ``Out(1)``
+        No command taken is still in progress.
+    psum_read : ``Out(stream.Signature(psum_read_layout(P)))``; psum_read_data : ``In(stream.Signature(ArrayLayout(32, P)))``
+        The tensor engine's PSUM read port.
+    sbuf_read : ``Out(sbuf_element_read_signature(P))``; sbuf_write : ``Out(sbuf_element_write_signature(P))``
+        SBUF ports.
+    busy_cycles, columns : ``Out(48)``
+        Counters: cycles with a command in progress; columns written.
+    """
+
+    def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default):
+        self._p = PARTITIONS.validate(partitions)
+        self._sbuf_bytes = SBUF_BYTES.validate(sbuf_bytes)
+        p = self._p
+        super().__init__({
+            "command": In(stream.Signature(activate_payload_layout)),
+            "check_busy": Out(1), "error": Out(1), "error_code": Out(4), "error_clear": In(1),
+            "done": Out(1), "idle": Out(1),
+            "psum_read": Out(stream.Signature(psum_read_layout(p))),
+            "psum_read_data": In(stream.Signature(data.ArrayLayout(32, p))),
+            "sbuf_read": Out(sbuf_element_read_signature(p)),
+            "sbuf_write": Out(sbuf_element_write_signature(p)),
+            "busy_cycles": Out(ACT_COUNTER_BITS), "columns": Out(ACT_COUNTER_BITS),
+        })
+
+    # ---- checks --------------------------------------------------------------------------------------
+    @staticmethod
+    def _walk_facts(m, pattern, name):
+        """Registered: (elements walked, lowest element offset, highest element offset) of ``pattern``."""
+        counts = [pattern.dims[d].count for d in range(PATTERN_DIMS)]
+        pair0, pair1 = Signal(2 * COUNT_BITS, name=f"{name}_pair0"), Signal(2 * COUNT_BITS, name=f"{name}_pair1")
+        m.d.sync += [pair0.eq(counts[0] * counts[1]), pair1.eq(counts[2] * counts[3])]
+        elements = Signal(4 * COUNT_BITS, name=f"{name}_elements")
+        m.d.comb += elements.eq(pair0 * pair1)
+        width = STRIDE_BITS + COUNT_BITS + 3
+        low, high = Signal(signed(width), name=f"{name}_low"), Signal(signed(width), name=f"{name}_high")
+        spans = []
+        for d in range(PATTERN_DIMS):
+            span = Signal(signed(STRIDE_BITS + COUNT_BITS + 1), name=f"{name}_span{d}")
+            m.d.comb += span.eq(pattern.dims[d].stride * (counts[d] - 1))
+            spans.append(span)
+        m.d.sync += [low.eq(sum(Mux(s < 0, s, 0) for s in spans)), high.eq(sum(Mux(s > 0, s, 0) for s in spans))]
+        zero = Cat(*(c == 0 for c in counts)).any()
+        return zero, elements, low, high
+
+    @staticmethod
+    def _in_bounds(address, low, high, shift, size):
+        """``address`` aligned to ``1 << shift`` bytes (shift 0..2) and the walk's bytes inside ``0 .. size - 1``."""
+        aligned = Mux(shift == 0, 1, Mux(shift == 1, ~address[0], address[:2] == 0))
+        first = address + Mux(shift == 0, low, Mux(shift == 1, low << 1, low << 2))
+        end = address + Mux(shift == 0, high + 1, Mux(shift == 1, (high + 1) << 1, (high + 1) << 2))
+        return aligned & (first >= 0) & (end <= size)
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._p
+        word_shift = (4 * p * 4 - 1).bit_length()  # PSUM byte address -> bank
+        m.submodules.source_walker = source_walker = AccessPatternWalker()
+        m.submodules.destination_walker = destination_walker = AccessPatternWalker()
+
+        # ---- check stage: accept, two cycles of arithmetic, decide -----------------------------------------
+        cmd = Signal(activate_payload_layout)
+        stage = Signal(range(3))
+        checking = Signal()
+        leave = Signal()
+        running = Signal()
+        m.d.comb += [self.command.ready.eq(~checking), self.check_busy.eq(checking)]
+        with m.If(self.command.valid & self.command.ready):
+            m.d.sync += [cmd.eq(self.command.payload), checking.eq(1), stage.eq(0)]
+        with m.Elif(checking & (stage != 2)):
+            m.d.sync += stage.eq(stage + 1)
+        with m.If(leave):
+            m.d.sync += checking.eq(0)
+
+        source_zero, source_elements, source_low, source_high = self._walk_facts(m, cmd.source, "source")
+        destination_zero, destination_elements, destination_low, destination_high = self._walk_facts(
+            m, cmd.destination, "destination")
+        out_shift = Signal(2)
+        m.d.comb += out_shift.eq(Mux(cmd.dtype == 0, 1, Mux((cmd.dtype == _FP32) | (cmd.dtype == _INT32), 2, 0)))
+        source_size = Mux(cmd.source_space, self._sbuf_bytes, psum_bytes(p))
+        problems = [
+            (ActError.FUNC, cmd.func > max(ActFunc)),
+            (ActError.DTYPE, cmd.dtype > _INT32),
+            (ActError.PARTITION, (cmd.partitions == 0) | (cmd.partition + cmd.partitions > p)),
+            (ActError.COUNT, source_zero | destination_zero | (source_elements != destination_elements)),
+            (ActError.SOURCE_BOUNDS, ~self._in_bounds(cmd.source.address, source_low, source_high, 2, source_size)),
+            (ActError.DESTINATION_BOUNDS, ~self._in_bounds(cmd.destination.address, destination_low,
+                                                           destination_high, out_shift, self._sbuf_bytes)),
+            (ActError.BIAS_BOUNDS, cmd.bias_enable & ((cmd.bias_address[:2] != 0)
+                                                      | (cmd.bias_address + 4 > self._sbuf_bytes))),
+        ]
+        code = Signal(4)
+        for error, condition in reversed(problems):
+            with m.If(condition):
+                m.d.comb += code.eq(error)
+        decide = checking & (stage == 2)
+        refuse = decide & (code != 0)
+        start = Signal()
+        m.d.comb += [start.eq(decide & (code == 0) & ~running), leave.eq(refuse | start)]
+        with m.If(self.error_clear):
+            m.d.sync += [self.error.eq(0), self.error_code.eq(0)]
+        with m.If(refuse & (~self.error | self.error_clear)):
+            m.d.sync += [self.error.eq(1), self.error_code.eq(code)]
+
+        # ---- the running command ------------------------------------------------------------------------
+        run = Signal(activate_payload_layout)
+        float_path = ~((run.dtype == _INT8) | (run.dtype == _INT32))
+        bias = Signal(data.ArrayLayout(32, p))
+        bias_pending = Signal()   # the bias read is wanted or outstanding
+        bias_asked = Signal()
+        mask = Signal(p)
+        with m.If(start):
+            m.d.sync += [run.eq(cmd), running.eq(1), bias_pending.eq(cmd.bias_enable), bias_asked.eq(0),
+                         mask.eq(Cat(*[(cmd.partition <= lane) & (lane < cmd.partition + cmd.partitions)
+                                       for lane in range(p)]))]
+            with m.If(~cmd.bias_enable):
+                is_int = (cmd.dtype == _INT8) | (cmd.dtype == _INT32)
+                m.d.sync += [bias[lane].eq(Mux(is_int, 0, _NEGATIVE_ZERO)) for lane in range(p)]
+
+        # Walkers start together once the bias is in.
+        walkers_started = Signal()
+        m.d.comb += [
+            source_walker.start.payload.pattern.eq(run.source), source_walker.start.payload.shift.eq(2),
+            destination_walker.start.payload.pattern.eq(run.destination),
+            destination_walker.start.payload.shift.eq(
+                Mux(run.dtype == 0, 1, Mux((run.dtype == _FP32) | (run.dtype == _INT32), 2, 0))),
+        ]
+        launch = running & ~bias_pending & ~walkers_started
+        m.d.comb += [source_walker.start.valid.eq(launch), destination_walker.start.valid.eq(launch)]
+        with m.If(launch):  # both walkers are idle between commands, so both take it
+            m.d.sync += walkers_started.eq(1)
+
+        # Reads: the bias first, then the source walk (the walkers start only once the bias is in). The read
+        # ports pace themselves: PSUM takes a read only when its data register is free, the SBUF keeps at most
+        # SBUF.ANSWERS reads of a requester unanswered.
+        from_sbuf = run.source_space
+        read_address = source_walker.address.payload.address
+        request = self.sbuf_read.request
+        m.d.comb += [
+            self.psum_read.payload.bank.eq(read_address[word_shift:]),
+            self.psum_read.payload.offset.eq(read_address[2:word_shift]),
+            self.psum_read.valid.eq(source_walker.address.valid & ~from_sbuf),
+            request.valid.eq(Mux(bias_pending, ~bias_asked, source_walker.address.valid & from_sbuf)),
+            request.payload.address.eq(Mux(bias_pending, run.bias_address, read_address)),
+            source_walker.address.ready.eq(Mux(from_sbuf, request.ready, self.psum_read.ready)),
+        ]
+        with m.If(bias_pending & request.valid & request.ready):
+            m.d.sync += bias_asked.eq(1)
+
+        # Answers: the bias, or a source column.
+        answer = Signal(data.ArrayLayout(32, p))
+        answer_valid = Signal()
+        take_answer = Signal()
+        response = self.sbuf_read.response
+        m.d.comb += [
+            answer.eq(Mux(from_sbuf, response.payload, self.psum_read_data.payload)),
+            answer_valid.eq(~bias_pending & Mux(from_sbuf, response.valid, self.psum_read_data.valid)),
+            response.ready.eq(Mux(bias_pending, 1, from_sbuf & take_answer)),
+            self.psum_read_data.ready.eq(~from_sbuf & take_answer),
+        ]
+        with m.If(bias_pending & response.valid):
+            m.d.sync += [bias.eq(response.payload), bias_pending.eq(0)]
+
+        # ---- three stages: every stage advances together when the last can hand over its column ------------
+        stages = [Signal(name=f"stage{i}_valid") for i in range(3)]
+        lasts = [Signal(name=f"stage{i}_last") for i in range(3)]
+        addresses = [Signal(ADDRESS_BITS, name=f"stage{i}_address") for i in range(3)]
+        write = self.sbuf_write.request
+        advance = Signal()
+        m.d.comb += advance.eq(~stages[2] | write.ready)
+        column_in = answer_valid & destination_walker.address.valid
+        m.d.comb += [take_answer.eq(advance & column_in),
+                     destination_walker.address.ready.eq(advance & answer_valid)]
+        with m.If(advance):
+            m.d.sync += [stages[0].eq(column_in), stages[1].eq(stages[0]), stages[2].eq(stages[1]),
+                         lasts[0].eq(destination_walker.address.payload.last), lasts[1].eq(lasts[0]),
+                         lasts[2].eq(lasts[1]),
+                         addresses[0].eq(destination_walker.address.payload.address), addresses[1].eq(addresses[0]),
+                         addresses[2].eq(addresses[1])]
+        written = Signal()
+        m.d.comb += written.eq(write.valid & write.ready)
+
+        for lane in range(p):
+            unit = _Lane()
+            m.submodules[f"lane{lane}"] = unit
+            m.d.comb += [
+                unit.x.eq(answer[lane]), unit.bias.eq(bias[lane]), unit.scale.eq(run.scale),
+                unit.float_path.eq(float_path), unit.relu.eq(run.func == ActFunc.RELU), unit.dtype.eq(run.dtype),
+                unit.advance.eq(advance),
+                write.payload.data[lane].eq(unit.out),
+            ]
+        m.d.comb += [
+            write.valid.eq(stages[2]),
+            write.payload.address.eq(addresses[2]),
+            write.payload.size.eq(Mux(run.dtype == 0, 1, Mux((run.dtype == _FP32) | (run.dtype == _INT32), 2, 0))),
+            write.payload.mask.eq(mask),
+        ]
+        finished = written & lasts[2]
+        m.d.comb += self.done.eq(finished)
+        with m.If(finished):
+            m.d.sync += [running.eq(0), walkers_started.eq(0)]
+        with m.If(written):
+            m.d.sync += self.columns.eq(self.columns + 1)
+        m.d.comb += self.idle.eq(~checking & ~running)
+        with m.If(~self.idle):
+            m.d.sync += self.busy_cycles.eq(self.busy_cycles + 1)
+        return m
+
+
+class PSUMModel(wiring.Component):
+    """PSUM for the ACT engine's block tests: P partitions x 8 banks x 4P words that a testbench writes
+    directly (``write``: word ``offset`` of ``bank`` in every partition whose ``mask`` bit is set, always
+    ready), with the tensor engine's read port (``read``, and ``read_data`` one cycle later)."""
+
+    def __init__(self, partitions: int):
+        self._p = partitions
+        super().__init__({
+            "write": In(stream.Signature(data.StructLayout({
+                "bank": range(PSUM_BANKS), "offset": range(4 * partitions), "mask": partitions,
+                "data": data.ArrayLayout(32, partitions)}))),
+            "read": In(stream.Signature(psum_read_layout(partitions))),
+            "read_data": Out(stream.Signature(data.ArrayLayout(32, partitions))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p, words = self._p, 4 * self._p
+        fire = Signal()
+        m.d.comb += [self.write.ready.eq(1), self.read.ready.eq(~self.read_data.valid | self.read_data.ready),
+                     fire.eq(self.read.valid & self.read.ready)]
+        with m.If(fire):
+            m.d.sync += self.read_data.valid.eq(1)
+        with m.Elif(self.read_data.ready):
+            m.d.sync += self.read_data.valid.eq(0)
+        for partition in range(p):
+            memory = Memory(shape=32, depth=PSUM_BANKS * words, init=[])
+            m.submodules[f"partition{partition}"] = memory
+            write, read = memory.write_port(), memory.read_port()
+            m.d.comb += [
+                write.addr.eq(self.write.payload.bank * words + self.write.payload.offset),
+                write.data.eq(self.write.payload.data[partition]),
+                write.en.eq(self.write.valid & self.write.payload.mask[partition]),
+                read.addr.eq(self.read.payload.bank * words + self.read.payload.offset), read.en.eq(fire),
+                self.read_data.payload[partition].eq(read.data),
+            ]
+        return m
+
+
+class ACTBlock(wiring.Component):
+    """What the ACT engine's block tests simulate (top ``act``): an :class:`ACTEngine` with a real
+    :class:`~trntile.hdl.sbuf.SBUF` and a :class:`PSUMModel`.
+
+    Members: the engine's ``command``, ``check_busy``, ``error``, ``error_code``, ``error_clear``, ``done``,
+    ``idle``, ``busy_cycles`` and ``columns``; ``psum_write`` (the model's write port); ``sbuf`` (the SBUF's
+    word port, through which a testbench loads and reads the SBUF, and competes with the engine).
+    """
+
+    _PASSED = ("command", "check_busy", "error", "error_code", "error_clear", "done", "idle", "busy_cycles",
+               "columns")
+
+    def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default,
+                 data_width: int = 128):
+        self._engine = ACTEngine(partitions=partitions, sbuf_bytes=sbuf_bytes)
+        self._sbuf = SBUF(partitions=partitions, sbuf_bytes=sbuf_bytes, data_width=data_width)
+        self._psum = PSUMModel(partitions)
+        members = {name: self._engine.signature.members[name] for name in self._PASSED}
+        members.update({"psum_write": self._psum.signature.members["write"],
+                        "sbuf": self._sbuf.signature.members["dma"]})
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.engine = engine = self._engine
+        m.submodules.sbuf = sbuf = self._sbuf
+        m.submodules.psum = psum = self._psum
+        wiring.connect(m, engine.psum_read, psum.read)
+        wiring.connect(m, psum.read_data, engine.psum_read_data)
+        wiring.connect(m, engine.sbuf_read, sbuf.act)
+        wiring.connect(m, engine.sbuf_write, sbuf.write)
+        wiring.connect(m, wiring.flipped(self.psum_write), psum.write)
+        wiring.connect(m, wiring.flipped(self.sbuf), sbuf.dma)
+        wiring.connect(m, wiring.flipped(self.command), engine.command)
+        m.d.comb += engine.error_clear.eq(self.error_clear)
+        for name in self._PASSED:
+            if name not in ("command", "error_clear"):
+                m.d.comb += getattr(self, name).eq(getattr(engine, name))
+        return m
