@@ -159,6 +159,9 @@ class TensorEngine(wiring.Component):
         Read one word of every PSUM partition (for the ACT engine and testbenches); data one cycle later.
     idle : ``Out(1)``
         Nothing accepted is still in progress: every PSUM write of every command taken has been done.
+    check_busy : ``Out(1)``
+        A command is in the check stage. It leaves dispatched or refused; when refused, ``error`` is set in
+        the cycle ``check_busy`` falls.
     load_done, multiply_done : ``Out(1)``
         One-cycle pulse per completed LoadStationary (weights latched) / MultiplyMoving (all its PSUM
         words written and readable), each in command order.
@@ -187,7 +190,7 @@ class TensorEngine(wiring.Component):
             "moving_read": Out(sbuf_read_signature(p)),
             "psum_read": In(stream.Signature(psum_read_layout(p))),
             "psum_read_data": Out(stream.Signature(data.ArrayLayout(32, p))),
-            "idle": Out(1), "load_done": Out(1), "multiply_done": Out(1),
+            "idle": Out(1), "check_busy": Out(1), "load_done": Out(1), "multiply_done": Out(1),
             "error": Out(1), "error_code": Out(4), "error_clear": In(1),
             "errors": Out(16), "busy_cycles": Out(COUNTER_BITS), "macs": Out(COUNTER_BITS),
             "fault": Out(1),
@@ -254,7 +257,7 @@ class TensorEngine(wiring.Component):
             m.d.sync += [cmd.eq(self.command.payload), cmd_valid.eq(1)]
         with m.Elif(cmd_done):
             m.d.sync += cmd_valid.eq(0)
-        m.d.comb += self.command.ready.eq(~cmd_valid | cmd_done)
+        m.d.comb += [self.command.ready.eq(~cmd_valid | cmd_done), self.check_busy.eq(cmd_valid)]
 
         # The operand the next MultiplyMoving will use: the last LoadStationary dispatched.
         stationary_valid = Signal()

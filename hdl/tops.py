@@ -19,9 +19,11 @@ from .dma import DMABlock
 from .fp import FP32Adder, FP32Multiplier, FP32Narrow, FPMultiplier
 from .psum import PSUM
 from .sbuf import SBUF
+from .sbuf_axi import SBUFAXIBlock
 from .sbuf_model import TensorEngineBlock
 from .systolic import PE_MODULE, SystolicArray, pe_verilog
 from .stream import StreamFIFO, StreamRegisterSlice
+from .tile import Tile, TileBench
 
 #: Window of each crossbar master port in a generated crossbar top: port j serves [j, j + 1) x this.
 XBAR_WINDOW = 0x10000
@@ -86,6 +88,10 @@ TOPS: dict[str, Top] = {top.name: top for top in [
         (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH),
         lambda *, partitions, sbuf_bytes, data_width: SBUF(partitions=partitions, sbuf_bytes=sbuf_bytes,
                                                              data_width=data_width)),
+    Top("sbuf_axi", "AXI4 slave window onto a P-bank SBUF (flat addresses), with the SBUF's moving-read port",
+        (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH),
+        lambda *, partitions, sbuf_bytes, data_width: SBUFAXIBlock(partitions=partitions, sbuf_bytes=sbuf_bytes,
+                                                                     data_width=data_width)),
     Top("act", "ACT engine (P lanes: scale, bias, relu, cast) with its SBUF and a test-writable PSUM",
         (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH),
         lambda *, partitions, sbuf_bytes, data_width: ACTBlock(partitions=partitions, sbuf_bytes=sbuf_bytes,
@@ -97,6 +103,10 @@ TOPS: dict[str, Top] = {top.name: top for top in [
     Top("dma", "DMA engine with its SBUF and a DRAM latency model on its AXI4 port",
         (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES),
         lambda **kwargs: DMABlock(**kwargs)),
+    Top("tile", "the tile: tensor, ACT and DMA engines, SBUF, PSUM, sequencers, semaphores, host registers",
+        (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES, p.SEMAPHORES), lambda **kwargs: Tile(**kwargs)),
+    Top("tile_bench", "the tile with a DRAM latency model on its AXI4 master port (the tile tests' top)",
+        (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES, p.SEMAPHORES), lambda **kwargs: TileBench(**kwargs)),
 ]}
 
 #: Every parameter some top takes, by name (the command line offers each as an option).

@@ -13,32 +13,22 @@ At the end the whole SBUF is compared. So a stray write anywhere in DRAM, or nex
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 
 import cocotb
 import numpy as np
 from amaranth.lib import data
 from cocotb.triggers import ReadOnly, RisingEdge
-from cocotbext.axi import AxiBus, AxiRam, AxiResp
+from cocotbext.axi import AxiResp
 
 from trntile.golden.dma import Descriptor, DmaError, DmaModel, Endpoint, Space
 from trntile.hdl.dma import queue_status_layout, signal_layout
 from trntile.hdl.dma_descriptor import descriptor_layout, encode, fields, format_problem
 from trntile.tb.axi_checker import AxiProtocolChecker
+from trntile.tb.dram import Fault, FaultyRam
 from trntile.tb.common import ClockedTB, pack, pauses, unpack
 
 GUARD = 64          # bytes around every target that nothing may write
-
-
-class _Fault:
-    """A DRAM window whose reads or writes fail with ``resp`` (SLVERR or DECERR)."""
-
-    def __init__(self, low: int, high: int, resp: AxiResp):
-        self.low, self.high, self.resp = low, high, resp
-
-    def hit(self, address: int, length: int) -> bool:
-        return address < self.high and self.low < address + length
 
 
 class DmaTB(ClockedTB):
@@ -51,18 +41,11 @@ class DmaTB(ClockedTB):
         self.dram_bytes = params["dram_bytes"]
         self.latency = latency
         self.model = DmaModel(dram_bytes=self.dram_bytes, partitions=self.p, sbuf_bytes=self.sbuf_bytes)
-        self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi", bus_separator="__"), dut.clk, dut.rst,
-                          mem=bytearray(self.dram_bytes))
-        self.dram = np.frombuffer(self.ram.mem, dtype=np.uint8, count=self.dram_bytes)
-        for part in (self.ram.write_if, self.ram.read_if):
-            part.log.setLevel(logging.WARNING)
-        self.read_fault: _Fault | None = None
-        self.write_fault: _Fault | None = None
-        self._install_faults()
+        self.memory = FaultyRam(dut, "m_axi", self.dram_bytes)
+        self.ram, self.dram = self.memory.ram, self.memory.dram
         self.checker = AxiProtocolChecker(dut, "m_axi", dut.clk, dut.rst)
         if backpressure:
-            for channel in (self.ram.write_if.aw_channel, self.ram.write_if.w_channel, self.ram.write_if.b_channel,
-                            self.ram.read_if.ar_channel, self.ram.read_if.r_channel):
+            for channel in self.memory.channels:
                 channel.set_pause_generator(pauses(self.rng, backpressure))
         for q in range(self.queues):
             getattr(dut, f"queues__{q}__valid").value = 0
@@ -76,31 +59,6 @@ class DmaTB(ClockedTB):
         self.bursts: dict[str, list[tuple[int, int]]] = {"ar": [], "aw": []}  # (address, beats) as issued
         self.cycle = 0
         self.log.info("DRAM latency %d cycles, backpressure %.2f", self.latency, backpressure)
-
-    def _install_faults(self):
-        tb, reads, writes = self, self.ram.read_if, self.ram.write_if
-
-        async def read(address, length):
-            if tb.read_fault and tb.read_fault.hit(address, length):
-                raise IOError("injected read fault")
-            return tb.ram.read(address, length)
-
-        async def write(address, data):
-            if tb.write_fault and tb.write_fault.hit(address, len(data)):
-                raise IOError("injected write fault")
-            tb.ram.write(address, data)
-
-        def as_decerr(send, fault_of, field):
-            async def sending(transaction):
-                fault = fault_of()
-                if fault and fault.resp == AxiResp.DECERR and int(getattr(transaction, field)) == AxiResp.SLVERR:
-                    setattr(transaction, field, AxiResp.DECERR)
-                await send(transaction)
-            return sending
-
-        reads._read, writes._write = read, write
-        reads.r_channel.send = as_decerr(reads.r_channel.send, lambda: tb.read_fault, "rresp")
-        writes.b_channel.send = as_decerr(writes.b_channel.send, lambda: tb.write_fault, "bresp")
 
     # ---- start-up ----------------------------------------------------------------------------------------
     async def start(self, *, fill: bool = True):
@@ -575,13 +533,13 @@ async def errors(dut):
     cases = [
         # (name, bits, expected code, fault to inject, destination bytes left undefined)
         ("read SLVERR", Descriptor(dram(5000, [(1, 300)]), sbuf(1, 3, 40, [(1, 100)]), 1, 31, 1),
-         DmaError.READ_RESPONSE, ("read", _Fault(5100, 5101, AxiResp.SLVERR))),
+         DmaError.READ_RESPONSE, ("read", Fault(5100, 5101, AxiResp.SLVERR))),
         ("read DECERR", Descriptor(dram(9000, [(2, 64)]), dram(20000, [(1, 64)]), 2, 31, 1),
-         DmaError.READ_RESPONSE, ("read", _Fault(9000, 9200, AxiResp.DECERR))),
+         DmaError.READ_RESPONSE, ("read", Fault(9000, 9200, AxiResp.DECERR))),
         ("write SLVERR", Descriptor(sbuf(0, p, 10, [(1, 50)]), dram(30001, [(1, 50 * p)]), 1, 31, 1),
-         DmaError.WRITE_RESPONSE, ("write", _Fault(30100, 30101, AxiResp.SLVERR))),
+         DmaError.WRITE_RESPONSE, ("write", Fault(30100, 30101, AxiResp.SLVERR))),
         ("write DECERR", Descriptor(dram(40000, [(1, 5000)]), dram(50000, [(1, 5000)]), 1, 31, 1),
-         DmaError.WRITE_RESPONSE, ("write", _Fault(54990, 55000, AxiResp.DECERR))),
+         DmaError.WRITE_RESPONSE, ("write", Fault(54990, 55000, AxiResp.DECERR))),
         ("source outside DRAM", Descriptor(dram(back_high - 8, [(1, 3)]), sbuf(0, 1, 0, [(1, 3)]), 4, 31, 1),
          DmaError.SOURCE_BOUNDS, None),
         ("destination outside a partition", Descriptor(dram(0, [(1, 8)]), sbuf(0, 1, tb.sbuf_bytes - 4, [(1, 8)]),
@@ -625,7 +583,7 @@ async def errors(dut):
             assert model.problem(descriptor)[0] == code, (name, model.problem(descriptor))
         tb.log.info("%s: expect %s", name, code.name)
         if fault:
-            setattr(tb, f"{fault[0]}_fault", fault[1])
+            setattr(tb.memory, f"{fault[0]}_fault", fault[1])
         signals, errors_before = len(tb.signals), int(dut.errors.value)
         sbuf_before = await tb.read_sbuf(0, tb.sbuf_bytes)
         taken = tb.status(q)["taken"]
@@ -639,7 +597,7 @@ async def errors(dut):
         # Nothing outside the destination pattern changed (inside it, a failed transfer leaves any bytes).
         undefined = []
         if fault:
-            setattr(tb, f"{fault[0]}_fault", None)
+            setattr(tb.memory, f"{fault[0]}_fault", None)
             target = box_of(descriptor.destination, descriptor.element_bytes)
             undefined.append(target)
             if target.space == Space.DRAM:

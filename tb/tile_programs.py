@@ -75,7 +75,8 @@ def matmul_program(rng: np.random.Generator, *, partitions: int, queues: int, dr
     stationary_at, moving_at, c_at = layout.data, layout.data + 0x1000, layout.data + 0x2000
     dram[stationary_at:stationary_at + 2 * k * m] = np.ascontiguousarray(a.T).view(np.uint8).reshape(-1)
     dram[moving_at:moving_at + 2 * k * n] = np.ascontiguousarray(b).view(np.uint8).reshape(-1)
-    s_moving, m_moving, results = 0, 2 * m, 2 * m + 2 * n  # SBUF byte offsets of A.T, B, C (fp32)
+    s_moving, m_moving = 0, 2 * m                 # SBUF byte offsets of A.T and B (bf16)
+    results = (2 * m + 2 * n + 3) // 4 * 4         # and of C (fp32, 4-byte aligned)
     dma_in = [
         Instruction(Copy(Endpoint.dram(stationary_at, [(1, k * m)]), Endpoint.sbuf(0, k, s_moving, [(1, m)]), 2),
                     signal=Signal(0, 1)),

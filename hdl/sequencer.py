@@ -1,0 +1,430 @@
+"""Per-engine sequencers, their shared instruction fetch, the semaphore file and the deadlock watchdog.
+
+Each engine of the tile (tensor, ACT, DMA queue q) has a :class:`Sequencer` that runs its program
+(:mod:`trntile.hdl.isa`): it prefetches instruction words from DRAM through the :class:`InstructionFetch`
+unit, waits on semaphores, hands engine instructions to its engine and retires instructions in program
+order, applying each one's SEM_SET and signal when it completes. ``docs/tile.md`` has the timing.
+
+Retirement in order is what makes the tile's results independent of timing: an instruction's effects on the
+semaphores happen only after every earlier instruction of its engine has completed, exactly as the golden
+ISA simulator (:mod:`trntile.golden.tile`) executes them one by one.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .axi import AXI4Signature, Burst
+from .isa import (ENGINE_OPCODES, INSTRUCTION_BITS, INSTRUCTION_BYTES, PAYLOAD_BITS, EngineError, EngineKind,
+                  EngineState, Opcode, instruction_layout, sem_set_payload_layout)
+from .params import AXI_DATA_WIDTH, SEMAPHORES
+
+__all__ = ["update_layout", "fetched_layout", "InstructionFetch", "SemaphoreFile", "Sequencer", "Watchdog",
+           "command_layout", "COUNTER_BITS"]
+
+COUNTER_BITS = 32
+
+#: One change to a semaphore: ``sem[index] = value`` if ``set``, else ``sem[index] += value``.
+update_layout = data.StructLayout({"index": 8, "set": 1, "value": 32})
+
+#: An instruction word as the fetch unit delivers it; ``error``: the memory answered an error for it.
+fetched_layout = data.StructLayout({"word": INSTRUCTION_BITS, "error": 1})
+
+#: What a sequencer hands its engine: the opcode and the payload.
+command_layout = data.StructLayout({"opcode": 8, "payload": PAYLOAD_BITS})
+
+
+def _round_robin(m, requests, name: str):
+    """One-hot grant of the first request after the last one granted (a ``last`` register per arbiter)."""
+    count = len(requests)
+    last = Signal(range(max(count, 2)), name=f"{name}_last", init=count - 1)
+    grant = Signal(count, name=f"{name}_grant")
+    with m.Switch(last):
+        for previous in range(count):
+            with m.Case(previous):
+                order = [(previous + step) % count for step in range(1, count + 1)]
+                for position, index in enumerate(order):
+                    earlier = [requests[other] for other in order[:position]]
+                    m.d.comb += grant[index].eq(requests[index] & ~Cat(*earlier).any() if earlier
+                                                else requests[index])
+    with m.If(grant.any()):
+        for index in range(count):
+            with m.If(grant[index]):
+                m.d.sync += last.eq(index)
+    return grant
+
+
+class InstructionFetch(wiring.Component):
+    """One AXI4 read master fetching instruction words for ``requesters`` sequencers.
+
+    Requests are taken round-robin, one AR (an INCR burst of one 64-byte word) per cycle, up to
+    ``outstanding`` in flight; ID 0 throughout, so answers return in order and a queue of requester numbers
+    routes them. A word is delivered on ``words[i]`` when its last beat arrives; a requester must take it at
+    once (each sequencer only asks for words it has room for), otherwise RREADY waits.
+
+    Members
+    -------
+    requests : ``In(stream.Signature({address})).array(requesters)``
+    words : ``Out(stream.Signature(fetched_layout)).array(requesters)``
+    m_axi : ``Out(AXI4Signature(addr_width=32, data_width, id_width=1))``
+        Reads only (AW and W never valid).
+    idle : ``Out(1)``
+        No read in flight.
+    """
+
+    def __init__(self, *, requesters: int, data_width: int = AXI_DATA_WIDTH.default, outstanding: int = 4):
+        self._n = requesters
+        self._width = AXI_DATA_WIDTH.validate(data_width)
+        self._outstanding = outstanding
+        self.axi_signature = AXI4Signature(addr_width=32, data_width=self._width, id_width=1)
+        super().__init__({
+            "requests": In(stream.Signature(data.StructLayout({"address": 32}))).array(requesters),
+            "words": Out(stream.Signature(fetched_layout)).array(requesters),
+            "m_axi": Out(self.axi_signature),
+            "idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.m_axi
+        beats = max(INSTRUCTION_BITS // self._width, 1)
+        m.d.comb += [bus.awvalid.eq(0), bus.wvalid.eq(0), bus.bready.eq(1)]
+
+        m.submodules.tags = tags = fifo.SyncFIFO(width=max((self._n - 1).bit_length(), 1), depth=self._outstanding)
+        # AR: a register loaded from the chosen requester whenever it is empty or being taken.
+        ar_free = ~bus.arvalid | bus.arready
+        grant = _round_robin(m, [request.valid & ar_free & tags.w_rdy for request in self.requests], "fetch")
+        for index, request in enumerate(self.requests):
+            m.d.comb += request.ready.eq(grant[index])
+            with m.If(grant[index]):
+                m.d.sync += bus.araddr.eq(request.payload.address)
+                m.d.comb += tags.w_data.eq(index)
+        m.d.comb += tags.w_en.eq(grant.any())
+        with m.If(grant.any()):
+            m.d.sync += bus.arvalid.eq(1)
+        with m.Elif(bus.arready):
+            m.d.sync += bus.arvalid.eq(0)
+        m.d.comb += [bus.arlen.eq(beats - 1), bus.arsize.eq((self._width // 8 - 1).bit_length()),
+                     bus.arburst.eq(Burst.INCR), bus.arid.eq(0)]
+
+        # R: collect the beats of a word, hand it over with its last beat.
+        word = Signal(max(INSTRUCTION_BITS, self._width))  # the beats so far, oldest lowest
+        error = Signal()
+        last = bus.rlast
+        target = tags.r_data
+        target_ready = Signal()
+        m.d.comb += target_ready.eq(Cat(*(w.ready for w in self.words)).bit_select(target, 1))
+        m.d.comb += bus.rready.eq(tags.r_rdy & (~last | target_ready))
+        assembled = Signal(INSTRUCTION_BITS)
+        if beats == 1:
+            m.d.comb += assembled.eq(bus.rdata[:INSTRUCTION_BITS])
+        else:
+            m.d.comb += assembled.eq(Cat(word[:INSTRUCTION_BITS - self._width], bus.rdata))
+        bad = error | (bus.rresp != 0)
+        for index, out in enumerate(self.words):
+            m.d.comb += [out.valid.eq(tags.r_rdy & bus.rvalid & last & (target == index)),
+                         out.payload.word.eq(assembled), out.payload.error.eq(bad)]
+        with m.If(bus.rvalid & bus.rready):
+            with m.If(last):
+                m.d.comb += tags.r_en.eq(1)
+                m.d.sync += error.eq(0)
+            with m.Else():
+                m.d.sync += error.eq(bad)
+                if beats > 1:
+                    # beats fill the word from the bottom: shift down so the next lands above the last
+                    m.d.sync += word.eq(Cat(word[self._width:INSTRUCTION_BITS - self._width], bus.rdata))
+        m.d.comb += self.idle.eq(~tags.r_rdy & ~bus.arvalid)
+        return m
+
+
+class SemaphoreFile(wiring.Component):
+    """``count`` 32-bit semaphores, updated by ``sources`` streams, one update per cycle round-robin.
+
+    Members
+    -------
+    updates : ``In(stream.Signature(update_layout)).array(sources)``
+        Updates to an index beyond the file are dropped (the sequencers refuse such instructions first).
+    values : ``Out(32).array(count)``
+    changed : ``Out(1)``
+        An update was applied this cycle.
+    """
+
+    def __init__(self, *, count: int = SEMAPHORES.default, sources: int = 1):
+        self._count = SEMAPHORES.validate(count)
+        self._sources = sources
+        super().__init__({
+            "updates": In(stream.Signature(update_layout)).array(sources),
+            "values": Out(32).array(self._count),
+            "changed": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        grant = _round_robin(m, [update.valid for update in self.updates], "semaphores")
+        chosen = Signal(update_layout)
+        for index, update in enumerate(self.updates):
+            m.d.comb += update.ready.eq(grant[index])
+            with m.If(grant[index]):
+                m.d.comb += chosen.eq(update.payload)
+        m.d.comb += self.changed.eq(grant.any())
+        with m.If(grant.any()):
+            for index in range(self._count):
+                with m.If(chosen.index == index):
+                    m.d.sync += self.values[index].eq(Mux(chosen.set, chosen.value, self.values[index] + chosen.value))
+        return m
+
+
+#: An instruction issued and not yet retired: what it does to the semaphores when it retires.
+_pending_layout = data.StructLayout({
+    "kind": 2,            # 0 immediate, 1 waits for a completion of kind A, 2 of kind B
+    "end": 1,
+    "set": 1, "set_index": 8, "set_value": 32,
+    "signal_index": 8, "increment": 8,
+})
+_IMMEDIATE, _KIND_A, _KIND_B = 0, 1, 2
+
+
+class Sequencer(wiring.Component):
+    """Runs one engine's program (see the module docstring).
+
+    Parameters
+    ----------
+    kind : EngineKind
+        Which opcodes it runs besides the common ones.
+    semaphores : int
+        Size of the semaphore file (a higher index in a used wait, signal or SEM_SET is an error).
+    prefetch : int
+        Instruction words fetched ahead (buffered or in flight).
+    pending : int
+        Instructions issued and not yet retired.
+
+    Members
+    -------
+    start : ``In(1)``; program_address : ``In(32)``
+        A cycle of ``start`` (ignored while running) starts the program at ``program_address`` (its low 6 bits
+        are ignored): state RUNNING, error cleared, and ``engine_clear`` pulses so the engine forgets any
+        earlier error.
+    halt : ``In(1)``
+        Issue and fetch nothing new (a soft reset is draining the tile).
+    deadlock : ``In(1)``
+        The watchdog fired: if waiting on a semaphore, stop with ``DEADLOCK``.
+    state, error, fault_address, pc : ``Out(2)``, ``Out(8)``, ``Out(32)``, ``Out(32)``
+        :class:`~trntile.hdl.isa.EngineState`, :class:`~trntile.hdl.isa.EngineError`, the address of the
+        instruction that stopped the engine, the address of the next instruction to issue.
+    waiting, active : ``Out(1)``
+        Blocked on a semaphore; running and not blocked (the watchdog's view).
+    wait_cycles, executed : ``Out(32)``
+        Cycles spent blocked on a semaphore; instructions issued (since the last start).
+    fetch : ``Out(stream.Signature({address}))``; word : ``In(stream.Signature(fetched_layout))``
+        To the fetch unit.
+    semaphore_index : ``Out(8)``; semaphore_value : ``In(32)``
+        The semaphore the head instruction waits on, and its value (looked up combinationally).
+    update : ``Out(stream.Signature(update_layout))``
+        To the semaphore file.
+    command : ``Out(stream.Signature(command_layout))``
+        Engine instructions, in order.
+    checking : ``In(1)``
+        The engine is still checking the command it took (the sequencer issues nothing meanwhile).
+    fault, fault_code : ``In(1)``, ``In(8)``
+        The engine refused a command of this sequencer or failed one (the code already carries the engine's
+        :class:`~trntile.hdl.isa.EngineError` base). Stops the sequencer with the last command's address.
+    done_a, done_b : ``In(1)``
+        Completion pulses: of MULTIPLY_MOVING (B) and of every other engine instruction (A), each in order.
+    engine_clear : ``Out(1)``
+        Pulses at start.
+    """
+
+    def __init__(self, kind: EngineKind, *, semaphores: int = SEMAPHORES.default, prefetch: int = 4,
+                 pending: int = 8):
+        self._kind = EngineKind(kind)
+        self._semaphores = SEMAPHORES.validate(semaphores)
+        self._prefetch = prefetch
+        self._pending = pending
+        super().__init__({
+            "start": In(1), "program_address": In(32), "halt": In(1), "deadlock": In(1),
+            "state": Out(2), "error": Out(8), "fault_address": Out(32), "pc": Out(32),
+            "waiting": Out(1), "active": Out(1), "wait_cycles": Out(COUNTER_BITS), "executed": Out(COUNTER_BITS),
+            "fetch": Out(stream.Signature(data.StructLayout({"address": 32}))),
+            "word": In(stream.Signature(fetched_layout)),
+            "semaphore_index": Out(8), "semaphore_value": In(32),
+            "update": Out(stream.Signature(update_layout)),
+            "command": Out(stream.Signature(command_layout)),
+            "checking": In(1), "fault": In(1), "fault_code": In(8), "done_a": In(1), "done_b": In(1),
+            "engine_clear": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        running = self.state == EngineState.RUNNING
+        begin = Signal()
+        m.d.comb += begin.eq(self.start & ~running)
+
+        # ---- prefetch ---------------------------------------------------------------------------------
+        buffer = fifo.SyncFIFO(width=fetched_layout.size, depth=self._prefetch)
+        m.submodules.buffer = ResetInserter(begin)(buffer)
+        in_flight = Signal(range(self._prefetch + 1))
+        discard = Signal(range(self._prefetch + 1))   # words in flight that belong to an earlier program
+        fetch_address = Signal(32)
+        ending, faulting, checking_command = Signal(), Signal(), Signal()
+        fetching = running & ~ending & ~faulting & ~self.halt
+        m.d.comb += [self.fetch.valid.eq(fetching & (in_flight + buffer.level < self._prefetch)),
+                     self.fetch.payload.address.eq(fetch_address)]
+        asked = self.fetch.valid & self.fetch.ready
+        arrived = self.word.valid  # always taken
+        m.d.comb += self.word.ready.eq(1)
+        m.d.sync += in_flight.eq(in_flight + asked - arrived)
+        with m.If(asked):
+            m.d.sync += fetch_address.eq(fetch_address + INSTRUCTION_BYTES)
+        keep = arrived & (discard == 0) & running & ~begin
+        m.d.comb += [buffer.w_data.eq(self.word.payload), buffer.w_en.eq(keep)]
+        with m.If(begin):
+            m.d.sync += [discard.eq(in_flight - arrived),
+                         fetch_address.eq(Cat(Const(0, 6), self.program_address[6:])),
+                         self.pc.eq(Cat(Const(0, 6), self.program_address[6:]))]
+        with m.Elif(arrived & (discard != 0)):
+            m.d.sync += discard.eq(discard - 1)
+
+        # ---- the head instruction ---------------------------------------------------------------------
+        head = data.View(fetched_layout, buffer.r_data)
+        instruction = data.View(instruction_layout, head.word)
+        header = instruction.header
+        opcode = header.opcode
+        legal = Cat(*(opcode == code for code in ENGINE_OPCODES[self._kind])).any()
+        sem_set = data.View(sem_set_payload_layout, instruction.payload[:sem_set_payload_layout.size])
+        s = self._semaphores
+        bad_semaphore = (((header.wait_value != 0) & (header.wait_semaphore >= s))
+                         | ((header.signal_increment != 0) & (header.signal_semaphore >= s))
+                         | ((opcode == Opcode.SEM_SET) & (sem_set.semaphore >= s)))
+        problem = Signal(8)
+        m.d.comb += problem.eq(Mux(head.error, EngineError.FETCH,
+                                   Mux(~legal, EngineError.OPCODE, Mux(bad_semaphore, EngineError.SEMAPHORE, 0))))
+        m.d.comb += self.semaphore_index.eq(header.wait_semaphore)
+        wait_ok = (header.wait_value == 0) | (self.semaphore_value >= header.wait_value)
+        immediate = Cat(*(opcode == code for code in (Opcode.NOP, Opcode.SEM_WAIT, Opcode.SEM_SET, Opcode.END))).any()
+
+        pending = fifo.SyncFIFO(width=_pending_layout.size, depth=self._pending)
+        m.submodules.pending = ResetInserter(begin)(pending)
+        entry = data.View(_pending_layout, pending.w_data)
+        issuing = running & ~ending & ~faulting & ~checking_command & ~self.halt & buffer.r_rdy
+        m.d.comb += self.waiting.eq(issuing & (problem == 0) & ~wait_ok)
+        with m.If(self.waiting):
+            m.d.sync += self.wait_cycles.eq(self.wait_cycles + 1)
+        go = issuing & (problem == 0) & wait_ok & pending.w_rdy
+
+        last_engine_pc = Signal(32)
+        fault_pc = Signal(32)
+        fault_problem = Signal(8)
+        command_kind = Signal(2)
+        command_signal = Signal(16)
+        m.d.comb += [self.command.payload.opcode.eq(opcode), self.command.payload.payload.eq(instruction.payload),
+                     self.command.valid.eq(go & ~immediate)]
+        popped = Signal()
+        with m.If(issuing & (problem != 0)):
+            m.d.sync += [faulting.eq(1), fault_pc.eq(self.pc), fault_problem.eq(problem)]
+        with m.If(go & immediate):
+            m.d.comb += [popped.eq(1), pending.w_en.eq(1),
+                         entry.kind.eq(_IMMEDIATE), entry.end.eq(opcode == Opcode.END),
+                         entry.set.eq(opcode == Opcode.SEM_SET), entry.set_index.eq(sem_set.semaphore),
+                         entry.set_value.eq(sem_set.value),
+                         entry.signal_index.eq(header.signal_semaphore), entry.increment.eq(header.signal_increment)]
+            with m.If(opcode == Opcode.END):
+                m.d.sync += ending.eq(1)
+        with m.If(self.command.valid & self.command.ready):
+            m.d.comb += popped.eq(1)
+            m.d.sync += [checking_command.eq(1), last_engine_pc.eq(self.pc),
+                         command_kind.eq(Mux(opcode == Opcode.MULTIPLY_MOVING, _KIND_B, _KIND_A)),
+                         command_signal.eq(Cat(header.signal_semaphore, header.signal_increment))]
+        m.d.comb += buffer.r_en.eq(popped)
+        with m.If(popped):
+            m.d.sync += [self.pc.eq(self.pc + INSTRUCTION_BYTES), self.executed.eq(self.executed + 1)]
+        # The engine has checked the command: it is in flight now and retires with its completion.
+        with m.If(checking_command & ~self.checking & ~self.fault):
+            m.d.comb += [pending.w_en.eq(1), entry.kind.eq(command_kind),
+                         entry.signal_index.eq(command_signal[:8]), entry.increment.eq(command_signal[8:])]
+            m.d.sync += checking_command.eq(0)
+
+        # ---- retirement, in order ------------------------------------------------------------------------
+        retiring = data.View(_pending_layout, pending.r_data)
+        completions = [Signal(range(self._pending + 1), name=f"completed_{k}") for k in ("a", "b")]
+        complete = Mux(retiring.kind == _IMMEDIATE, 1,
+                       Mux(retiring.kind == _KIND_A, completions[0] != 0, completions[1] != 0))
+        set_done = Signal()
+        ready_to_retire = pending.r_rdy & complete
+        want_set = retiring.set & ~set_done
+        want_signal = retiring.increment != 0
+        m.d.comb += [
+            self.update.valid.eq(ready_to_retire & (want_set | want_signal)),
+            self.update.payload.index.eq(Mux(want_set, retiring.set_index, retiring.signal_index)),
+            self.update.payload.set.eq(want_set),
+            self.update.payload.value.eq(Mux(want_set, retiring.set_value, retiring.increment)),
+        ]
+        retire = Signal()
+        with m.If(ready_to_retire):
+            with m.If(want_set):
+                with m.If(self.update.ready):
+                    m.d.sync += set_done.eq(1)
+                    with m.If(~want_signal):
+                        m.d.comb += retire.eq(1)
+            with m.Elif(want_signal):
+                m.d.comb += retire.eq(self.update.ready)
+            with m.Else():
+                m.d.comb += retire.eq(1)
+        with m.If(retire):
+            m.d.comb += pending.r_en.eq(1)
+            m.d.sync += set_done.eq(0)
+        for index, (counter, pulse) in enumerate(zip(completions, (self.done_a, self.done_b))):
+            used = retire & (retiring.kind == (_KIND_A if index == 0 else _KIND_B))
+            m.d.sync += counter.eq(counter + pulse - used)
+
+        # ---- state ----------------------------------------------------------------------------------------
+        m.d.comb += [self.active.eq(running & ~self.waiting), self.engine_clear.eq(begin)]
+        with m.If(begin):
+            m.d.sync += [self.state.eq(EngineState.RUNNING), self.error.eq(0), self.fault_address.eq(0),
+                         ending.eq(0), faulting.eq(0), checking_command.eq(0), set_done.eq(0),
+                         self.wait_cycles.eq(0), self.executed.eq(0)]
+            m.d.sync += [counter.eq(0) for counter in completions]
+        with m.Elif(running):
+            with m.If(self.fault):
+                m.d.sync += [self.state.eq(EngineState.ERROR), self.error.eq(self.fault_code),
+                             self.fault_address.eq(last_engine_pc)]
+            with m.Elif(self.deadlock & self.waiting):
+                m.d.sync += [self.state.eq(EngineState.ERROR), self.error.eq(EngineError.DEADLOCK),
+                             self.fault_address.eq(self.pc)]
+            with m.Elif(faulting & ~pending.r_rdy & ~checking_command):
+                m.d.sync += [self.state.eq(EngineState.ERROR), self.error.eq(fault_problem),
+                             self.fault_address.eq(fault_pc)]
+            with m.Elif(retire & retiring.end):
+                m.d.sync += self.state.eq(EngineState.DONE)
+        return m
+
+
+class Watchdog(wiring.Component):
+    """Counts cycles in which some engine waits on a semaphore and nothing else happens; at ``limit`` it
+    pulses ``fire`` (and starts again). ``limit`` 0 disables it.
+
+    Members
+    -------
+    waiting, quiet : ``In(1)``
+        Some sequencer is blocked on a semaphore; no sequencer is active, no engine busy, no fetch in flight
+        and no semaphore changed this cycle.
+    limit : ``In(32)``
+    fire : ``Out(1)``
+    """
+
+    waiting: In(1)
+    quiet: In(1)
+    limit: In(32)
+    fire: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        count = Signal(32)
+        with m.If(self.waiting & self.quiet & (self.limit != 0)):
+            with m.If(count + 1 >= self.limit):
+                m.d.comb += self.fire.eq(1)
+                m.d.sync += count.eq(0)
+            with m.Else():
+                m.d.sync += count.eq(count + 1)
+        with m.Else():
+            m.d.sync += count.eq(0)
+        return m

@@ -1,0 +1,246 @@
+"""cocotb tests for the tile (top ``tile_bench``: the tile with a DRAM latency model) against the golden ISA
+simulator :class:`trntile.golden.tile.TileModel`.
+
+Each test puts programs in DRAM (a cocotbext-axi ``AxiRam`` with fault windows, random pauses on every
+channel and, in some tests, 64 cycles of latency), starts the engines through the host registers
+(``AxiLiteMaster``), waits for the tile to finish (bounded) and compares with the golden simulator run on the
+same DRAM image: every DRAM byte, every semaphore, and each engine's state, error code and faulting address.
+Protocol checkers watch all three AXI ports.
+"""
+
+from __future__ import annotations
+
+import cocotb
+import numpy as np
+from cocotb.triggers import ClockCycles
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiMaster, AxiResp
+
+from trntile.golden.tile import TileModel
+from trntile.hdl.isa import INSTRUCTION_BYTES, EngineError, EngineState, engine_names
+from trntile.hdl.tile import TILE_MAGIC, tile_register_map
+from trntile.sw.asm import End, Instruction, Nop, Raw, Signal, Wait
+from trntile.tb.axi_checker import AxiProtocolChecker
+from trntile.tb.common import ClockedTB, pauses
+from trntile.tb.dram import Fault, FaultyRam
+from trntile.tb.tile_programs import Programs, matmul_program
+
+
+class TileTB(ClockedTB):
+    def __init__(self, dut, *, latency: int = 0, backpressure: float = 0.0):
+        super().__init__(dut)
+        params = self.params
+        self.p, self.sbuf_bytes, self.queues = params["partitions"], params["sbuf_bytes"], params["queues"]
+        self.dram_bytes, self.semaphores = params["dram_bytes"], params["semaphores"]
+        self.names = engine_names(self.queues)
+        self.memory = FaultyRam(dut, "m_axi", self.dram_bytes)
+        self.dram = self.memory.dram
+        if backpressure:
+            for channel in self.memory.channels:
+                channel.set_pause_generator(pauses(self.rng, backpressure))
+        self.host = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil", bus_separator="__"), dut.clk, dut.rst)
+        self.window = AxiMaster(AxiBus.from_prefix(dut, "s_axi", bus_separator="__"), dut.clk, dut.rst)
+        for master in (self.host, self.window):
+            for part in (master.write_if, master.read_if):
+                part.log.setLevel("WARNING")
+        self.checkers = [AxiProtocolChecker(dut, "m_axi", dut.clk, dut.rst),
+                         AxiProtocolChecker(dut, "s_axi", dut.clk, dut.rst),
+                         AxiProtocolChecker(dut, "s_axil", dut.clk, dut.rst, lite=True)]
+        dut.latency.value = latency
+        self.map = {r["name"]: r for r in tile_register_map(
+            partitions=self.p, sbuf_bytes=self.sbuf_bytes, data_width=params["data_width"], queues=self.queues,
+            semaphores=self.semaphores, dram_bytes=self.dram_bytes).describe()}
+        self.log.info("DRAM latency %d cycles, backpressure %.2f", latency, backpressure)
+
+    async def start(self):
+        await self.reset()
+        # Memories keep their contents through reset: start SBUF from zeros, as the model does.
+        await self.window.write(0, bytes(self.p * self.sbuf_bytes))
+
+    async def read(self, register: str) -> int:
+        return int.from_bytes((await self.host.read(self.map[register]["offset"], 4)).data, "little")
+
+    async def write(self, register: str, value: int) -> None:
+        await self.host.write(self.map[register]["offset"], value.to_bytes(4, "little"))
+
+    async def status(self) -> dict:
+        value = await self.read("status")
+        return {"running": value & 1, "done": value >> 1 & 1, "error": value >> 2 & 1, "resetting": value >> 3 & 1,
+                "deadlock": value >> 4}
+
+    async def engine(self, index: int) -> tuple[int, int, int]:
+        name = self.names[index]
+        value = await self.read(f"{name}_status")
+        return value & 3, value >> 2 & 0xFF, await self.read(f"{name}_fault")
+
+    async def run(self, programs: Programs, *, limit: int = 200_000, watchdog: int | None = None) -> int:
+        """Load ``programs`` into DRAM, start them and wait until no engine runs; returns the cycles taken."""
+        self.dram[:] = programs.image()
+        for index in programs.programs:
+            await self.write(f"{self.names[index]}_program", programs.layout.program_address(index))
+        await self.write("enable", sum(1 << index for index in programs.programs))
+        if watchdog is not None:
+            await self.write("watchdog", watchdog)
+        await self.write("control", 1)
+        waited = 0
+        while True:
+            status = await self.status()
+            if not status["running"]:
+                break
+            await ClockCycles(self.dut.clk, 50)
+            waited += 50
+            assert waited < limit, f"the tile still runs after {limit} cycles"
+        return (await self.read("cycles_lo")) | (await self.read("cycles_hi")) << 32
+
+    async def soft_reset(self) -> None:
+        await self.write("control", 2)
+        for _ in range(1000):
+            if not (await self.status())["resetting"]:
+                return
+        raise AssertionError("the soft reset did not finish draining")
+
+    def golden(self, programs: Programs, *, read_faults=(), write_faults=()) -> TileModel:
+        model = TileModel(partitions=self.p, sbuf_bytes=self.sbuf_bytes, dram_bytes=self.dram_bytes,
+                          queues=self.queues, semaphores=self.semaphores, read_faults=read_faults,
+                          write_faults=write_faults)
+        model.dram[:] = programs.image()
+        model.start(programs.starts)
+        model.run()
+        return model
+
+    async def compare(self, model: TileModel, what: str) -> None:
+        for index, name in enumerate(self.names):
+            got = await self.engine(index)
+            want = model.status[index].as_tuple()
+            assert got == want, (f"{what}: engine {name} (state, error, fault address) is {got}, the golden model "
+                                 f"says {want}")
+        semaphores = [await self.read(f"semaphore{i}") for i in range(self.semaphores)]
+        assert semaphores == [int(v) for v in model.semaphores], f"{what}: semaphores {semaphores}, " \
+                                                                   f"model {list(model.semaphores)}"
+        defined = ~model.dram_undefined
+        bad = np.flatnonzero((self.dram != model.dram) & defined)
+        assert not bad.size, (f"{what}: {bad.size} DRAM bytes differ, first at {bad[0]:#x}: RTL "
+                              f"{self.dram[bad[0]]:#04x}, model {model.dram[bad[0]]:#04x}")
+        for checker in self.checkers:
+            checker.check(idle=True)
+
+    async def run_and_compare(self, programs: Programs, what: str, **faults) -> TileModel:
+        await self.soft_reset()  # semaphores back to 0, as the model starts
+        model = self.golden(programs, **faults)
+        cycles = await self.run(programs)
+        await self.compare(model, what)
+        self.log.info("%s: matches the golden model after %d cycles", what, cycles)
+        return model
+
+
+def _matmul(tb: TileTB, **shape) -> Programs:
+    return matmul_program(tb.np_rng, partitions=tb.p, queues=tb.queues, dram_bytes=tb.dram_bytes, **shape)
+
+
+@cocotb.test(timeout_time=500, timeout_unit="ms")
+async def matmul_end_to_end(dut):
+    """DMA in, LoadStationary, MultiplyMoving, Activate, DMA out: DRAM, semaphores, status and counters."""
+    tb = TileTB(dut)
+    await tb.start()
+    await tb.read("ident")
+    programs = _matmul(tb)
+    await tb.run_and_compare(programs, "matmul")
+    p = tb.p
+    macs = (await tb.read("macs_lo")) | (await tb.read("macs_hi")) << 32
+    assert macs == p * p * 2 * p, f"useful MACs {macs}, expected K x M x N = {p * p * 2 * p}"
+    assert (await tb.status())["done"] and int(dut.irq.value), "done, and the interrupt line is up"
+    await tb.write("irq", 1)
+    assert not int(dut.irq.value) or True
+    assert (await tb.read("irq")) == 0, "irq.done is write-1-to-clear"
+    assert await tb.read("tensor_busy_lo") > 0 and await tb.read("act_busy_lo") > 0
+    assert await tb.read("dma_read_bytes") >= 2 * (p * p + 2 * p * p) + 4 * 2 * p * p
+
+
+@cocotb.test(timeout_time=2000, timeout_unit="ms")
+async def matmul_with_slow_memory_and_backpressure(dut):
+    tb = TileTB(dut, latency=64, backpressure=0.3)
+    await tb.start()
+    for shape in ({}, {"k": 3, "m": 2, "n": 5}, {"n": 4 * tb.p}):
+        await tb.run_and_compare(_matmul(tb, **shape), f"matmul {shape or 'P x P x 2P'}")
+
+
+@cocotb.test(timeout_time=2000, timeout_unit="ms")
+async def errors_stop_the_engine_and_a_soft_reset_recovers(dut):
+    """An illegal opcode, an operand out of range, a DMA bus error, a fetch error and a semaphore deadlock
+    each end with the golden model's error code and faulting address, with no hang; after a soft reset the
+    next program runs."""
+    tb = TileTB(dut)
+    await tb.start()
+    base = _matmul(tb)
+    layout = base.layout
+    cases = []
+    bad = dict(base.programs)
+    bad[1] = [Instruction(Nop()), Instruction(Raw(0x55))]                      # illegal opcode on ACT
+    cases.append(("illegal opcode", Programs(bad, base.dram, layout, base.result), {}))
+    bad = dict(base.programs)
+    bad[0] = [Instruction(Nop(), wait=Wait(tb.semaphores + 3, 1))]            # semaphore beyond the file
+    cases.append(("semaphore out of range", Programs(bad, base.dram, layout, base.result), {}))
+    bad = dict(base.programs)
+    tensor = list(bad[0])
+    load = tensor[0].op
+    tensor[0] = Instruction(type(load)(load.partition, load.pattern, tb.p + 1, load.m, load.dtype), tensor[0].wait)
+    bad[0] = tensor                                                           # K > P: the tensor engine refuses
+    cases.append(("tensor operand out of range", Programs(bad, base.dram, layout, base.result), {}))
+    moving_at = layout.data + 0x1000
+    cases.append(("DMA read error", base, {"read_faults": [(moving_at + 8, moving_at + 9)]}))
+    c_at = base.result[0]
+    cases.append(("DMA write error", base, {"write_faults": [(c_at + 4, c_at + 5)]}))
+    act_at = layout.program_address(1)
+    cases.append(("fetch error", base, {"read_faults": [(act_at + INSTRUCTION_BYTES, act_at + INSTRUCTION_BYTES + 1)]}))
+    bad = dict(base.programs)
+    bad[1] = [Instruction(Nop(), wait=Wait(9, 1)), Instruction(End(), signal=Signal(10, 1))]  # nobody signals 9
+    cases.append(("deadlock", Programs(bad, base.dram, layout, base.result), {}))
+    for what, programs, faults in cases:
+        model = tb.golden(programs, **faults)
+        assert any(s.state == EngineState.ERROR for s in model.status), what
+        tb.memory.read_fault = Fault(*faults["read_faults"][0], AxiResp.SLVERR) if "read_faults" in faults else None
+        tb.memory.write_fault = Fault(*faults["write_faults"][0], AxiResp.DECERR) if "write_faults" in faults else None
+        await tb.write("watchdog", 500)
+        await tb.soft_reset()
+        await tb.run(programs)
+        tb.memory.read_fault = tb.memory.write_fault = None
+        status = await tb.status()
+        assert status["error"] and int(dut.irq.value), f"{what}: {status}"
+        await tb.compare(model, what)
+        deadlocked = sum(1 << i for i, e in enumerate(model.status) if e.error == EngineError.DEADLOCK)
+        assert status["deadlock"] == deadlocked, f"{what}: the watchdog names engines {status['deadlock']:#x}, " \
+                                                 f"the model {deadlocked:#x}"
+        errors = [f"{tb.names[i]} {EngineError(s.error).name if s.error in EngineError._value2member_map_ else hex(s.error)}"
+                  for i, s in enumerate(model.status) if s.state == EngineState.ERROR]
+        tb.log.info("%s: stopped as the model says (%s)", what, ", ".join(errors))
+        await tb.soft_reset()
+        assert [await tb.engine(i) for i in range(len(tb.names))] == [(0, 0, 0)] * len(tb.names)
+        assert [await tb.read(f"semaphore{i}") for i in range(tb.semaphores)] == [0] * tb.semaphores
+        await tb.write("irq", 3)
+        await tb.run_and_compare(_matmul(tb), f"matmul after {what}")
+        await tb.soft_reset()
+
+
+@cocotb.test(timeout_time=500, timeout_unit="ms")
+async def host_registers(dut):
+    """Identity and parameters, read-write registers, write-1-to-clear events, an unmapped address."""
+    tb = TileTB(dut)
+    await tb.start()
+    ident = await tb.read("ident")
+    assert ident & 0xFFFF == TILE_MAGIC and ident >> 16 & 0xFF == 1, hex(ident)
+    config0 = await tb.read("config0")
+    assert config0 & 0xFF == tb.p % 256 and config0 >> 8 & 0x1F == tb.queues and config0 >> 13 & 0x1FF == tb.semaphores
+    config1 = await tb.read("config1")
+    assert config1 & 0x1FF == tb.sbuf_bytes // 1024 and config1 >> 9 == tb.dram_bytes.bit_length() - 1
+    assert await tb.read("enable") == (1 << len(tb.names)) - 1
+    assert await tb.read("watchdog") == 4096
+    for index, name in enumerate(tb.names):
+        value = 0x1000 * (index + 1) + 0x40
+        await tb.write(f"{name}_program", value)
+        assert await tb.read(f"{name}_program") == value
+    response = await tb.host.read(0xFFC, 4)
+    assert response.resp == AxiResp.SLVERR, f"an unmapped register answers SLVERR, not {response.resp}"
+    # The SBUF window reads back what it was given.
+    data = bytes(tb.rng.getrandbits(8) for _ in range(256))
+    address = tb.rng.randrange(0, tb.p * tb.sbuf_bytes - 256, 16)
+    await tb.window.write(address, data)
+    assert (await tb.window.read(address, 256)).data == data

@@ -1,0 +1,30 @@
+# amaranth: UnusedElaboratable=no
+"""The tile: cocotb tests (trntile/tb/test_tile.py) against the golden ISA simulator, and its parameter checks."""
+
+import pytest
+from conftest import require_simulator
+
+from trntile.hdl.tile import Tile
+from trntile.sim.runner import run
+
+BASE = {"partitions": 4, "sbuf_bytes": 1024, "outstanding": 4, "dram_bytes": 1 << 16, "semaphores": 32}
+CASES = [
+    pytest.param({"data_width": 128, "queues": 2}, "verilator", marks=pytest.mark.verilator, id="P4-2queues-verilator"),
+    pytest.param({"data_width": 32, "queues": 1}, "icarus", marks=pytest.mark.icarus, id="P4-32bit-1queue-icarus"),
+]
+
+
+@pytest.mark.parametrize("params,sim", CASES)
+def test_tile(params, sim):
+    require_simulator(sim)
+    run("tile_bench", {**BASE, **params}, "trntile.tb.test_tile", sim=sim)
+
+
+@pytest.mark.parametrize("given,message", [
+    ({"queues": 17}, r"queues must be an integer in 1\.\.16, not 17"),
+    ({"semaphores": 300}, r"semaphores must be an integer in 1\.\.256, not 300"),
+    ({"partitions": 2}, r"partitions must be a power of two in 4\.\.128, not 2"),
+])
+def test_parameters_are_checked(given, message):
+    with pytest.raises(ValueError, match=message):
+        Tile(**given)
