@@ -15,6 +15,10 @@ Integer path (output ``int8`` or ``int32``)
     ``src``, ``scale`` and ``bias[p]`` are int32 and ``src * scale + bias`` is computed exactly (it fits in
     64 bits); ``relu(x) = max(x, 0)``; the cast saturates to the output's range.
 
+NaN: any NaN the arithmetic produces (or passes on) becomes the positive quiet NaN before the cast, as in the
+RTL (``0x7fc00000``; ``0x7fc0``, ``0x7f``, ``0x7e`` after the cast). The architecture allows any NaN; fixing
+one makes results comparable byte for byte. (An E4M3 overflow keeps the sign ml_dtypes gives it.)
+
 The source is PSUM (each partition's 8 banks x 4P words seen as ``128 P`` bytes: bank b, word w at byte
 ``4 (4P b + w)``) or SBUF; its elements are 4 bytes. The destination is SBUF, with elements of the output
 type. Source and destination walk the same number of elements.
@@ -35,7 +39,10 @@ from ..hdl.params import PARTITIONS, SBUF_BYTES
 from .access_pattern import MAX_PATTERN_DIMS
 from .tensor_engine import PSUM_BANKS, AccessPattern
 
-__all__ = ["ActFunc", "ActError", "ActType", "ACT_TYPES", "Space", "Activate", "ActModel", "act_type",
+#: The NaN the ACT arithmetic produces (and the tensor engine's PEs): positive, quiet.
+QUIET_NAN = np.array([0x7FC0_0000], dtype=np.uint32).view(np.float32)[0]
+
+__all__ = ["QUIET_NAN", "ActFunc", "ActError", "ActType", "ACT_TYPES", "Space", "Activate", "ActModel", "act_type",
            "activate_values", "psum_bytes"]
 
 
@@ -160,6 +167,7 @@ def activate_values(values: np.ndarray, func: int, fmt: ActType, scale_bits: int
                 t = np.add(t, np.asarray(bias, dtype=np.uint32).view(np.float32)[:, None], dtype=np.float32)
             if func == ActFunc.RELU:
                 t = np.where(np.isnan(t) | (t > 0), t, np.float32(0.0)).astype(np.float32)
+            t = np.where(np.isnan(t), QUIET_NAN, t).astype(np.float32)
             return t.astype(fmt.numpy)
     x = words.view(np.int32).astype(object)
     scale = int(np.array([scale_bits], dtype=np.uint32).view(np.int32)[0])

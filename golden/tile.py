@@ -134,6 +134,15 @@ class TileModel:
         self.dma.run(descriptor)
         return 0
 
+    def _canonical_nans(self, op: MultiplyMoving) -> None:
+        """NaN results in PSUM become the RTL's quiet NaN (the numerics allow any NaN; one makes the
+        results comparable byte for byte once ACT and DMA have carried them to DRAM)."""
+        if op.dtype == "int8" or op.dtype == 3:
+            return
+        window = self.psum[:, op.psum_bank, op.psum_offset:op.psum_offset + op.n]
+        nan = (window & 0x7F80_0000 == 0x7F80_0000) & (window & 0x007F_FFFF != 0)
+        window[nan] = 0x7FC0_0000
+
     def _step(self, index: int) -> bool:
         """Try to run engine ``index``'s next instruction; whether it made progress."""
         status = self.status[index]
@@ -169,6 +178,7 @@ class TileModel:
             else:
                 assert isinstance(op, MultiplyMoving)
                 self.tensor.multiply_moving(op)
+                self._canonical_nans(op)
         elif opcode == Opcode.ACTIVATE:
             problem = self.act.problem(op)
             if problem:

@@ -22,7 +22,7 @@ from trntile.sw.asm import End, Instruction, Nop, Raw, Signal, Wait
 from trntile.tb.axi_checker import AxiProtocolChecker
 from trntile.tb.common import ClockedTB, pauses
 from trntile.tb.dram import Fault, FaultyRam
-from trntile.tb.tile_programs import Programs, matmul_program
+from trntile.tb.tile_programs import Programs, matmul_program, random_programs
 
 
 class TileTB(ClockedTB):
@@ -125,6 +125,7 @@ class TileTB(ClockedTB):
 
     async def run_and_compare(self, programs: Programs, what: str, **faults) -> TileModel:
         await self.soft_reset()  # semaphores back to 0, as the model starts
+        await self.window.write(0, bytes(self.p * self.sbuf_bytes))  # and the SBUF
         model = self.golden(programs, **faults)
         cycles = await self.run(programs)
         await self.compare(model, what)
@@ -161,6 +162,24 @@ async def matmul_with_slow_memory_and_backpressure(dut):
     await tb.start()
     for shape in ({}, {"k": 3, "m": 2, "n": 5}, {"n": 4 * tb.p}):
         await tb.run_and_compare(_matmul(tb, **shape), f"matmul {shape or 'P x P x 2P'}")
+
+
+@cocotb.test(timeout_time=5000, timeout_unit="ms")
+async def random_programs_on_every_engine(dut):
+    """Constrained-random programs (every instruction, every engine, cross-engine waits, semaphore traffic),
+    several seeds, with random DRAM latency and pauses on every channel."""
+    icarus = "icarus" in cocotb.SIM_NAME.lower()
+    runs = 3 if icarus else 10
+    tb = TileTB(dut, backpressure=0.2)
+    await tb.start()
+    for run in range(runs):
+        latency = tb.rng.choice([0, 0, 8, 64, 150])
+        dut.latency.value = latency
+        programs = random_programs(tb.rng, partitions=tb.p, queues=tb.queues, dram_bytes=tb.dram_bytes,
+                                   sbuf_bytes=tb.sbuf_bytes, semaphores=tb.semaphores,
+                                   operations=16 if icarus else 28)
+        instructions = sum(len(program) for program in programs.programs.values())
+        await tb.run_and_compare(programs, f"random programs {run} ({instructions} instructions, latency {latency})")
 
 
 @cocotb.test(timeout_time=2000, timeout_unit="ms")
