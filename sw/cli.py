@@ -192,6 +192,33 @@ def _bench_dma(args) -> int:
     return 0
 
 
+def _bench_tile(args) -> int:
+    from trntile.hdl.params import PARTITIONS
+    from trntile.sim.runner import SimulationFailed, run
+
+    try:
+        p = PARTITIONS.validate(args.partitions)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--partitions: {error}") from None
+    out = Path(args.json).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    params = {"partitions": p, "sbuf_bytes": 4096, "data_width": 128, "queues": 2, "outstanding": 8,
+              "dram_bytes": 1 << 16, "semaphores": 32}
+    try:
+        run("tile_bench", params, "trntile.tb.bench_tile", sim=args.sim,
+            extra_env={"TRNTILE_BENCH_JSON": str(out), "TRNTILE_BENCH_CHECKERS": "0" if args.no_checkers else "1"})
+    except (SimulationFailed, FileNotFoundError, RuntimeError) as error:
+        print(f"trntile bench tile: {error}", file=sys.stderr)
+        return 1
+    f = json.loads(out.read_text())
+    for run_ in f["runs"]:
+        print(f"tile P={p} {args.sim}: {run_['name']:<8} {run_['cycles']:>7} cycles in {run_['seconds']:.2f} s "
+              f"= {run_['cycles_per_second']} cycles/s")
+    print(f"tile P={p} {args.sim}: {f['cycles']} cycles in {f['seconds']:.2f} s = {f['cycles_per_second']} cycles/s")
+    print(f"wrote {out}")
+    return 0
+
+
 def _integer_for(param):
     def parse(text: str) -> int:
         try:
@@ -251,6 +278,13 @@ def _parser() -> argparse.ArgumentParser:
     dma.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
     dma.add_argument("--json", metavar="FILE", required=True, help="where to write the figures")
     dma.set_defaults(run=_bench_dma)
+    tile = benches.add_parser("tile", help="the whole tile: simulation speed (simulated cycles per second)")
+    tile.add_argument("--partitions", type=_integer_for(ALL_PARAMS["partitions"]), default=16, metavar="P",
+                      help="P (default 16)")
+    tile.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
+    tile.add_argument("--no-checkers", action="store_true", help="leave the AXI protocol checkers out")
+    tile.add_argument("--json", metavar="FILE", required=True, help="where to write the figures")
+    tile.set_defaults(run=_bench_tile)
     return parser
 
 

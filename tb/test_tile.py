@@ -26,7 +26,7 @@ from trntile.tb.tile_programs import Programs, matmul_program, random_programs
 
 
 class TileTB(ClockedTB):
-    def __init__(self, dut, *, latency: int = 0, backpressure: float = 0.0):
+    def __init__(self, dut, *, latency: int = 0, backpressure: float = 0.0, checkers: bool = True):
         super().__init__(dut)
         params = self.params
         self.p, self.sbuf_bytes, self.queues = params["partitions"], params["sbuf_bytes"], params["queues"]
@@ -44,7 +44,7 @@ class TileTB(ClockedTB):
                 part.log.setLevel("WARNING")
         self.checkers = [AxiProtocolChecker(dut, "m_axi", dut.clk, dut.rst),
                          AxiProtocolChecker(dut, "s_axi", dut.clk, dut.rst),
-                         AxiProtocolChecker(dut, "s_axil", dut.clk, dut.rst, lite=True)]
+                         AxiProtocolChecker(dut, "s_axil", dut.clk, dut.rst, lite=True)] if checkers else []
         dut.latency.value = latency
         self.map = {r["name"]: r for r in tile_register_map(
             partitions=self.p, sbuf_bytes=self.sbuf_bytes, data_width=params["data_width"], queues=self.queues,
