@@ -55,6 +55,10 @@ SEMAPHORE_BASE = 0x400
 REGISTER_ADDRESS_BITS = 12
 S_AXI_ID_WIDTH = 4
 WATCHDOG_DEFAULT = 4096
+#: Instruction words each sequencer fetches ahead, and fetches in flight for all of them: enough to keep a
+#: stream of 16-cycle tensor instructions (P = 4) fed behind 64 cycles of DRAM latency.
+PREFETCH = 16
+FETCH_OUTSTANDING = 16
 
 #: 64-bit counters, each as two registers ``<name>_lo`` and ``<name>_hi``, then 32-bit ones.
 COUNTERS_64 = ("cycles", "tensor_busy", "macs", "act_busy")
@@ -79,7 +83,7 @@ def tile_register_map(*, partitions: int, sbuf_bytes: int, data_width: int, queu
              offset=0x010, doc="commands")
     regs.add("enable", Field("engines", engines, "rw", init=(1 << engines) - 1,
                              doc="engines that start: bit 0 tensor, 1 act, 2 + q DMA queue q"), doc="")
-    regs.add("status", Field("running", 1, "ro"), Field("done", 1, "ro", doc="all started engines done"),
+    regs.add("status", Field("running", 1, "ro", doc="an engine runs, or work or a fetch is still in flight"), Field("done", 1, "ro", doc="all started engines done"),
              Field("error", 1, "ro", doc="some engine stopped with an error"),
              Field("resetting", 1, "ro", doc="a soft reset is draining"),
              Field("deadlock", engines, "ro", doc="engines the watchdog stopped"), doc="tile state")
@@ -210,10 +214,11 @@ class Tile(wiring.Component):
         dma = core("dma", DMAEngine(partitions=p, sbuf_bytes=prm["sbuf_bytes"], data_width=prm["data_width"],
                                     queues=q, outstanding=prm["outstanding"], dram_bytes=prm["dram_bytes"],
                                     semaphores=s))
-        fetch = core("fetch", InstructionFetch(requesters=engines, data_width=prm["data_width"]))
+        fetch = core("fetch", InstructionFetch(requesters=engines, data_width=prm["data_width"],
+                                               outstanding=FETCH_OUTSTANDING))
         semaphores = core("semaphores", SemaphoreFile(count=s, sources=engines))
         watchdog = core("watchdog", Watchdog())
-        sequencers = [core(f"sequencer_{name}", Sequencer(EngineKind(min(index, 2)), semaphores=s))
+        sequencers = [core(f"sequencer_{name}", Sequencer(EngineKind(min(index, 2)), semaphores=s, prefetch=PREFETCH))
                       for index, name in enumerate(self.engine_names)]
 
         # ---- memories and engines -------------------------------------------------------------------------
@@ -234,7 +239,7 @@ class Tile(wiring.Component):
 
         m.submodules.crossbar = crossbar = AXI4Crossbar(
             masters=2, address_map=[(0, prm["dram_bytes"])], addr_width=32, data_width=prm["data_width"],
-            id_width=1, max_outstanding=max(8, prm["outstanding"]))
+            id_width=1, max_outstanding=max(FETCH_OUTSTANDING, prm["outstanding"]))
         wiring.connect(m, fetch.m_axi, crossbar.s0_axi)
         wiring.connect(m, dma.m_axi, crossbar.s1_axi)
         wiring.connect(m, crossbar.m0_axi, wiring.flipped(self.m_axi))
@@ -288,8 +293,12 @@ class Tile(wiring.Component):
         running = Cat(*(state == EngineState.RUNNING for state in states)).any()
         errors = Cat(*(state == EngineState.ERROR for state in states)).any()
         started = Cat(*(state != EngineState.IDLE for state in states)).any()
-        all_finished = started & ~running
         quiet_engines = tensor.idle & act.idle & ~dma_busy & fetch.idle
+        # The tile runs while an engine runs or anything is still in flight (an engine stopped by an error may
+        # still finish earlier work, and fetches past END land after it), so "finished" means quiet.
+        active = Signal()
+        m.d.comb += active.eq(running | ~quiet_engines)
+        all_finished = started & ~active
         with m.If(regs.control.soft_reset):
             m.d.sync += resetting.eq(1)
         m.d.sync += core_reset.eq(0)
@@ -315,12 +324,12 @@ class Tile(wiring.Component):
             m.d.sync += deadlocked.eq(deadlocked | Cat(*(seq.waiting for seq in sequencers)))
         with m.If(regs.control.start | core_reset):
             m.d.sync += deadlocked.eq(0)
-        m.d.comb += [regs.status.running.eq(running), regs.status.done.eq(all_finished & ~errors),
+        m.d.comb += [regs.status.running.eq(active), regs.status.done.eq(all_finished & ~errors),
                      regs.status.error.eq(errors), regs.status.resetting.eq(resetting),
                      regs.status.deadlock.eq(deadlocked)]
         was_running = Signal()
-        m.d.sync += was_running.eq(running & ~core_reset)
-        finished = was_running & ~running
+        m.d.sync += was_running.eq(active & ~core_reset)
+        finished = was_running & ~active
         m.d.comb += [regs.irq.done_set.eq(finished & ~errors), regs.irq.error_set.eq(finished & errors),
                      self.irq.eq((regs.irq.done & regs.irq_enable.done) | (regs.irq.error & regs.irq_enable.error))]
 
@@ -328,7 +337,7 @@ class Tile(wiring.Component):
         cycles = Signal(64)
         with m.If(core_reset):
             m.d.sync += cycles.eq(0)
-        with m.Elif(running):
+        with m.Elif(active):
             m.d.sync += cycles.eq(cycles + 1)
         sources = {"cycles": cycles, "tensor_busy": tensor.busy_cycles, "macs": tensor.macs,
                    "act_busy": act.busy_cycles}

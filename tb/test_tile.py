@@ -15,6 +15,7 @@ import numpy as np
 from cocotb.triggers import ClockCycles
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiMaster, AxiResp
 
+from trntile.golden.tensor_engine import AccessPattern, LoadStationary, MultiplyMoving
 from trntile.golden.tile import TileModel
 from trntile.hdl.isa import INSTRUCTION_BYTES, EngineError, EngineState, engine_names
 from trntile.hdl.tile import TILE_MAGIC, tile_register_map
@@ -263,3 +264,40 @@ async def host_registers(dut):
     address = tb.rng.randrange(0, tb.p * tb.sbuf_bytes - 256, 16)
     await tb.window.write(address, data)
     assert (await tb.window.read(address, 256)).data == data
+
+
+def _tensor_stream(tb: TileTB, pairs: int) -> Programs:
+    """Only the tensor engine: ``pairs`` LoadStationary + MultiplyMoving (N = 4P) pairs, back to back."""
+    p = tb.p
+    layout = matmul_program(tb.np_rng, partitions=p, queues=tb.queues, dram_bytes=tb.dram_bytes).layout
+    program = []
+    for index in range(pairs):
+        program.append(Instruction(LoadStationary(0, AccessPattern(0, ((1, p),)), p, p, "int8")))
+        program.append(Instruction(MultiplyMoving(0, AccessPattern(64, ((1, 4 * p),)), p, 4 * p, "int8",
+                                                  index % 8, 0, False), signal=Signal(0, 1)))
+    program.append(Instruction(End()))
+    return Programs({0: program}, np.zeros(tb.dram_bytes, dtype=np.uint8), layout)
+
+
+@cocotb.test(timeout_time=2000, timeout_unit="ms")
+async def prefetch_keeps_the_tensor_engine_busy(dut):
+    """Back-to-back tensor instructions take the same time at 0 and at 64 cycles of DRAM latency, but for the
+    first fetch: the prefetch keeps the engine fed."""
+    tb = TileTB(dut)
+    await tb.start()
+    pairs = 16
+    cycles = {}
+    for latency in (0, 64):
+        dut.latency.value = latency
+        await tb.run_and_compare(_tensor_stream(tb, pairs), f"tensor stream at latency {latency}")
+        cycles[latency] = (await tb.read("cycles_lo"))
+        busy = await tb.read("tensor_busy_lo")
+        tb.log.info("latency %d: %d cycles, tensor busy %d", latency, cycles[latency], busy)
+    # The engine's own time, or the bus time to fetch the words (a 64-byte word is 16 beats on a 32-bit bus).
+    # (about 18 cycles a word on a 32-bit bus: 16 beats and the handshakes)
+    fetch = (2 * pairs + 1) * (INSTRUCTION_BYTES // (tb.params["data_width"] // 8) + 2)
+    ideal = max(pairs * 4 * tb.p, fetch)
+    assert cycles[0] <= ideal + 60, f"{pairs} pairs of N = {4 * tb.p} took {cycles[0]} cycles (ideal {ideal})"
+    if ideal == pairs * 4 * tb.p:  # compute-bound: latency must cost one round trip, not one per instruction
+        assert cycles[64] - cycles[0] <= 64 + 40, \
+            f"latency 64 costs {cycles[64] - cycles[0]} cycles more: the fetch starves the engine"

@@ -14,7 +14,8 @@ def trntile(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "trntile", *args], capture_output=True, text=True, cwd=cwd)
 
 
-@pytest.mark.parametrize("top", sorted(TOPS))
+# tile_bench is the tile plus a test latency model; at its default P = 16 it would only repeat "tile" (30 s).
+@pytest.mark.parametrize("top", sorted(set(TOPS) - {"tile_bench"}))
 def test_verilog_writes_every_top(top, tmp_path):
     result = trntile("verilog", "--top", top, "-o", str(tmp_path))
     assert result.returncode == 0, result.stderr
