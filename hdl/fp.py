@@ -260,15 +260,23 @@ class FPMultiplier(wiring.Component):
         m.d.comb += product.eq(sig_a * sig_b)  # exact; 14 fraction bits
         zero_a, zero_b = sig_a == 0, sig_b == 0
         rounded = round_to_fp32(m, sign, product, exp_a + exp_b - 14)
-        with m.If(nan_a | nan_b | (inf_a & zero_b) | (inf_b & zero_a)):
-            m.d.comb += self.product.eq(QUIET_NAN)
-        with m.Elif(inf_a | inf_b):
-            m.d.comb += self.product.eq(Cat(Const(POSITIVE_INFINITY, 31), sign))
-        with m.Elif(zero_a | zero_b):
-            m.d.comb += self.product.eq(Cat(Const(0, 31), sign))
-        with m.Else():
-            m.d.comb += self.product.eq(rounded)
+        _select_product(m, self.product, sign, rounded, (nan_a, inf_a, zero_a), (nan_b, inf_b, zero_b))
         return m
+
+
+def _select_product(m, product, sign, rounded, a, b) -> None:
+    """Drive ``product`` with the special cases of a multiplication (``a``, ``b`` = (is_nan, is_inf,
+    is_zero) of each operand) or else the rounded finite product: NaN for a NaN or Inf x 0, signed Inf,
+    signed zero."""
+    (nan_a, inf_a, zero_a), (nan_b, inf_b, zero_b) = a, b
+    with m.If(nan_a | nan_b | (inf_a & zero_b) | (inf_b & zero_a)):
+        m.d.comb += product.eq(QUIET_NAN)
+    with m.Elif(inf_a | inf_b):
+        m.d.comb += product.eq(Cat(Const(POSITIVE_INFINITY, 31), sign))
+    with m.Elif(zero_a | zero_b):
+        m.d.comb += product.eq(Cat(Const(0, 31), sign))
+    with m.Else():
+        m.d.comb += product.eq(rounded)
 
 
 def _binary32_fields(bits):
@@ -315,14 +323,7 @@ class FP32Multiplier(wiring.Component):
         zero_a, zero_b = sig_a == 0, sig_b == 0
         # Each operand is sig * 2**(exp - 127 - 23), so the product's LSB weighs 2**(exp_a + exp_b - 300).
         rounded = round_to_fp32(m, sign, product, exp_a + exp_b - (2 * 127 + 46))
-        with m.If(nan_a | nan_b | (inf_a & zero_b) | (inf_b & zero_a)):
-            m.d.comb += self.product.eq(QUIET_NAN)
-        with m.Elif(inf_a | inf_b):
-            m.d.comb += self.product.eq(Cat(Const(POSITIVE_INFINITY, 31), sign))
-        with m.Elif(zero_a | zero_b):
-            m.d.comb += self.product.eq(Cat(Const(0, 31), sign))
-        with m.Else():
-            m.d.comb += self.product.eq(rounded)
+        _select_product(m, self.product, sign, rounded, (nan_a, inf_a, zero_a), (nan_b, inf_b, zero_b))
         return m
 
 

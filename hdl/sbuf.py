@@ -28,6 +28,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .access_pattern import ADDRESS_BITS
+from .arbiter import round_robin
 from .params import AXI_DATA_WIDTH, PARTITIONS, SBUF_BYTES
 from .tensor_engine import sbuf_read_signature
 
@@ -160,21 +161,11 @@ class SBUF(wiring.Component):
             eligible[2].eq(requests[2].valid & (credits[2] < self.ANSWERS)),
             eligible[3].eq(requests[3].valid),
         ]
-        last = Signal(range(len(requests)))  # the requester granted most recently
-        grant = Signal(len(requests))
-        count = len(requests)
-        with m.Switch(last):   # the first eligible requester after the last one granted, cyclically
-            for previous in range(count):
-                with m.Case(previous):
-                    order = [(previous + step) % count for step in range(1, count + 1)]
-                    for position, index in enumerate(order):
-                        earlier = [eligible[other] for other in order[:position]]
-                        m.d.comb += grant[index].eq(eligible[index] & ~Cat(*earlier).any() if earlier
-                                                    else eligible[index])
+        grant = round_robin(m, [eligible[index] for index in range(len(requests))], "port_b")
         for index, request in enumerate(requests):
             m.d.comb += request.ready.eq(grant[index])
             with m.If(grant[index]):
-                m.d.sync += [last.eq(index), self.granted[index].eq(self.granted[index] + 1)]
+                m.d.sync += self.granted[index].eq(self.granted[index] + 1)
             with m.If(request.valid & ~grant[index]):
                 m.d.sync += self.waited[index].eq(self.waited[index] + 1)
 

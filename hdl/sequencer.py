@@ -14,6 +14,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .arbiter import round_robin
 from .axi import AXI4Signature, Burst
 from .isa import (ENGINE_OPCODES, INSTRUCTION_BITS, INSTRUCTION_BYTES, PAYLOAD_BITS, EngineError, EngineKind,
                   EngineState, Opcode, instruction_layout, sem_set_payload_layout)
@@ -32,26 +33,6 @@ fetched_layout = data.StructLayout({"word": INSTRUCTION_BITS, "error": 1})
 
 #: What a sequencer hands its engine: the opcode and the payload.
 command_layout = data.StructLayout({"opcode": 8, "payload": PAYLOAD_BITS})
-
-
-def _round_robin(m, requests, name: str):
-    """One-hot grant of the first request after the last one granted (a ``last`` register per arbiter)."""
-    count = len(requests)
-    last = Signal(range(max(count, 2)), name=f"{name}_last", init=count - 1)
-    grant = Signal(count, name=f"{name}_grant")
-    with m.Switch(last):
-        for previous in range(count):
-            with m.Case(previous):
-                order = [(previous + step) % count for step in range(1, count + 1)]
-                for position, index in enumerate(order):
-                    earlier = [requests[other] for other in order[:position]]
-                    m.d.comb += grant[index].eq(requests[index] & ~Cat(*earlier).any() if earlier
-                                                else requests[index])
-    with m.If(grant.any()):
-        for index in range(count):
-            with m.If(grant[index]):
-                m.d.sync += last.eq(index)
-    return grant
 
 
 class InstructionFetch(wiring.Component):
@@ -93,7 +74,7 @@ class InstructionFetch(wiring.Component):
         m.submodules.tags = tags = fifo.SyncFIFO(width=max((self._n - 1).bit_length(), 1), depth=self._outstanding)
         # AR: a register loaded from the chosen requester whenever it is empty or being taken.
         ar_free = ~bus.arvalid | bus.arready
-        grant = _round_robin(m, [request.valid & ar_free & tags.w_rdy for request in self.requests], "fetch")
+        grant = round_robin(m, [request.valid & ar_free & tags.w_rdy for request in self.requests], "fetch")
         for index, request in enumerate(self.requests):
             m.d.comb += request.ready.eq(grant[index])
             with m.If(grant[index]):
@@ -160,7 +141,7 @@ class SemaphoreFile(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        grant = _round_robin(m, [update.valid for update in self.updates], "semaphores")
+        grant = round_robin(m, [update.valid for update in self.updates], "semaphores")
         chosen = Signal(update_layout)
         for index, update in enumerate(self.updates):
             m.d.comb += update.ready.eq(grant[index])
