@@ -128,6 +128,8 @@ class Activate:
             if isinstance(self.scale, (int, np.integer)) and fmt is None:
                 return int(self.scale) & 0xFFFF_FFFF
             return int(np.array([self.scale], dtype=np.float32).view(np.uint32)[0])
+        if isinstance(self.scale, bool) or not float(self.scale).is_integer():
+            raise ValueError(f"scale must be an integer for {fmt.name} outputs, not {self.scale!r}")
         value = int(self.scale)
         if not -(1 << 31) <= value < 1 << 31:
             raise ValueError(f"scale must be an int32 (-2147483648..2147483647) for {fmt.name} outputs, not {value}")

@@ -19,7 +19,8 @@ Opcodes (:class:`Opcode`); the common ones run on every engine, the others only 
 ``NOP``, ``SEM_WAIT``
     Do nothing (``SEM_WAIT`` is the name for a NOP that is there for its wait).
 ``SEM_SET``
-    ``sem[semaphore] = value`` when it issues.
+    ``sem[semaphore] = value`` when it completes, in order: after every earlier instruction of the engine.
+    A later instruction of the same engine that waits is held until the set has happened.
 ``END``
     End of program: the engine is done once everything it issued has completed.
 ``LOAD_STATIONARY``, ``MULTIPLY_MOVING``

@@ -287,10 +287,14 @@ class Sequencer(wiring.Component):
         m.submodules.pending = ResetInserter(begin)(pending)
         entry = data.View(_pending_layout, pending.w_data)
         issuing = running & ~ending & ~faulting & ~checking_command & ~self.halt & buffer.r_rdy
-        m.d.comb += self.waiting.eq(issuing & (problem == 0) & ~wait_ok)
+        # A SEM_SET of this engine takes effect when it retires; until then a wait would read the value from
+        # before it, so an instruction that waits holds until no SEM_SET of this engine is pending.
+        sets_pending = Signal(range(self._pending + 1))
+        wait_ready = (header.wait_value == 0) | (sets_pending == 0)
+        m.d.comb += self.waiting.eq(issuing & (problem == 0) & wait_ready & ~wait_ok)
         with m.If(self.waiting):
             m.d.sync += self.wait_cycles.eq(self.wait_cycles + 1)
-        go = issuing & (problem == 0) & wait_ok & pending.w_rdy
+        go = issuing & (problem == 0) & wait_ready & wait_ok & pending.w_rdy
 
         last_engine_pc = Signal(32)
         fault_pc = Signal(32)
@@ -358,7 +362,16 @@ class Sequencer(wiring.Component):
             m.d.sync += counter.eq(counter + pulse - used)
 
         # ---- state ----------------------------------------------------------------------------------------
-        m.d.comb += [self.active.eq(running & ~self.waiting), self.engine_clear.eq(begin)]
+        # Active: running and not blocked on a semaphore, or still retiring what it issued (its completions are
+        # bound to come: the watchdog must not count those cycles as quiet).
+        m.d.comb += [self.active.eq(running & (~self.waiting | pending.r_rdy | checking_command)),
+                     self.engine_clear.eq(begin)]
+        set_queued = go & immediate & (opcode == Opcode.SEM_SET)
+        set_applied = ready_to_retire & want_set & self.update.ready
+        with m.If(begin):
+            m.d.sync += sets_pending.eq(0)
+        with m.Else():
+            m.d.sync += sets_pending.eq(sets_pending + set_queued - set_applied)
         with m.If(begin):
             m.d.sync += [self.state.eq(EngineState.RUNNING), self.error.eq(0), self.fault_address.eq(0),
                          ending.eq(0), faulting.eq(0), checking_command.eq(0), set_done.eq(0),

@@ -36,8 +36,8 @@ from .axi_crossbar import AXI4Crossbar
 from .csr import Field, RegisterBlock, RegisterMap
 from .dma import DMAEngine
 from .dma_descriptor import descriptor_layout
-from .isa import (EngineError, EngineKind, EngineState, Opcode, activate_payload_layout, copy_payload_layout,
-                  engine_names, tensor_payload_layout)
+from .isa import (EngineError, EngineState, Opcode, activate_payload_layout, copy_payload_layout,
+                  engine_kind, engine_names, tensor_payload_layout)
 from .params import (AXI_DATA_WIDTH, DMA_OUTSTANDING, DMA_QUEUES, DRAM_BYTES, PARTITIONS, SBUF_BYTES, SEMAPHORES)
 from .sbuf import SBUF, sbuf_word_signature
 from .sbuf_axi import SBUFAXISlave
@@ -72,13 +72,14 @@ def tile_register_map(*, partitions: int, sbuf_bytes: int, data_width: int, queu
     regs = RegisterMap()
     regs.add("ident", Field("magic", 16, "ro", const=TILE_MAGIC), Field("version", 8, "ro", const=TILE_VERSION),
              doc="identity")
-    regs.add("config0", Field("partitions", 8, "ro", const=partitions % 256, doc="P (0 means 256)"),
+    regs.add("config0", Field("partitions", 8, "ro", const=partitions, doc="P"),
              Field("queues", 5, "ro", const=queues), Field("semaphores", 9, "ro", const=semaphores),
-             Field("data_bytes", 7, "ro", const=data_width // 8 % 128, doc="AXI data bytes (0 means 128)"),
+             Field("data_bytes", 7, "ro", const=data_width // 8, doc="AXI data bytes"),
              doc="parameters")
     regs.add("config1", Field("sbuf_kib", 9, "ro", const=sbuf_bytes // 1024),
              Field("dram_log2", 6, "ro", const=dram_bytes.bit_length() - 1), doc="parameters")
-    regs.add("control", Field("start", 1, "pulse", doc="start the enabled engines that are not running"),
+    regs.add("control", Field("start", 1, "pulse", doc="start the enabled engines; ignored unless the tile is quiet "
+                                                        "(status.running 0) and not resetting"),
              Field("soft_reset", 1, "pulse", doc="drain, then reset engines, sequencers, semaphores, counters"),
              offset=0x010, doc="commands")
     regs.add("enable", Field("engines", engines, "rw", init=(1 << engines) - 1,
@@ -218,7 +219,7 @@ class Tile(wiring.Component):
                                                outstanding=FETCH_OUTSTANDING))
         semaphores = core("semaphores", SemaphoreFile(count=s, sources=engines))
         watchdog = core("watchdog", Watchdog())
-        sequencers = [core(f"sequencer_{name}", Sequencer(EngineKind(min(index, 2)), semaphores=s, prefetch=PREFETCH))
+        sequencers = [core(f"sequencer_{name}", Sequencer(engine_kind(index), semaphores=s, prefetch=PREFETCH))
                       for index, name in enumerate(self.engine_names)]
 
         # ---- memories and engines -------------------------------------------------------------------------
@@ -279,7 +280,7 @@ class Tile(wiring.Component):
                              descriptor.element_size.eq(copy.element_size)]
                 status = dma.status[queue]
                 completed = Signal(16, name=f"dma{queue}_completed_seen")
-                m.d.sync += completed.eq(Mux(sequencer.engine_clear, 0, status.completed))
+                m.d.sync += completed.eq(Mux(sequencer.engine_clear | core_reset, 0, status.completed))
                 m.d.comb += [dma.queues[queue].payload.eq(descriptor), dma.queues[queue].valid.eq(command.valid),
                              command.ready.eq(dma.queues[queue].ready),
                              sequencer.fault.eq(status.error != 0),
@@ -305,8 +306,12 @@ class Tile(wiring.Component):
         with m.If(resetting & quiet_engines & ~core_reset):
             m.d.sync += [core_reset.eq(1), resetting.eq(0)]
         deadlocked = Signal(engines)
+        # A start is taken only when the tile is quiet: an engine stopped by an error may still be finishing
+        # earlier work, whose completions must not be counted for a new program.
+        start = Signal()
+        m.d.comb += start.eq(regs.control.start & ~resetting & ~active)
         for index, sequencer in enumerate(sequencers):
-            m.d.comb += [sequencer.start.eq(regs.control.start & regs.enable.engines[index] & ~resetting),
+            m.d.comb += [sequencer.start.eq(start & regs.enable.engines[index]),
                          sequencer.program_address.eq(getattr(regs, f"{self.engine_names[index]}_program").address),
                          sequencer.halt.eq(resetting), sequencer.deadlock.eq(watchdog.fire)]
             group = f"{self.engine_names[index]}"
@@ -322,7 +327,7 @@ class Tile(wiring.Component):
                                        & ~semaphores.changed)]
         with m.If(watchdog.fire):
             m.d.sync += deadlocked.eq(deadlocked | Cat(*(seq.waiting for seq in sequencers)))
-        with m.If(regs.control.start | core_reset):
+        with m.If(start | core_reset):
             m.d.sync += deadlocked.eq(0)
         m.d.comb += [regs.status.running.eq(active), regs.status.done.eq(all_finished & ~errors),
                      regs.status.error.eq(errors), regs.status.resetting.eq(resetting),
