@@ -198,17 +198,25 @@ class TileModel:
             status.pc += INSTRUCTION_BYTES
         return True
 
-    def run(self, *, max_instructions: int = 1_000_000) -> None:
+    def run(self, *, max_instructions: int = 1_000_000, rng=None) -> None:
         """Run every started engine until each is done or stopped. Engines take turns one instruction at a
-        time; when none can move, the ones still waiting stop with ``DEADLOCK``."""
+        time; when none can move, the ones still waiting stop with ``DEADLOCK``.
+
+        With ``rng`` (a ``random.Random``), each round visits the engines in a random order and lets each run a
+        random number of instructions, so that a program whose semaphores leave a race shows it by ending
+        differently from one schedule to the next."""
         executed = 0
         while True:
             running = [i for i, s in enumerate(self.status) if s.state == EngineState.RUNNING]
             if not running:
                 return
+            if rng is not None:
+                rng.shuffle(running)
             progress = False
             for index in running:
-                if self._step(index):
+                for _ in range(1 if rng is None else rng.choice([1, 1, 2, 5, 20])):
+                    if self.status[index].state != EngineState.RUNNING or not self._step(index):
+                        break
                     progress = True
                     executed += 1
             if executed > max_instructions:
