@@ -13,7 +13,7 @@ from pathlib import Path
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ("doctor", "verilog", "bench")
+COMMANDS = ("doctor", "verilog", "bench", "matmul")
 
 
 class UsageError(Exception):
@@ -219,6 +219,151 @@ def _bench_tile(args) -> int:
     return 0
 
 
+def _gemm_tile_params(p: int, m: int, n: int, k: int, dtype: str) -> dict:
+    """Tile parameters for a GEMM: an SBUF with room for the kernel's buffers and a DRAM for A.T, B, C and the
+    programs."""
+    from trntile.golden.numerics import DTYPES
+
+    size = DTYPES[dtype].numpy.itemsize
+    sbuf_need = 2 * (p * size + 4 * p * size + 4 * p * 4)
+    data = (k * m + k * n) * size + 4 * m * n + 3 * 4096
+    tensor_ops = 2 * -(-m // p) * -(-n // (4 * p)) * -(-k // p)
+    programs = 64 * (4 * tensor_ops + 64)
+    dram = max(1 << 20, 1 << (data + programs + 65536).bit_length())
+    if dram > 1 << 32:
+        raise UsageError(f"a {m} x {k} by {k} x {n} GEMM needs more than the 4 GiB of DRAM a tile can have")
+    return {"partitions": p, "sbuf_bytes": max(1024, 1 << (sbuf_need - 1).bit_length()), "data_width": 128,
+            "queues": 4, "outstanding": 8, "dram_bytes": dram, "semaphores": 32}
+
+
+def _run_gemm(a, b, dtype: str, p: int, sim: str, *, waves: bool = False, checkers: bool = True):
+    """Run the GEMM kernel on the RTL tile; returns C from the RTL and from the golden simulator (``None`` if the
+    run ended before writing them), the figures (``None`` on a failure), the run result and the failure
+    (a :class:`SimulationFailed`, or ``None``)."""
+    import tempfile
+
+    import numpy as np
+
+    from trntile.golden import numerics
+    from trntile.sim.runner import run
+
+    m, k = a.shape
+    n = b.shape[1]
+    params = _gemm_tile_params(p, m, n, k, dtype)
+    work = Path(tempfile.mkdtemp(prefix="trntile-matmul-"))
+    np.save(work / "a.npy", numerics.cast(a, dtype))
+    np.save(work / "b.npy", numerics.cast(b, dtype))
+    spec = {"m": m, "n": n, "k": k, "dtype": dtype, "a": str(work / "a.npy"), "b": str(work / "b.npy"),
+            "out": str(work / "c.npy"), "golden": str(work / "golden.npy"), "json": str(work / "figures.json"),
+            "checkers": checkers}
+    from trntile.sim.runner import SimulationFailed
+
+    result = failure = None
+    try:
+        result = run("tile_bench", params, "trntile.tb.run_gemm", sim=sim, waves=waves,
+                     extra_env={"TRNTILE_GEMM": json.dumps(spec)})
+    except SimulationFailed as error:
+        failure = error
+    outputs = [np.load(work / f"{name}.npy") if (work / f"{name}.npy").exists() else None for name in ("c", "golden")]
+    figures = json.loads((work / "figures.json").read_text()) if failure is None else None
+    return outputs[0], outputs[1], figures, result, failure
+
+
+def _load_matrix(option: str, path: str):
+    import numpy as np
+
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(6) != b"\x93NUMPY":
+                raise UsageError(f"{option}: {path} is not a .npy file")
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{option}: cannot read {path}: {error}") from None
+    if array.ndim != 2 or array.dtype.kind not in "biuf" or 0 in array.shape:
+        raise UsageError(f"{option}: {path} must hold a non-empty 2-D numeric array, not {array.dtype} of shape "
+                         f"{array.shape}")
+    return array
+
+
+def _matmul(args) -> int:
+    import numpy as np
+
+    from trntile.golden.numerics import DTYPES
+    from trntile.hdl.params import PARTITIONS
+
+    if args.dtype not in DTYPES:
+        raise UsageError(f"--dtype: dtype must be one of {', '.join(DTYPES)}, not {args.dtype!r}")
+    try:
+        p = PARTITIONS.validate(args.partitions)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--partitions: {error}") from None
+    a, b = _load_matrix("--a", args.a), _load_matrix("--b", args.b)
+    if a.shape[1] != b.shape[0]:
+        raise UsageError(f"A is {a.shape[0]} x {a.shape[1]} and B {b.shape[0]} x {b.shape[1]}: A's columns must "
+                         f"equal B's rows")
+    if args.dtype == "int8" and (np.isnan(a.astype(float)).any() or np.isnan(b.astype(float)).any()):
+        raise UsageError("--dtype int8: A and B must not hold NaN")
+    c, golden, figures, result, failure = _run_gemm(a, b, args.dtype, p, args.sim, waves=bool(args.waves))
+    if c is not None:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        np.save(args.out, c)
+        mismatch = np.argwhere(c.view(np.uint32) != golden.view(np.uint32))
+        if mismatch.size:
+            i, j = mismatch[0]
+            print(f"trntile matmul: C differs from the golden simulator at [{i}, {j}]: {c[i, j]} != {golden[i, j]}"
+                  f" ({len(mismatch)} elements differ)", file=sys.stderr)
+            return 1
+    if failure is not None:
+        print(f"trntile matmul: the RTL run failed: {str(failure).splitlines()[1].strip()}", file=sys.stderr)
+        return 1
+    print(f"C = A @ B: {figures['m']} x {figures['n']} x {figures['k']} {args.dtype} on P = {p} ({args.sim}): "
+          f"{figures['cycles']} cycles, MFU {figures['mfu']:.3f} (ideal {figures['ideal_cycles']} cycles); "
+          f"matches the golden simulator; wrote {args.out}")
+    if args.waves:
+        import shutil
+
+        target = Path(args.waves)
+        target.mkdir(parents=True, exist_ok=True)
+        for path in (result.waves, result.gtkw):
+            if path:
+                shutil.copy(path, target / path.name)
+        print(f"waves: {target / result.waves.name}; open with: gtkwave {target / result.gtkw.name}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        keys = ("m", "n", "k", "dtype", "partitions", "cycles", "mfu", "sim_seconds")
+        Path(args.json).write_text(json.dumps({key: figures[key] for key in keys}, indent=2) + "\n")
+    return 0
+
+
+def _bench_gemm(args) -> int:
+    import numpy as np
+
+    from trntile.golden.numerics import DTYPES
+    from trntile.hdl.params import PARTITIONS
+
+    if args.dtype not in DTYPES:
+        raise UsageError(f"--dtype: dtype must be one of {', '.join(DTYPES)}, not {args.dtype!r}")
+    try:
+        p = PARTITIONS.validate(args.partitions)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--partitions: {error}") from None
+    for name in ("m", "n", "k"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name}: {name} must be a positive integer, not {getattr(args, name)}")
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((args.m, args.k)), rng.standard_normal((args.k, args.n))
+    _, _, figures, _, failure = _run_gemm(a, b, args.dtype, p, args.sim, checkers=False)
+    if failure is not None:
+        print(f"trntile bench gemm: {failure}", file=sys.stderr)
+        return 1
+    keys = ("m", "n", "k", "dtype", "partitions", "cycles", "mfu", "ideal_cycles")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({key: figures[key] for key in keys}, indent=2) + "\n")
+    print(f"gemm {args.m} x {args.n} x {args.k} {args.dtype} P={p}: {figures['cycles']} cycles "
+          f"(ideal {figures['ideal_cycles']}), MFU {figures['mfu']:.4f}; wrote {args.json}")
+    return 0
+
+
 def _integer_for(param):
     def parse(text: str) -> int:
         try:
@@ -285,6 +430,24 @@ def _parser() -> argparse.ArgumentParser:
     tile.add_argument("--no-checkers", action="store_true", help="leave the AXI protocol checkers out")
     tile.add_argument("--json", metavar="FILE", required=True, help="where to write the figures")
     tile.set_defaults(run=_bench_tile)
+    gemm = benches.add_parser("gemm", help="the GEMM kernel on the tile: cycles and MFU from the tile's counters")
+    for name in ("m", "n", "k"):
+        gemm.add_argument(f"--{name}", type=int, required=True, metavar=name.upper(), help=f"{name.upper()} of the GEMM")
+    gemm.add_argument("--dtype", default="bf16", help="bf16, fp8_e4m3, fp8_e5m2 or int8 (default bf16)")
+    gemm.add_argument("--partitions", type=int, default=16, metavar="P", help="P (default 16)")
+    gemm.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
+    gemm.add_argument("--json", metavar="FILE", required=True, help="where to write the figures")
+    gemm.set_defaults(run=_bench_gemm)
+    matmul = commands.add_parser("matmul", help="C = A @ B on the RTL tile, checked against the golden simulator")
+    matmul.add_argument("--a", required=True, metavar="A.npy", help="M x K, any numeric dtype")
+    matmul.add_argument("--b", required=True, metavar="B.npy", help="K x N, any numeric dtype")
+    matmul.add_argument("--dtype", required=True, help="operand type: bf16, fp8_e4m3, fp8_e5m2 or int8")
+    matmul.add_argument("--out", required=True, metavar="C.npy", help="where to write C (fp32; int32 for int8)")
+    matmul.add_argument("--partitions", type=int, default=16, metavar="P", help="P (default 16)")
+    matmul.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
+    matmul.add_argument("--waves", metavar="DIR", help="leave an FST and a GTKWave save file in DIR")
+    matmul.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+    matmul.set_defaults(run=_matmul)
     return parser
 
 

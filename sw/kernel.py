@@ -198,7 +198,8 @@ class Kernel:
     partitions, sbuf_bytes, queues, dram_bytes, semaphores : int
         The tile it is for; each checked like the hardware parameter.
     data_address : int
-        Where DRAM tensors start (programs go below it: 4 KiB per engine by default).
+        Where DRAM tensors start (default 0); the programs go after the last tensor
+        (:meth:`program_addresses`).
     """
 
     def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default,
@@ -212,13 +213,14 @@ class Kernel:
         self.engines = len(engine_names(self.queues))
         if self.semaphores < self.engines:
             raise ValueError(f"semaphores must be at least {self.engines} (one per engine), not {self.semaphores}")
-        self.data_address = self.engines * 0x1000 if data_address is None else data_address
+        self.data_address = 0 if data_address is None else data_address
         self._dram_next = self.data_address
         self._sbuf_next = 0
         self._psum_next = [0] * PSUM_BANKS
         self.tensors: dict[str, DramTensor] = {}
         self._ops: list[tuple[int, object, list, list]] = []   # (engine, op, reads, writes)
         self._next_queue = 0
+        self._programs = None   # programs() of the operations so far, until another is added
 
     # ---- allocation ------------------------------------------------------------------------------------
     def dram(self, name: str, shape, dtype: str) -> DramTensor:
@@ -365,6 +367,7 @@ class Kernel:
 
     def _add(self, engine: int, op, reads, writes) -> None:
         self._ops.append((engine, op, reads, writes))
+        self._programs = None
 
     def programs(self) -> dict[int, list[Instruction]]:
         """One program per engine (index as in :func:`~trntile.hdl.isa.engine_names`), each ending in END.
@@ -372,6 +375,11 @@ class Kernel:
         No more waits than needed: each engine keeps a vector clock of the operations it knows complete (its
         own, those it waited for, and what those knew when they ran), and a dependency it already knows of
         needs no wait."""
+        if self._programs is None:
+            self._programs = self._build()
+        return {engine: list(program) for engine, program in self._programs.items()}
+
+    def _build(self) -> dict[int, list[Instruction]]:
         programs = {engine: [] for engine in range(self.engines)}
         counts = [0] * self.engines
         known = [[0] * self.engines for _ in range(self.engines)]   # known[e][f]: f's ops e knows complete
@@ -408,9 +416,20 @@ class Kernel:
         return programs
 
     # ---- placing it in DRAM -----------------------------------------------------------------------------
-    def program_address(self, engine: int) -> int:
-        """Where engine ``engine``'s program goes: 4 KiB apart from address 0 (64 instructions each)."""
-        return engine * 0x1000
+    def program_addresses(self, programs: dict | None = None) -> dict[int, int]:
+        """Where each engine's program goes: one after another from the first 4 KiB boundary after the last
+        DRAM tensor, each 64-byte aligned."""
+        from ..hdl.isa import INSTRUCTION_BYTES
+
+        programs = self.programs() if programs is None else programs
+        address = -(-self._dram_next // 4096) * 4096
+        addresses = {}
+        for engine, program in programs.items():
+            addresses[engine] = address
+            address += INSTRUCTION_BYTES * len(program)
+        if address > self.dram_bytes:
+            raise ValueError(f"the programs end at {address:#x}, beyond the {self.dram_bytes} bytes of DRAM")
+        return addresses
 
     def dram_image(self, values: dict | None = None) -> np.ndarray:
         """The DRAM contents to start from: every engine's program, and each tensor in ``values`` (by name,
@@ -419,11 +438,9 @@ class Kernel:
         from .asm import encode_program
 
         image = np.zeros(self.dram_bytes, dtype=np.uint8)
-        for engine, program in self.programs().items():
-            raw = np.frombuffer(encode_program(program), dtype=np.uint8)
-            start = self.program_address(engine)
-            if raw.size > 0x1000 or start + raw.size > self.data_address:
-                raise ValueError(f"engine {engine}'s program is {raw.size} bytes; it has 4096 below the data")
+        programs = self.programs()
+        for engine, start in self.program_addresses(programs).items():
+            raw = np.frombuffer(encode_program(programs[engine]), dtype=np.uint8)
             image[start:start + raw.size] = raw
         for name, array in (values or {}).items():
             tensor = self.tensors[name]

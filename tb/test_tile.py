@@ -75,10 +75,17 @@ class TileTB(ClockedTB):
 
     async def run(self, programs: Programs, *, limit: int = 200_000, watchdog: int | None = None) -> int:
         """Load ``programs`` into DRAM, start them and wait until no engine runs; returns the cycles taken."""
-        self.dram[:] = programs.image()
-        for index in programs.programs:
-            await self.write(f"{self.names[index]}_program", programs.layout.program_address(index))
-        await self.write("enable", sum(1 << index for index in programs.programs))
+        return await self.run_image(programs.image(), programs.starts, limit=limit, watchdog=watchdog)
+
+    async def run_image(self, image, starts: dict[int, int], *, limit: int = 200_000, watchdog: int | None = None,
+                        progress=None) -> int:
+        """Put ``image`` in DRAM, start engine e at ``starts[e]`` for each, and wait (at most ``limit``
+        cycles) until the tile is quiet; returns the tile's cycle count. ``progress(cycles)`` is called as
+        it runs."""
+        self.dram[:] = image
+        for index, address in starts.items():
+            await self.write(f"{self.names[index]}_program", address)
+        await self.write("enable", sum(1 << index for index in starts))
         if watchdog is not None:
             await self.write("watchdog", watchdog)
         await self.write("control", 1)
@@ -90,6 +97,8 @@ class TileTB(ClockedTB):
             await ClockCycles(self.dut.clk, 50)
             waited += 50
             assert waited < limit, f"the tile still runs after {limit} cycles"
+            if progress and waited % 1000 == 0:
+                progress(waited)
         return (await self.read("cycles_lo")) | (await self.read("cycles_hi")) << 32
 
     async def soft_reset(self) -> None:

@@ -14,15 +14,16 @@ from trntile.sw.gemm import gemm_kernel
 P = 4
 
 
-def run_golden(m, n, k, dtype, seed=0, schedule=None):
+def run_golden(m, n, k, dtype, seed=0, schedule=None, strategy="auto"):
     rng = np.random.default_rng(seed)
     a, b = rng.standard_normal((m, k)) * 2, rng.standard_normal((k, n)) * 2
     if dtype == "int8":
         a, b = rng.integers(-128, 128, (m, k)), rng.integers(-128, 128, (k, n))
-    kernel = gemm_kernel(m, n, k, dtype, partitions=P, queues=4, sbuf_bytes=2048, dram_bytes=1 << 18)
+    kernel = gemm_kernel(m, n, k, dtype, partitions=P, queues=4, sbuf_bytes=2048, dram_bytes=1 << 18,
+                         strategy=strategy)
     model = TileModel(partitions=P, sbuf_bytes=2048, dram_bytes=1 << 18, queues=4)
     model.dram[:] = kernel.dram_image({"at": a.T, "b": b})
-    model.start({e: kernel.program_address(e) for e in range(kernel.engines)})
+    model.start(kernel.program_addresses())
     model.run(rng=None if schedule is None else random.Random(schedule))
     assert all(s.state == EngineState.DONE for s in model.status), model.status
     got = kernel.read(model.dram, "c")
@@ -30,18 +31,20 @@ def run_golden(m, n, k, dtype, seed=0, schedule=None):
     return got, want
 
 
+@pytest.mark.parametrize("strategy", ["resident", "stream"])
 @pytest.mark.parametrize("dtype", ["bf16", "fp8_e4m3", "fp8_e5m2", "int8"])
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (P, 4 * P, P), (P + 1, 4 * P + 3, 3 * P + 1), (2, 9 * P, 5)])
-def test_gemm_matches_the_chunked_model(m, n, k, dtype):
-    got, want = run_golden(m, n, k, dtype)
+def test_gemm_matches_the_chunked_model(m, n, k, dtype, strategy):
+    got, want = run_golden(m, n, k, dtype, strategy=strategy)
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
+@pytest.mark.parametrize("strategy", ["resident", "stream"])
 @pytest.mark.parametrize("schedule", range(4))
-def test_gemm_is_free_of_races(schedule):
+def test_gemm_is_free_of_races(schedule, strategy):
     """Engines interleaved at random, a few instructions at a time: the same result every time, so every
     dependency is ordered by a semaphore."""
-    got, want = run_golden(P + 2, 6 * P, 2 * P + 3, "bf16", seed=1, schedule=schedule)
+    got, want = run_golden(P + 2, 6 * P, 2 * P + 3, "bf16", seed=1, schedule=schedule, strategy=strategy)
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
@@ -62,3 +65,5 @@ def test_bad_shapes_are_refused():
         gemm_kernel(0, 4, 4, "bf16", partitions=P)
     with pytest.raises(ValueError, match=r"dtype must be one of bf16, fp8_e4m3, fp8_e5m2, int8, not 'fp16'"):
         gemm_kernel(4, 4, 4, "fp16", partitions=P)
+    with pytest.raises(ValueError, match=r"strategy must be auto, resident or stream, not 'fast'"):
+        gemm_kernel(4, 4, 4, "bf16", partitions=P, strategy="fast")

@@ -115,7 +115,7 @@ def test_a_small_gemm_runs_on_the_golden_simulator(dtype):
     values = {"a": rng.integers(-3, 4, (m, kk)), "b": rng.integers(-3, 4, (kk, n))}
     model = TileModel(partitions=P, sbuf_bytes=1024, dram_bytes=1 << 16, queues=2)
     model.dram[:] = k.dram_image(values)
-    model.start({e: k.program_address(e) for e in range(k.engines)})
+    model.start(k.program_addresses())
     model.run()
     assert all(s.state == EngineState.DONE for s in model.status), model.status
     want = numerics.chunked_matmul(numerics.cast(values["a"], dtype), numerics.cast(values["b"], dtype), dtype,

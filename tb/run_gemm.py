@@ -1,0 +1,61 @@
+"""Runs one GEMM on the tile, for ``trntile matmul``, ``trntile demo`` and ``trntile bench gemm``.
+
+``TRNTILE_GEMM`` (JSON) says what: ``m``, ``n``, ``k``, ``dtype``, ``a`` and ``b`` (paths of .npy files
+already cast to the operand type), ``out`` and ``golden`` (where to write C from the RTL and from the golden
+simulator, as .npy) and ``json`` (where to write the figures).
+The kernel is :func:`trntile.sw.gemm.gemm_kernel`; the same DRAM image runs on the golden ISA simulator, and C
+must match it bit for bit. The figures come from the tile's own counters: ``cycles`` (start until quiet) and
+``macs`` (useful multiply-accumulates), and ``mfu = macs / (P * P * cycles)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import cocotb
+import numpy as np
+
+from trntile.golden.tile import TileModel
+from trntile.sw.gemm import gemm_kernel
+from trntile.tb.test_tile import TileTB
+
+
+@cocotb.test(timeout_time=100_000, timeout_unit="ms")
+async def gemm(dut):
+    spec = json.loads(os.environ["TRNTILE_GEMM"])
+    tb = TileTB(dut, checkers=spec.get("checkers", True))
+    await tb.start()
+    m, n, k, dtype = spec["m"], spec["n"], spec["k"], spec["dtype"]
+    kernel = gemm_kernel(m, n, k, dtype, partitions=tb.p, queues=tb.queues, sbuf_bytes=tb.sbuf_bytes,
+                         dram_bytes=tb.dram_bytes)
+    a, b = np.load(spec["a"]), np.load(spec["b"])
+    image = kernel.dram_image({"at": a.T, "b": b})
+    starts = kernel.program_addresses()
+    model = TileModel(partitions=tb.p, sbuf_bytes=tb.sbuf_bytes, dram_bytes=tb.dram_bytes, queues=tb.queues,
+                      semaphores=tb.semaphores)
+    model.dram[:] = image
+    model.start(starts)
+    model.run()
+    began = time.perf_counter()
+
+    def progress(cycles):
+        print(f"  simulated {cycles} cycles, {time.perf_counter() - began:.1f} s", file=sys.__stderr__, flush=True)
+
+    cycles = await tb.run_image(image, starts, limit=50_000_000, progress=progress)
+    seconds = time.perf_counter() - began
+    c = kernel.read(tb.dram, "c")
+    np.save(spec["out"], c)                               # the caller reports the first mismatch, if any
+    np.save(spec["golden"], kernel.read(model.dram, "c"))
+    await tb.compare(model, f"gemm {m} x {n} x {k} {dtype}")
+    macs = (await tb.read("macs_lo")) | (await tb.read("macs_hi")) << 32
+    assert macs == m * n * k, f"the tile counted {macs} useful MACs, the GEMM has {m * n * k}"
+    figures = {"m": m, "n": n, "k": k, "dtype": dtype, "partitions": tb.p, "cycles": cycles,
+               "mfu": round(macs / (tb.p * tb.p * cycles), 4), "sim_seconds": round(seconds, 2),
+               "ideal_cycles": -(-m * n * k // (tb.p * tb.p))}
+    with open(spec["json"], "w") as handle:
+        json.dump(figures, handle, indent=2)
+        handle.write("\n")
+    tb.log.info("%s", figures)
