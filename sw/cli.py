@@ -251,8 +251,9 @@ def _run_gemm(a, b, dtype: str, p: int, sim: str, *, waves: bool = False, checke
     n = b.shape[1]
     params = _gemm_tile_params(p, m, n, k, dtype)
     work = Path(tempfile.mkdtemp(prefix="trntile-matmul-"))
-    np.save(work / "a.npy", numerics.cast(a, dtype))
-    np.save(work / "b.npy", numerics.cast(b, dtype))
+    # Bit patterns: a .npy of an ml_dtypes type does not load back as that type.
+    np.save(work / "a.npy", numerics.to_bits(numerics.cast(a, dtype)))
+    np.save(work / "b.npy", numerics.to_bits(numerics.cast(b, dtype)))
     spec = {"m": m, "n": n, "k": k, "dtype": dtype, "a": str(work / "a.npy"), "b": str(work / "b.npy"),
             "out": str(work / "c.npy"), "golden": str(work / "golden.npy"), "json": str(work / "figures.json"),
             "checkers": checkers}

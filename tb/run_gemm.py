@@ -1,7 +1,7 @@
 """Runs one GEMM on the tile, for ``trntile matmul``, ``trntile demo`` and ``trntile bench gemm``.
 
 ``TRNTILE_GEMM`` (JSON) says what: ``m``, ``n``, ``k``, ``dtype``, ``a`` and ``b`` (paths of .npy files
-already cast to the operand type), ``out`` and ``golden`` (where to write C from the RTL and from the golden
+holding the bit patterns of A and B cast to the operand type), ``out`` and ``golden`` (where to write C from the RTL and from the golden
 simulator, as .npy) and ``json`` (where to write the figures).
 The kernel is :func:`trntile.sw.gemm.gemm_kernel`; the same DRAM image runs on the golden ISA simulator, and C
 must match it bit for bit. The figures come from the tile's own counters: ``cycles`` (start until quiet) and
@@ -18,6 +18,7 @@ import time
 import cocotb
 import numpy as np
 
+from trntile.golden import numerics
 from trntile.golden.tile import TileModel
 from trntile.sw.gemm import gemm_kernel
 from trntile.tb.test_tile import TileTB
@@ -31,7 +32,7 @@ async def gemm(dut):
     m, n, k, dtype = spec["m"], spec["n"], spec["k"], spec["dtype"]
     kernel = gemm_kernel(m, n, k, dtype, partitions=tb.p, queues=tb.queues, sbuf_bytes=tb.sbuf_bytes,
                          dram_bytes=tb.dram_bytes)
-    a, b = np.load(spec["a"]), np.load(spec["b"])
+    a, b = (numerics.from_bits(np.load(spec[name]), dtype) for name in ("a", "b"))
     image = kernel.dram_image({"at": a.T, "b": b})
     starts = kernel.program_addresses()
     model = TileModel(partitions=tb.p, sbuf_bytes=tb.sbuf_bytes, dram_bytes=tb.dram_bytes, queues=tb.queues,

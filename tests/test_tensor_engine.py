@@ -1,6 +1,7 @@
 # amaranth: UnusedElaboratable=no
-"""The tensor engine: cocotb tests (trntile/tb/test_tensor_engine.py) on Verilator for P = 4, 8, 16 and
-on Icarus for P = 4, bit for bit against golden.tensor_engine; and its parameter and encoding checks."""
+"""The tensor engine: cocotb tests (trntile/tb/test_tensor_engine.py) on Verilator for P = 4 and 16 and
+on Icarus for P = 4, bit for bit against golden.tensor_engine; and its parameter and encoding checks.
+(P = 8 went when the tile's tests arrived, for the suite's time: P = 4 and 16 bracket it.)"""
 
 import pytest
 from conftest import require_simulator
@@ -14,7 +15,6 @@ from trntile.sim.runner import run
 # outstanding, which exercises the engine's tag queue (the real SBUF is slower than the model).
 CASES = [pytest.param(4, 1, "verilator", marks=pytest.mark.verilator, id="P4-verilator"),
          pytest.param(4, 4, "verilator", marks=pytest.mark.verilator, id="P4-latency4-verilator"),
-         pytest.param(8, 1, "verilator", marks=pytest.mark.verilator, id="P8-verilator"),
          pytest.param(16, 1, "verilator", marks=pytest.mark.verilator, id="P16-verilator"),
          pytest.param(4, 1, "icarus", marks=pytest.mark.icarus, id="P4-icarus")]
 
