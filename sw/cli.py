@@ -225,7 +225,10 @@ def _gemm_tile_params(p: int, m: int, n: int, k: int, dtype: str) -> dict:
     from trntile.golden.numerics import DTYPES
 
     size = DTYPES[dtype].numpy.itemsize
-    sbuf_need = 2 * (p * size + 4 * p * size + 4 * p * 4)
+    stream_need = 2 * (p * size + 4 * p * size + 4 * p * 4)
+    # Room for A.T and B resident (what the GEMM kernel prefers), when that fits in the largest SBUF.
+    resident_need = -(-k // p) * (-(-m * size // 4) * 4 + -(-n * size // 4) * 4) + 2 * min(n, 4 * p) * 4
+    sbuf_need = resident_need if resident_need <= 256 * 1024 else stream_need
     data = (k * m + k * n) * size + 4 * m * n + 3 * 4096
     tensor_ops = 2 * -(-m // p) * -(-n // (4 * p)) * -(-k // p)
     programs = 64 * (4 * tensor_ops + 64)

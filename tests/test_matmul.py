@@ -64,3 +64,27 @@ def test_a_small_gemm_on_the_rtl(matrices, tmp_path):
     assert set(report) == {"m", "n", "k", "dtype", "partitions", "cycles", "mfu", "sim_seconds"}
     assert (report["m"], report["n"], report["k"], report["partitions"]) == (5, 7, 9, 4)
     assert 0 < report["mfu"] <= 1 and report["cycles"] >= 5 * 7 * 9 / 16
+
+
+@pytest.mark.verilator
+def test_bench_gemm_writes_its_figures(tmp_path):
+    require_simulator("verilator")
+    out = tmp_path / "gemm.json"
+    result = trntile("bench", "gemm", "--m", "8", "--n", "20", "--k", "9", "--dtype", "int8", "--partitions", "4",
+                     "--json", str(out))
+    assert result.returncode == 0, result.stderr + result.stdout
+    figures = json.loads(out.read_text())
+    assert set(figures) == {"m", "n", "k", "dtype", "partitions", "cycles", "mfu", "ideal_cycles"}
+    assert figures["ideal_cycles"] == -(-8 * 20 * 9 // 16)
+    assert figures["mfu"] == round(8 * 20 * 9 / (16 * figures["cycles"]), 4)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--m", "0", "--n", "4", "--k", "4"], "m must be a positive integer, not 0"),
+    (["--m", "4", "--n", "4", "--k", "4", "--dtype", "fp16"], "dtype must be one of"),
+    (["--m", "4", "--n", "4"], "the following arguments are required: --k"),
+])
+def test_bench_gemm_bad_input_exits_2(tmp_path, args, message):
+    result = trntile("bench", "gemm", *args, "--json", str(tmp_path / "x.json"))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
