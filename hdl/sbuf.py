@@ -20,11 +20,16 @@ Ports (each bank is one memory with two ports, as an FPGA block RAM has):
 
 Counters ``granted`` and ``waited`` (per requester on port B) count the cycles each was served and the
 cycles it requested without being served.
+
+Each bank is an instance of :data:`SBUF_BANK_MODULE`, a plain Verilog true dual-port RAM (:func:`sbuf_bank_verilog`)
+of the shape FPGA tools infer as block RAM, rather than an Amaranth ``Memory``: Amaranth 0.5 writes the initial
+value of every word of a ``Memory`` into the design, one bit at a time, and for a 64 KiB-per-partition SBUF at
+P = 16 that alone took half a minute to generate and as long again to compile. The module zeroes its words
+with one loop instead.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .access_pattern import ADDRESS_BITS
@@ -33,7 +38,45 @@ from .params import AXI_DATA_WIDTH, PARTITIONS, SBUF_BYTES
 from .tensor_engine import sbuf_read_signature
 
 __all__ = ["SBUF", "sbuf_word_signature", "sbuf_element_read_signature", "sbuf_element_write_signature",
-           "PORT_B_REQUESTERS"]
+           "PORT_B_REQUESTERS", "SBUF_BANK_MODULE", "sbuf_bank_verilog"]
+
+#: The Verilog module of one SBUF bank.
+SBUF_BANK_MODULE = "trntile_sbuf_bank"
+
+
+def sbuf_bank_verilog() -> str:
+    """Module :data:`SBUF_BANK_MODULE`: ``DEPTH`` words of ``WIDTH`` bits, all zero at time 0. Port A reads;
+    port B reads or writes (byte enables ``b_we``), one address for both. A read returns the word as it was
+    before any write in the same cycle, on the next clock edge; ``*_data`` holds until the next read."""
+    return """
+module trntile_sbuf_bank #(parameter WIDTH = 128, parameter DEPTH = 64, parameter ABITS = 6) (
+  input clk,
+  input a_en,
+  input [ABITS-1:0] a_addr,
+  output reg [WIDTH-1:0] a_data,
+  input b_en,
+  input [WIDTH/8-1:0] b_we,
+  input [ABITS-1:0] b_addr,
+  input [WIDTH-1:0] b_wdata,
+  output reg [WIDTH-1:0] b_data
+);
+  reg [WIDTH-1:0] words [0:DEPTH-1];
+  integer i;
+  initial begin
+    for (i = 0; i < DEPTH; i = i + 1) words[i] = {WIDTH{1'b0}};
+    a_data = {WIDTH{1'b0}};
+    b_data = {WIDTH{1'b0}};
+  end
+  always @(posedge clk) begin
+    if (a_en) a_data <= words[a_addr];
+  end
+  always @(posedge clk) begin
+    if (b_en) b_data <= words[b_addr];
+    for (i = 0; i < WIDTH/8; i = i + 1)
+      if (b_we[i]) words[b_addr][i*8 +: 8] <= b_wdata[i*8 +: 8];
+  end
+endmodule
+"""
 
 #: Requesters on port B, in round-robin order.
 PORT_B_REQUESTERS = ("stationary", "dma", "act", "write")
@@ -113,11 +156,11 @@ class SBUF(wiring.Component):
         p, word_bytes = self._p, self._width // 8
         offset_bits = (word_bytes - 1).bit_length()
         depth = self._bytes // word_bytes
-        banks = []
-        for partition in range(p):
-            bank = Memory(shape=self._width, depth=depth, init=[])
-            m.submodules[f"bank{partition}"] = bank
-            banks.append(bank)
+        abits = max(1, (depth - 1).bit_length())
+        # Each bank's ports, as signals; the banks are instantiated at the end.
+        banks = [{name: Signal(width, name=f"bank{partition}_{name}") for name, width in (
+            ("a_en", 1), ("a_addr", abits), ("a_data", self._width), ("b_en", 1), ("b_we", word_bytes),
+            ("b_addr", abits), ("b_wdata", self._width), ("b_data", self._width))} for partition in range(p)]
 
         # ---- port A: moving reads, answered the next cycle, held until taken -----------------------------
         port = self.moving
@@ -131,10 +174,9 @@ class SBUF(wiring.Component):
         with m.Elif(port.response.ready):
             m.d.sync += holding.eq(0)
         for partition, bank in enumerate(banks):
-            read = bank.read_port()
-            m.d.comb += [read.addr.eq(port.request.payload.address[offset_bits:]), read.en.eq(a_accept),
+            m.d.comb += [bank["a_addr"].eq(port.request.payload.address[offset_bits:]), bank["a_en"].eq(a_accept),
                          port.response.payload[partition].eq(
-                             self._element(m, read.data, a_byte, a_wide, f"moving_word{partition}"))]
+                             self._element(m, bank["a_data"], a_byte, a_wide, f"moving_word{partition}"))]
 
         # ---- port B: round-robin between the stationary reads, the DMA, ACT reads and engine writes ---------
         requests = [self.stationary.request, self.dma.request, self.act.request, self.write.request]
@@ -190,23 +232,20 @@ class SBUF(wiring.Component):
                      b_partition.eq(dma.partition), act_byte.eq(act.address[:offset_bits])]
         dma_words = []
         for partition, bank in enumerate(banks):
-            read = bank.read_port()
-            write = bank.write_port(granularity=8)
             m.d.comb += [
-                read.addr.eq(address[offset_bits:]), read.en.eq(read_b),
                 # The write shares port B's address with its reads (only one is granted a cycle), so each bank
                 # is one read port and one read/write port: a true dual-port block RAM.
-                write.addr.eq(address[offset_bits:]),
-                write.data.eq(Mux(grant[3], element.data[partition] << (lane * 8), dma.data)),
-                write.en.eq(Mux(grant[3], Mux(element.mask[partition], element_lanes, 0),
-                                Mux(grant[1] & dma_write & (dma.partition == partition), dma.strobe, 0))),
+                bank["b_addr"].eq(address[offset_bits:]), bank["b_en"].eq(read_b),
+                bank["b_wdata"].eq(Mux(grant[3], element.data[partition] << (lane * 8), dma.data)),
+                bank["b_we"].eq(Mux(grant[3], Mux(element.mask[partition], element_lanes, 0),
+                                    Mux(grant[1] & dma_write & (dma.partition == partition), dma.strobe, 0))),
             ]
             elements = queues[0].w_data.word_select(partition, 16)
-            m.d.comb += elements.eq(self._element(m, read.data, b_byte, b_wide, f"stationary_word{partition}"))
+            m.d.comb += elements.eq(self._element(m, bank["b_data"], b_byte, b_wide, f"stationary_word{partition}"))
             act_word = Signal(self._width, name=f"act_word{partition}")
-            m.d.comb += [act_word.eq(read.data >> (act_byte * 8)),
+            m.d.comb += [act_word.eq(bank["b_data"] >> (act_byte * 8)),
                          queues[2].w_data.word_select(partition, 32).eq(act_word[:32])]
-            dma_words.append(read.data)
+            dma_words.append(bank["b_data"])
         m.d.comb += [
             queues[0].w_en.eq(for_stationary),
             queues[1].w_en.eq(for_dma),
@@ -216,4 +255,9 @@ class SBUF(wiring.Component):
         for index in range(readers):
             issued = grant[1] & ~dma_write if index == 1 else grant[index]
             m.d.sync += credits[index].eq(credits[index] + issued - (responses[index].valid & responses[index].ready))
+
+        for partition, bank in enumerate(banks):
+            m.submodules[f"bank{partition}"] = Instance(
+                SBUF_BANK_MODULE, p_WIDTH=self._width, p_DEPTH=depth, p_ABITS=abits, i_clk=ClockSignal(),
+                **{f"{'o' if name.endswith('_data') else 'i'}_{name}": signal for name, signal in bank.items()})
         return m

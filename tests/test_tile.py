@@ -9,7 +9,6 @@ from trntile.sim.runner import run
 
 BASE = {"partitions": 4, "sbuf_bytes": 1024, "semaphores": 32}
 CASES = [
-    # the build `trntile matmul --partitions 4` uses for small shapes (tests/test_matmul.py), so it is built once
     pytest.param({"data_width": 128, "queues": 4, "outstanding": 8, "dram_bytes": 1 << 20}, "verilator",
                  marks=pytest.mark.verilator, id="P4-4queues-verilator"),
     pytest.param({"data_width": 32, "queues": 1, "outstanding": 4, "dram_bytes": 1 << 16}, "icarus",
