@@ -17,7 +17,7 @@ With a PSUM source and the SBUF write port to itself the engine writes one colum
 shares the SBUF's port B with the writes, so it runs at half that at best.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -30,7 +30,11 @@ from .params import PARTITIONS, SBUF_BYTES
 from .psum import PSUM_BANKS, psum_read_layout
 from .sbuf import SBUF, sbuf_element_read_signature, sbuf_element_write_signature
 
-__all__ = ["ACTEngine", "ACTBlock", "PSUMModel", "ACT_COUNTER_BITS"]
+__all__ = ["ACTEngine", "ACTBlock", "PSUMModel", "ACT_COUNTER_BITS", "ACT_LANE_MODULE", "act_lane_verilog"]
+
+#: The Verilog module of one ACT lane; the engine instantiates it by name, P times, so that Amaranth
+#: translates it once and Verilator compiles it once (as the systolic array does its PE).
+ACT_LANE_MODULE = "trntile_act_lane"
 
 ACT_COUNTER_BITS = 48
 
@@ -92,6 +96,13 @@ class _Lane(wiring.Component):
             m.d.sync += self.out.eq(Mux(self.float_path, narrow.result, Mux(self.dtype == _INT8, saturated[:8],
                                                                                  saturated[:32])))
         return m
+
+
+def act_lane_verilog() -> str:
+    """The Verilog of module :data:`ACT_LANE_MODULE` (and its multiplier, adder and narrowing unit)."""
+    from amaranth.back import verilog
+
+    return verilog.convert(_Lane(), name=ACT_LANE_MODULE)
 
 
 class ACTEngine(wiring.Component):
@@ -299,15 +310,15 @@ class ACTEngine(wiring.Component):
         written = Signal()
         m.d.comb += written.eq(write.valid & write.ready)
 
+        relu = Signal()
+        m.d.comb += relu.eq(run.func == ActFunc.RELU)
         for lane in range(p):
-            unit = _Lane()
-            m.submodules[f"lane{lane}"] = unit
-            m.d.comb += [
-                unit.x.eq(answer[lane]), unit.bias.eq(bias[lane]), unit.scale.eq(run.scale),
-                unit.float_path.eq(float_path), unit.relu.eq(run.func == ActFunc.RELU), unit.dtype.eq(run.dtype),
-                unit.advance.eq(advance),
-                write.payload.data[lane].eq(unit.out),
-            ]
+            out = Signal(32, name=f"lane{lane}_out")
+            m.submodules[f"lane{lane}"] = Instance(
+                ACT_LANE_MODULE, i_clk=ClockSignal(), i_rst=ResetSignal(),
+                i_x=answer[lane], i_bias=bias[lane], i_scale=run.scale, i_float_path=float_path, i_relu=relu,
+                i_dtype=run.dtype, i_advance=advance, o_out=out)
+            m.d.comb += write.payload.data[lane].eq(out)
         m.d.comb += [
             write.valid.eq(stages[2]),
             write.payload.address.eq(addresses[2]),

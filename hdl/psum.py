@@ -14,7 +14,7 @@ apart (one command straight after another) see each other.
 the testbenches.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -23,7 +23,8 @@ from .fp import FP32Adder
 from .params import PARTITIONS
 from .systolic import INT8, result_layout
 
-__all__ = ["PSUM", "PSUM_BANKS", "psum_command_layout", "psum_read_layout"]
+__all__ = ["PSUM", "PSUM_BANKS", "psum_command_layout", "psum_read_layout", "psum_partition_module",
+           "psum_partition_verilog"]
 
 PSUM_BANKS = 8
 _COMMANDS_QUEUED = 4
@@ -41,12 +42,27 @@ def psum_read_layout(partitions: int) -> data.StructLayout:
     return data.StructLayout({"bank": range(PSUM_BANKS), "offset": range(4 * partitions)})
 
 
-class _Partition(wiring.Component):
-    """One partition's words, its queue of write commands and its read-add-write pipeline."""
+def psum_partition_module(partitions: int) -> str:
+    """The Verilog module of one PSUM partition for P = ``partitions``. PSUM instantiates it by name, P times,
+    so that Amaranth translates it once and Verilator compiles it once (as the systolic array does its PE)."""
+    return f"trntile_psum_partition_p{partitions}"
 
-    def __init__(self, partitions: int, index: int):
-        self._p, self._index = partitions, index
+
+def psum_partition_verilog(partitions: int) -> str:
+    """The Verilog of module :func:`psum_partition_module` ``(partitions)``."""
+    from amaranth.back import verilog
+
+    return verilog.convert(_Partition(partitions), name=psum_partition_module(partitions))
+
+
+class _Partition(wiring.Component):
+    """One partition's words, its queue of write commands and its read-add-write pipeline. ``index`` is the
+    partition's number (the partition writes only for commands whose ``columns`` exceed it)."""
+
+    def __init__(self, partitions: int):
+        self._p = partitions
         super().__init__({
+            "index": In(range(partitions)),
             "command": In(stream.Signature(psum_command_layout(partitions))),
             "result_valid": In(1), "result_value": In(32),
             "read_address": In(range(PSUM_BANKS * 4 * partitions)), "read_enable": In(1), "read_data": Out(32),
@@ -92,7 +108,7 @@ class _Partition(wiring.Component):
         pending_accumulate = Signal()
         pending_int = Signal()
         m.d.sync += [
-            pending.eq(take & (self._index < current.columns)),
+            pending.eq(take & (self.index < current.columns)),
             pending_address.eq(address), pending_value.eq(self.result_value),
             pending_accumulate.eq(current.accumulate), pending_int.eq(current.dtype == INT8),
         ]
@@ -143,10 +159,15 @@ class PSUM(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self._partitions
-        parts = [_Partition(p, index) for index in range(p)]
+        # Each partition's ports, as signals (the partitions are instances of one module, see above).
+        command_layout = psum_command_layout(p)
+        parts = [{"command_valid": Signal(name=f"partition{index}_command_valid"),
+                  "command_ready": Signal(name=f"partition{index}_command_ready"),
+                  "read_data": Signal(32, name=f"partition{index}_read_data"),
+                  "orphan": Signal(name=f"partition{index}_orphan")} for index in range(p)]
         room = Signal()  # every partition can queue the command
         accept = Signal()
-        m.d.comb += [room.eq(Cat(*(part.command.ready for part in parts)).all()),
+        m.d.comb += [room.eq(Cat(*(part["command_ready"] for part in parts)).all()),
                      accept.eq(self.command.valid & room), self.command.ready.eq(room)]
         read_fire = Signal()
         m.d.comb += [self.read.ready.eq(~self.read_data.valid | self.read_data.ready),
@@ -155,16 +176,20 @@ class PSUM(wiring.Component):
             m.d.sync += self.read_data.valid.eq(1)
         with m.Elif(self.read_data.ready):
             m.d.sync += self.read_data.valid.eq(0)
+        read_address = Signal(range(PSUM_BANKS * 4 * p))
+        m.d.comb += read_address.eq(self.read.payload.bank * (4 * p) + self.read.payload.offset)
+        command = Signal(command_layout.size)
+        m.d.comb += command.eq(self.command.payload)
         orphans = []
         for index, part in enumerate(parts):
-            m.submodules[f"partition{index}"] = part
-            m.d.comb += [
-                part.command.payload.eq(self.command.payload), part.command.valid.eq(accept),
-                part.result_valid.eq(self.result[index].valid), part.result_value.eq(self.result[index].value),
-                part.read_address.eq(self.read.payload.bank * (4 * p) + self.read.payload.offset),
-                part.read_enable.eq(read_fire),
-                self.read_data.payload[index].eq(part.read_data),
-            ]
-            orphans.append(part.orphan)
+            m.submodules[f"partition{index}"] = Instance(
+                psum_partition_module(p), i_clk=ClockSignal(), i_rst=ResetSignal(),
+                i_index=index, i_command__payload=command, i_command__valid=accept,
+                o_command__ready=part["command_ready"],
+                i_result_valid=self.result[index].valid, i_result_value=self.result[index].value,
+                i_read_address=read_address, i_read_enable=read_fire, o_read_data=part["read_data"],
+                o_orphan=part["orphan"])
+            m.d.comb += self.read_data.payload[index].eq(part["read_data"])
+            orphans.append(part["orphan"])
         m.d.comb += self.orphan.eq(Cat(*orphans).any())
         return m

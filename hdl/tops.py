@@ -12,12 +12,12 @@ from collections.abc import Callable, Mapping
 from amaranth.lib import wiring
 
 from . import params as p
-from .act import ACTBlock
+from .act import ACT_LANE_MODULE, ACTBlock, act_lane_verilog
 from .axi_crossbar import AXI4Crossbar
 from .csr import Field, RegisterBlock, RegisterMap
 from .dma import DMABlock
 from .fp import FP32Adder, FP32Multiplier, FP32Narrow, FPMultiplier
-from .psum import PSUM
+from .psum import PSUM, psum_partition_module, psum_partition_verilog
 from .sbuf import SBUF, SBUF_BANK_MODULE, sbuf_bank_verilog
 from .sbuf_axi import SBUFAXIBlock
 from .sbuf_model import TensorEngineBlock
@@ -142,18 +142,36 @@ def build(name: str, **given) -> tuple[wiring.Component, dict[str, int]]:
 
 
 #: Verilog modules that designs instantiate by name rather than elaborate inline, with their generators.
-SHARED_MODULES: dict[str, Callable[[], str]] = {PE_MODULE: pe_verilog, SBUF_BANK_MODULE: sbuf_bank_verilog}
+#: A name with ``{p}`` stands for one module per P (the generator takes P).
+SHARED_MODULES: dict[str, Callable[..., str]] = {
+    PE_MODULE: pe_verilog, SBUF_BANK_MODULE: sbuf_bank_verilog, ACT_LANE_MODULE: act_lane_verilog,
+    psum_partition_module("{p}"): psum_partition_verilog}
 
 #: The shared modules worth verilating once as hierarchical blocks: many instances of real logic (a RAM
 #: is simpler left to Verilator as it is).
-HIERARCHICAL_MODULES = (PE_MODULE,)
+HIERARCHICAL_MODULES = (PE_MODULE, ACT_LANE_MODULE, psum_partition_module("{p}"))
 
 
-def shared_modules_in(verilog: str) -> list[str]:
-    """The :data:`SHARED_MODULES` that ``verilog`` instantiates."""
+def _shared_module(name: str) -> tuple[str, Callable[[], str]] | None:
+    """``(pattern, generator of its Verilog)`` if ``name`` is a shared module, else ``None``."""
+    for pattern, generate in SHARED_MODULES.items():
+        if pattern == name:
+            return pattern, generate
+        head, _, tail = pattern.partition("{p}")
+        if _ and name.startswith(head) and name.endswith(tail) and name[len(head):len(name) - len(tail)].isdigit():
+            return pattern, lambda: generate(int(name[len(head):len(name) - len(tail)]))
+    return None
+
+
+def shared_modules_in(verilog: str, *, hierarchical: bool = False) -> list[str]:
+    """The shared modules (:data:`SHARED_MODULES`) that ``verilog`` instantiates; with ``hierarchical``,
+    only those of :data:`HIERARCHICAL_MODULES`."""
     import re
 
-    return [module for module in SHARED_MODULES if re.search(rf"^\s*{re.escape(module)} ", verilog, re.M)]
+    names = sorted(set(re.findall(r"^\s*(trntile_\w+) ", verilog, re.M)))
+    found = [(name, _shared_module(name)) for name in names]
+    return [name for name, shared in found
+            if shared is not None and (not hierarchical or shared[0] in HIERARCHICAL_MODULES)]
 
 
 def to_verilog(component: wiring.Component, name: str) -> str:
@@ -161,6 +179,12 @@ def to_verilog(component: wiring.Component, name: str) -> str:
     from amaranth.back import verilog
 
     text = verilog.convert(component, name=name)
-    for module in shared_modules_in(text):
-        text += SHARED_MODULES[module]()
+    done, pending = set(), shared_modules_in(text)
+    while pending:   # a shared module may instantiate another
+        module = pending.pop()
+        if module not in done:
+            done.add(module)
+            module_text = _shared_module(module)[1]()
+            text += module_text
+            pending += shared_modules_in(module_text)
     return text

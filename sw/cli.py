@@ -454,8 +454,8 @@ def _demo(args) -> int:
           f"M N K / P^2); MFU {figures['mfu']:.3f}")
     busy = counters["tensor_busy"]
     print(f"  tensor engine busy {busy:,} cycles ({busy / cycles:.0%}), {counters['macs']:,} useful MACs; "
-          f"ACT busy {counters['act_busy']:,} cycles; DMA read {counters['dma_read_bytes']:,} bytes and wrote "
-          f"{counters['dma_written_bytes']:,}")
+          f"ACT busy {counters['act_busy']:,} cycles; the DMA moved {counters['dma_written_bytes']:,} bytes "
+          f"(A.T and B into the SBUF, C out to DRAM)")
     engines = [name for name in counters if name.endswith("_executed")]
     print("  instructions issued (cycles waiting on semaphores): " + ", ".join(
         f"{name[:-9]} {counters[name]} ({counters[name[:-9] + '_wait_cycles']:,})" for name in engines

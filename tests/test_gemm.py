@@ -1,15 +1,20 @@
-"""The GEMM kernel on the golden ISA simulator: bit for bit against numerics.chunked_matmul, for every dtype
-and the awkward shapes (pure Python; the RTL runs come with `trntile matmul`)."""
+"""The GEMM kernel on the golden ISA simulator (pure Python): bit for bit against numerics.chunked_matmul, for
+every dtype and the awkward shapes; then on the RTL tile (trntile/tb/test_gemm.py), many GEMMs per simulation,
+each equal to the golden simulator."""
+
+import json
 
 import random
 
 import numpy as np
 import pytest
+from conftest import require_simulator
 
 from trntile.golden import numerics
 from trntile.golden.tile import TileModel
 from trntile.hdl.isa import EngineState
-from trntile.sw.gemm import gemm_kernel
+from trntile.sim.runner import run
+from trntile.sw.gemm import gemm_kernel, gemm_tile_params
 
 P = 4
 
@@ -67,3 +72,28 @@ def test_bad_shapes_are_refused():
         gemm_kernel(4, 4, 4, "fp16", partitions=P)
     with pytest.raises(ValueError, match=r"strategy must be auto, resident or stream, not 'fast'"):
         gemm_kernel(4, 4, 4, "bf16", partitions=P, strategy="fast")
+
+
+DTYPE_NAMES = ["bf16", "fp8_e4m3", "fp8_e5m2", "int8"]
+# M, N, K = 1; non-multiples of P; K = 3P + 1 with N > 4P; several M blocks and N tiles (the passes of the
+# resident strategy); each also streamed.
+RTL_SHAPES = [(1, 1, 1), (P + 1, 7, 9), (P + 1, 4 * P + 1, 3 * P + 1), (2 * P + 1, 8 * P + 1, P)]
+RTL_CASES = {
+    "verilator": [[*shape, dtype, "resident"] for dtype in DTYPE_NAMES for shape in RTL_SHAPES]
+                 + [[P + 1, 4 * P + 1, 3 * P + 1, dtype, "stream"] for dtype in DTYPE_NAMES] + ["random"] * 6,
+    "icarus": [[P + 1, 4 * P + 1, 3 * P + 1, dtype, strategy] for dtype, strategy in
+               zip(DTYPE_NAMES, ["resident", "stream", "resident", "stream"])] + ["random"],
+}
+RTL_PARAMS = {
+    # the tile trntile matmul / bench gemm build at P = 4, so the two share one build
+    "verilator": gemm_tile_params(P),
+    "icarus": {"partitions": P, "sbuf_bytes": 4096, "data_width": 32, "queues": 2, "outstanding": 4,
+               "dram_bytes": 1 << 18, "semaphores": 32},
+}
+
+
+@pytest.mark.parametrize("sim", [pytest.param(sim, marks=getattr(pytest.mark, sim)) for sim in RTL_CASES])
+def test_gemm_on_the_rtl(sim):
+    require_simulator(sim)
+    run("tile_bench", RTL_PARAMS[sim], "trntile.tb.test_gemm", sim=sim,
+        extra_env={"TRNTILE_GEMM_CASES": json.dumps(RTL_CASES[sim]), "TRNTILE_GEMM_LATENCY": "20"})

@@ -88,3 +88,33 @@ def test_bench_gemm_bad_input_exits_2(tmp_path, args, message):
     result = trntile("bench", "gemm", *args, "--json", str(tmp_path / "x.json"))
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.icarus
+def test_matmul_leaves_waves(matrices, tmp_path):
+    """--waves DIR: an FST of the run and a GTKWave save file that opens it (on Icarus, whose build with waves
+    is quick)."""
+    require_simulator("icarus")
+    waves = tmp_path / "waves"
+    result = trntile("matmul", "--a", str(matrices["a"]), "--b", str(matrices["b"]), "--dtype", "fp8_e4m3",
+                     "--out", str(matrices["out"]), "--partitions", "4", "--sim", "icarus", "--waves", str(waves))
+    assert result.returncode == 0, result.stderr + result.stdout
+    fst, gtkw = waves / "tile_bench.fst", waves / "tile_bench.gtkw"
+    assert fst.stat().st_size > 1000 and fst.read_bytes()[:1] == b"\x00"   # an FST header block
+    assert f"gtkwave {gtkw}" in result.stdout and "m_axi" in gtkw.read_text()
+
+
+@pytest.mark.verilator
+def test_demo_runs_checks_and_reports(tmp_path):
+    """`trntile demo` end to end, at P = 4 so that it shares the build of the GEMM tests (the README's P = 16
+    run is the same code on a larger tile)."""
+    require_simulator("verilator")
+    out = tmp_path / "demo.json"
+    result = trntile("demo", "--partitions", "4", "--json", str(out))
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "C matches the golden ISA simulator bit for bit (16384 elements)" in result.stdout
+    figures = json.loads(out.read_text())
+    assert figures["ideal_cycles"] == 128 ** 3 // 16 and figures["counters"]["macs"] == 128 ** 3
+    assert f"MFU {figures['mfu']:.3f}" in result.stdout and f"cycles: {figures['cycles']:,}" in result.stdout
+    assert "simulating:" in result.stderr     # the progress display
+    assert "gtkwave" in result.stdout
