@@ -1,6 +1,7 @@
 """Measures the GEMM kernel's MFU against size and dtype on the RTL tile and draws ``docs/performance.svg``.
 
     python -m trntile.sim.gemm_performance [--partitions 16] [--sizes 32 64 128 256] [--json FILE]
+    python -m trntile.sim.gemm_performance --from-json FILE     # redraw from saved figures
 
 Each point is one ``trntile bench gemm --m S --n S --k S --dtype D`` (Verilator; cycles and MACs from the
 tile's own counters). Prints the Markdown table that ``docs/performance.md`` shows; the figures are exact
@@ -18,6 +19,7 @@ from pathlib import Path
 
 DTYPES = ("bf16", "fp8_e4m3", "fp8_e5m2", "int8")
 COLOURS = {"bf16": "#1f77b4", "fp8_e4m3": "#ff7f0e", "fp8_e5m2": "#2ca02c", "int8": "#d62728"}
+WIDTHS = {"bf16": 2, "fp8_e4m3": 7, "fp8_e5m2": 4.5, "int8": 2}
 OUT = Path(__file__).resolve().parent.parent / "docs" / "performance.svg"
 
 
@@ -60,18 +62,18 @@ def svg(points: list[dict], partitions: int) -> str:
                f'transform="rotate(-90 16 {top + plot_h / 2})">MFU</text>')
     out.append(f'<line x1="{left}" y1="{y(0.85)}" x2="{left + plot_w}" y2="{y(0.85)}" stroke="#999" '
                'stroke-dasharray="4 4"/>')
-    out.append(f'<text x="{left + plot_w + 6}" y="{y(0.85) + 4}" fill="#666">goal 0.85</text>')
+    out.append(f'<text x="{left + 6}" y="{y(0.85) - 6}" fill="#666">goal at 128: 0.85</text>')
     for row, dtype in enumerate(DTYPES):
         line = sorted((p["m"], p["mfu"]) for p in points if p["dtype"] == dtype)
         if not line:
             continue
         colour = COLOURS[dtype]
-        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="'
-                   + " ".join(f"{x(s)},{y(v)}" for s, v in line) + '"/>')
-        out += [f'<circle cx="{x(s)}" cy="{y(v)}" r="3" fill="{colour}"/>' for s, v in line]
-        out.append(f'<line x1="{left + plot_w + 10}" y1="{top + 40 + 20 * row}" x2="{left + plot_w + 30}" '
-                   f'y2="{top + 40 + 20 * row}" stroke="{colour}" stroke-width="2"/>')
-        out.append(f'<text x="{left + plot_w + 36}" y="{top + 44 + 20 * row}">{dtype}</text>')
+        # Drawn widest first, so that dtypes with the same figures show as nested stripes.
+        out.append(f'<polyline fill="none" stroke-linejoin="round" stroke="{colour}" stroke-width="{WIDTHS[dtype]}" points="'
+                   + " ".join(f"{x(s):.1f},{y(v):.1f}" for s, v in line) + '"/>')
+        out.append(f'<line x1="{left + plot_w + 10}" y1="{top + 150 + 20 * row}" x2="{left + plot_w + 30}" '
+                   f'y2="{top + 150 + 20 * row}" stroke="{colour}" stroke-width="{WIDTHS[dtype]}"/>')
+        out.append(f'<text x="{left + plot_w + 36}" y="{top + 154 + 20 * row}">{dtype}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -93,13 +95,18 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=16)
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128, 256])
     parser.add_argument("--json", help="also write every point's figures here")
+    parser.add_argument("--from-json", metavar="FILE", help="draw and print from figures written by --json, "
+                        "without simulating")
     args = parser.parse_args()
-    points = []
-    for size in args.sizes:
-        for dtype in DTYPES:
-            points.append(measure(size, dtype, args.partitions))
-            print(f"{size} {dtype}: {points[-1]['cycles']} cycles, MFU {points[-1]['mfu']}", file=sys.stderr)
-    OUT.write_text(svg(points, args.partitions))
+    if args.from_json:
+        points = json.loads(Path(args.from_json).read_text())
+    else:
+        points = []
+        for size in args.sizes:
+            for dtype in DTYPES:
+                points.append(measure(size, dtype, args.partitions))
+                print(f"{size} {dtype}: {points[-1]['cycles']} cycles, MFU {points[-1]['mfu']}", file=sys.stderr)
+    OUT.write_text(svg(points, points[0]["partitions"]))
     if args.json:
         Path(args.json).write_text(json.dumps(points, indent=2) + "\n")
     print(table(points))

@@ -93,7 +93,13 @@ def gemm_kernel(m: int, n: int, k: int, dtype: str, *, partitions: int = 16, que
     outputs = min(len(tiles), PSUM_BANKS) if strategy == "resident" else buffers
     results = [kernel.sbuf((min(m, p), min(n, width)), out) for _ in range(outputs)]
     step = 0
-    for first, last in _passes(tiles, -(-n // width), resident=strategy == "resident"):
+    # The DMA brings a K chunk of A.T and B, P (M + N) elements, at up to 2P bytes a cycle on the bus of
+    # gemm_tile_params. The first pass multiplies 1.5 times as many columns per chunk as that takes, so the
+    # tensor engine rarely waits for a chunk (measured: less slows 128^3 down); no more, so that the
+    # results of small GEMMs start leaving early.
+    chunk_cycles = -(-(m + n) * size // 2)
+    first_pass = -(-3 * chunk_cycles // (2 * min(n, width)))
+    for first, last in _passes(tiles, -(-n // width), resident=strategy == "resident", first=first_pass):
         members = list(enumerate(tiles[first:last], start=first))
         for index, k0, depth in chunks:
             for tile, (m0, rows, n0, cols) in members:
@@ -107,18 +113,18 @@ def gemm_kernel(m: int, n: int, k: int, dtype: str, *, partitions: int = 16, que
     return kernel
 
 
-def _passes(tiles: list, row: int, *, resident: bool) -> list[tuple[int, int]]:
+def _passes(tiles: list, row: int, *, resident: bool, first: int = PSUM_BANKS) -> list[tuple[int, int]]:
     """The order of the multiplications: ``(first, last)`` ranges of ``tiles`` (M-major, ``row`` tiles per M
     block), each multiplied K chunk by K chunk, every tile of the range in turn for each chunk.
 
     Streamed operands go one tile at a time: each chunk is loaded for the one tile that uses it. Resident
-    operands: the first pass takes as many tiles as there are PSUM banks, so that it has work for each K chunk
-    as soon as that chunk's DMA lands rather than waiting for all of K; then one M block at a time (at most
+    operands: the first pass takes ``first`` tiles (at most as many as there are PSUM banks), so that it has
+    work for each K chunk as soon as that chunk's DMA lands rather than waiting for all of K; then one M block at a time (at most
     PSUM_BANKS tiles), so that results leave steadily and the last pass is short. Within a pass the tiles of
     one M block follow each other and share one LoadStationary per chunk."""
     if not resident:
         return [(t, t + 1) for t in range(len(tiles))]
-    passes = [(0, min(len(tiles), PSUM_BANKS))]
+    passes = [(0, min(len(tiles), PSUM_BANKS, max(1, first)))]
     start = passes[0][1]
     while start < len(tiles):
         end = min(len(tiles), start + min(PSUM_BANKS, row - start % row))
