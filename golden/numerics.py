@@ -28,7 +28,7 @@ import dataclasses
 import ml_dtypes
 import numpy as np
 
-__all__ = ["DType", "DTYPES", "dtype", "cast", "to_bits", "from_bits", "pe_products", "column_sums",
+__all__ = ["DType", "DTYPES", "ALL_DTYPES", "dtypes_mask", "dtypes_in", "dtype", "cast", "to_bits", "from_bits", "pe_products", "column_sums",
            "accumulate", "matmul", "chunked_matmul"]
 
 
@@ -54,6 +54,20 @@ DTYPES: dict[str, DType] = {d.name: d for d in [
     DType("fp8_e5m2", np.dtype(ml_dtypes.float8_e5m2), 8, 2, True),
     DType("int8", np.dtype(np.int8), 8, 3, False),
 ]}
+
+
+#: The ``dtypes`` mask of an engine built for every format.
+ALL_DTYPES = sum(1 << d.code for d in DTYPES.values())
+
+
+def dtypes_mask(names) -> int:
+    """The ``dtypes`` parameter (bit ``code`` set for each format) for format names, e.g. ``["int8"]`` -> 8."""
+    return sum(1 << dtype(name).code for name in set(names))
+
+
+def dtypes_in(mask: int) -> list[str]:
+    """The format names a ``dtypes`` mask selects, in code order."""
+    return [d.name for d in DTYPES.values() if mask >> d.code & 1]
 
 
 def dtype(name: str | DType) -> DType:

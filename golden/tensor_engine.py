@@ -26,7 +26,7 @@ import enum
 import numpy as np
 
 from . import numerics
-from ..hdl.params import PARTITIONS, SBUF_BYTES
+from ..hdl.params import DTYPES, PARTITIONS, SBUF_BYTES
 from .access_pattern import MAX_PATTERN_DIMS, walk_offsets
 
 __all__ = ["PSUM_BANKS", "MAX_PATTERN_DIMS", "TensorError", "AccessPattern", "LoadStationary", "MultiplyMoving",
@@ -39,7 +39,7 @@ class TensorError(enum.IntEnum):
     """Why the tensor engine refused a command (the RTL's ``error_code``), in the order they are checked."""
 
     NONE = 0
-    DTYPE = 1           #: not one of the known dtype codes
+    DTYPE = 1           #: not one of the known dtype codes, or one the engine was built without
     K = 2               #: K outside 1..P
     PARTITION = 3       #: partition + K > P
     SIZE = 4            #: M outside 1..P (LoadStationary), N outside 1..4P (MultiplyMoving)
@@ -129,11 +129,13 @@ def command_dtype(command) -> numerics.DType:
 
 
 class TensorEngineModel:
-    """SBUF, PSUM and the stationary registers of one tensor engine with P = ``partitions``."""
+    """SBUF, PSUM and the stationary registers of one tensor engine with P = ``partitions``, built for the
+    operand formats of the mask ``dtypes`` (:func:`trntile.golden.numerics.dtypes_mask`; default all)."""
 
-    def __init__(self, partitions: int, *, sbuf_bytes: int = 16 * 1024):
+    def __init__(self, partitions: int, *, sbuf_bytes: int = 16 * 1024, dtypes: int = DTYPES.default):
         self.partitions = PARTITIONS.validate(partitions)
         self.sbuf_bytes = SBUF_BYTES.validate(sbuf_bytes)
+        self.dtypes = DTYPES.validate(dtypes)
         self.sbuf = np.zeros((partitions, sbuf_bytes), dtype=np.uint8)
         self.psum = np.zeros((partitions, PSUM_BANKS, 4 * partitions), dtype=np.uint32)
         self.stationary: np.ndarray | None = None  # K x M, in its format
@@ -182,6 +184,9 @@ class TensorEngineModel:
             fmt = command_dtype(command)
         except ValueError as error:
             return TensorError.DTYPE, str(error)
+        if not self.dtypes >> fmt.code & 1:
+            return TensorError.DTYPE, (f"dtype {fmt.name} is not built into this engine (dtypes "
+                                       f"{self.dtypes}: {', '.join(numerics.dtypes_in(self.dtypes))})")
         problem = _range_problem("k", command.k, 1, p)
         if problem:
             return TensorError.K, problem

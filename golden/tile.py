@@ -26,7 +26,7 @@ import numpy as np
 
 from ..hdl import dma_descriptor
 from ..hdl.isa import ENGINE_OPCODES, INSTRUCTION_BYTES, EngineError, EngineState, Opcode, engine_kind, engine_names
-from ..hdl.params import SEMAPHORES
+from ..hdl.params import DTYPES, SEMAPHORES
 from ..sw import asm
 from .act import ActModel
 from .dma import DmaError, DmaModel, Space
@@ -58,8 +58,9 @@ class TileModel:
     """One tile: DRAM (``dram_bytes``), SBUF, PSUM, semaphores and the engines' program state."""
 
     def __init__(self, *, partitions: int, sbuf_bytes: int, dram_bytes: int, queues: int,
-                 semaphores: int = SEMAPHORES.default, read_faults=(), write_faults=()):
-        self.tensor = TensorEngineModel(partitions, sbuf_bytes=sbuf_bytes)
+                 semaphores: int = SEMAPHORES.default, dtypes: int = DTYPES.default, read_faults=(),
+                 write_faults=()):
+        self.tensor = TensorEngineModel(partitions, sbuf_bytes=sbuf_bytes, dtypes=dtypes)
         self.dma = DmaModel(dram_bytes=dram_bytes, partitions=partitions, sbuf_bytes=sbuf_bytes,
                             semaphores=semaphores)
         self.dma.sbuf = self.tensor.sbuf

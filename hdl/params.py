@@ -11,7 +11,7 @@ import dataclasses
 
 __all__ = ["Param", "PARTITIONS", "SBUF_BYTES", "SBUF_LATENCY", "STREAM_WIDTH", "FIFO_DEPTH", "AXI_DATA_WIDTH", "AXI_ID_WIDTH",
            "XBAR_MASTERS", "XBAR_SLAVES", "MAX_OUTSTANDING", "REGISTER_SLICES", "DMA_QUEUES", "DMA_OUTSTANDING",
-           "DRAM_BYTES", "SEMAPHORES", "is_power_of_two"]
+           "DRAM_BYTES", "DTYPES", "SEMAPHORES", "is_power_of_two"]
 
 
 def is_power_of_two(value: int) -> bool:
@@ -128,6 +128,11 @@ DMA_OUTSTANDING = Param(
 DRAM_BYTES = Param(
     "dram_bytes", default=1 << 32, minimum=4096, maximum=1 << 32, power_of_two=True,
     help="bytes of DRAM from address 0 that DMA walks may reach")
+
+DTYPES = Param(
+    "dtypes", default=15, minimum=1, maximum=15,
+    help="operand types the tensor engine is built for, a mask: 1 bf16, 2 fp8_e4m3, 4 fp8_e5m2, 8 int8 "
+         "(15 all); names joined by commas on the command line")
 
 SEMAPHORES = Param(
     "semaphores", default=32, minimum=1, maximum=256,

@@ -42,25 +42,28 @@ def psum_read_layout(partitions: int) -> data.StructLayout:
     return data.StructLayout({"bank": range(PSUM_BANKS), "offset": range(4 * partitions)})
 
 
-def psum_partition_module(partitions: int) -> str:
+def psum_partition_module(partitions: int | str, *, floats: bool = True) -> str:
     """The Verilog module of one PSUM partition for P = ``partitions``. PSUM instantiates it by name, P times,
-    so that Amaranth translates it once and Verilator compiles it once (as the systolic array does its PE)."""
-    return f"trntile_psum_partition_p{partitions}"
+    so that Amaranth translates it once and Verilator compiles it once (as the systolic array does its PE).
+    Without ``floats`` (a tensor engine built for int8 only) it has no binary32 adder: ``_int`` in the name."""
+    return f"trntile_psum_partition{'' if floats else '_int'}_p{partitions}"
 
 
-def psum_partition_verilog(partitions: int) -> str:
-    """The Verilog of module :func:`psum_partition_module` ``(partitions)``."""
+def psum_partition_verilog(partitions: int, *, floats: bool = True) -> str:
+    """The Verilog of module :func:`psum_partition_module` ``(partitions, floats=floats)``."""
     from amaranth.back import verilog
 
-    return verilog.convert(_Partition(partitions), name=psum_partition_module(partitions))
+    return verilog.convert(_Partition(partitions, floats=floats),
+                           name=psum_partition_module(partitions, floats=floats))
 
 
 class _Partition(wiring.Component):
     """One partition's words, its queue of write commands and its read-add-write pipeline. ``index`` is the
     partition's number (the partition writes only for commands whose ``columns`` exceed it)."""
 
-    def __init__(self, partitions: int):
+    def __init__(self, partitions: int, *, floats: bool = True):
         self._p = partitions
+        self._floats = floats
         super().__init__({
             "index": In(range(partitions)),
             "command": In(stream.Signature(psum_command_layout(partitions))),
@@ -112,11 +115,13 @@ class _Partition(wiring.Component):
             pending_address.eq(address), pending_value.eq(self.result_value),
             pending_accumulate.eq(current.accumulate), pending_int.eq(current.dtype == INT8),
         ]
-        m.submodules.adder = adder = FP32Adder()
-        m.d.comb += [adder.a.eq(old.data), adder.b.eq(pending_value)]
         int_sum = Signal(32)
         m.d.comb += int_sum.eq(old.data + pending_value)
-        total = Mux(pending_int, int_sum, adder.sum)
+        total = int_sum
+        if self._floats:
+            m.submodules.adder = adder = FP32Adder()
+            m.d.comb += [adder.a.eq(old.data), adder.b.eq(pending_value)]
+            total = Mux(pending_int, int_sum, adder.sum)
         m.d.comb += [
             write.addr.eq(pending_address),
             write.data.eq(Mux(pending_accumulate, total, pending_value)),
@@ -132,6 +137,8 @@ class PSUM(wiring.Component):
     ----------
     partitions : int
         P, a power of two in 4..128.
+    floats : bool
+        Whether float results come (accumulate needs a binary32 adder per partition); without, int32 only.
 
     Members
     -------
@@ -145,8 +152,9 @@ class PSUM(wiring.Component):
         Sticky: a result arrived in some partition with no command queued (it was dropped).
     """
 
-    def __init__(self, *, partitions: int = PARTITIONS.default):
+    def __init__(self, *, partitions: int = PARTITIONS.default, floats: bool = True):
         self._partitions = PARTITIONS.validate(partitions)
+        self._floats = bool(floats)
         p = self._partitions
         super().__init__({
             "command": In(stream.Signature(psum_command_layout(p))),
@@ -183,7 +191,7 @@ class PSUM(wiring.Component):
         orphans = []
         for index, part in enumerate(parts):
             m.submodules[f"partition{index}"] = Instance(
-                psum_partition_module(p), i_clk=ClockSignal(), i_rst=ResetSignal(),
+                psum_partition_module(p, floats=self._floats), i_clk=ClockSignal(), i_rst=ResetSignal(),
                 i_index=index, i_command__payload=command, i_command__valid=accept,
                 o_command__ready=part["command_ready"],
                 i_result_valid=self.result[index].valid, i_result_value=self.result[index].value,

@@ -37,12 +37,16 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .fp import FP32Adder, FPMultiplier
-from .params import PARTITIONS
+from .params import DTYPES, PARTITIONS
 
-__all__ = ["SystolicArray", "INT8", "PE_MODULE", "pe_verilog", "load_layout", "moving_layout", "result_layout"]
+__all__ = ["SystolicArray", "INT8", "PE_MODULE", "pe_module", "pe_verilog", "load_layout", "moving_layout",
+           "result_layout"]
 
-#: Name of the processing element's Verilog module.
+#: Name of the processing element's Verilog module (built for every dtype).
 PE_MODULE = "trntile_pe"
+
+#: The dtype codes of the float formats (bf16, E4M3, E5M2): bits 0..2 of a ``dtypes`` mask.
+_FLOAT_MASK = 0b0111
 
 #: dtype code of int8 (codes 0..2 are the float formats of :data:`trntile.hdl.fp.FP_FORMATS`).
 INT8 = 3
@@ -68,10 +72,23 @@ def _element_layout():
     return data.StructLayout({"value": 16, "item": 1, "active": 1, "buffer": 1, "dtype": 2})
 
 
-class _ProcessingElement(wiring.Component):
-    """PE(k, m): two weight registers, a multiplier and an accumulate adder; registered outputs."""
+def pe_module(dtypes: int | str = DTYPES.default) -> str:
+    """The Verilog module name of a PE built for the dtype mask ``dtypes``: :data:`PE_MODULE` for all of
+    them, ``trntile_pe_d<mask>`` for a subset (``"{p}"`` gives the pattern of the family)."""
+    return PE_MODULE if dtypes == DTYPES.default else f"{PE_MODULE}_d{dtypes}"
 
-    def __init__(self):
+
+class _ProcessingElement(wiring.Component):
+    """PE(k, m): two weight registers, a multiplier and an accumulate adder; registered outputs.
+
+    Built for the formats of ``dtypes``: without a float format it has no float multiplier and adder,
+    without int8 no integer multiply-add, and with one float format the multiplier's format is a constant
+    (so synthesis drops the others' decoding). An element of a format not built is never offered: the
+    tensor engine refuses such commands.
+    """
+
+    def __init__(self, dtypes: int = DTYPES.default):
+        self._dtypes = DTYPES.validate(dtypes)
         super().__init__({
             "x_in": In(_element_layout()), "x_out": Out(_element_layout()),
             "s_in": In(32), "s_out": Out(32),
@@ -89,27 +106,34 @@ class _ProcessingElement(wiring.Component):
         x = self.x_in
         weight = Mux(x.buffer, weights[1], weights[0])
 
-        m.submodules.multiplier = multiplier = FPMultiplier()
-        m.submodules.adder = adder = FP32Adder()
-        m.d.comb += [multiplier.a.eq(weight), multiplier.b.eq(x.value), multiplier.format.eq(x.dtype),
-                     adder.a.eq(self.s_in), adder.b.eq(multiplier.product)]
-        int_sum = Signal(32)
-        m.d.comb += int_sum.eq(self.s_in + (weight[:8].as_signed() * x.value[:8].as_signed()))  # wraps
+        floats = [code for code in range(3) if self._dtypes >> code & 1]
+        sums = []
+        if floats:
+            m.submodules.multiplier = multiplier = FPMultiplier()
+            m.submodules.adder = adder = FP32Adder()
+            m.d.comb += [multiplier.a.eq(weight), multiplier.b.eq(x.value),
+                         multiplier.format.eq(x.dtype if len(floats) > 1 else floats[0]),
+                         adder.a.eq(self.s_in), adder.b.eq(multiplier.product)]
+            sums.append(adder.sum)
+        if self._dtypes >> INT8 & 1:
+            int_sum = Signal(32)
+            m.d.comb += int_sum.eq(self.s_in + (weight[:8].as_signed() * x.value[:8].as_signed()))  # wraps
+            sums.append(int_sum)
 
         m.d.sync += self.x_out.eq(x)
         with m.If(x.item & x.active):
-            m.d.sync += self.s_out.eq(Mux(x.dtype == INT8, int_sum, adder.sum))
+            m.d.sync += self.s_out.eq(Mux(x.dtype == INT8, sums[-1], sums[0]) if len(sums) == 2 else sums[0])
         with m.Else():
             m.d.sync += self.s_out.eq(self.s_in)
         return m
 
 
 @functools.cache
-def pe_verilog() -> str:
-    """The Verilog of module :data:`PE_MODULE` (and its adder and multiplier)."""
+def pe_verilog(dtypes: int = DTYPES.default) -> str:
+    """The Verilog of module :func:`pe_module` ``(dtypes)`` (and its adder and multiplier)."""
     from amaranth.back import verilog
 
-    return verilog.convert(_ProcessingElement(), name=PE_MODULE)
+    return verilog.convert(_ProcessingElement(dtypes), name=pe_module(dtypes))
 
 
 class SystolicArray(wiring.Component):
@@ -119,6 +143,8 @@ class SystolicArray(wiring.Component):
     ----------
     partitions : int
         P, a power of two in 4..128.
+    dtypes : int
+        The operand formats the PEs are built for, a mask (:data:`trntile.hdl.params.DTYPES`; default all).
 
     Members
     -------
@@ -133,8 +159,9 @@ class SystolicArray(wiring.Component):
         column n was offered, in the order the columns were offered.
     """
 
-    def __init__(self, *, partitions: int = PARTITIONS.default):
+    def __init__(self, *, partitions: int = PARTITIONS.default, dtypes: int = DTYPES.default):
         self._partitions = PARTITIONS.validate(partitions)
+        self._dtypes = DTYPES.validate(dtypes)
         p = self._partitions
         super().__init__({
             "load": In(stream.Signature(load_layout(p))),
@@ -172,7 +199,7 @@ class SystolicArray(wiring.Component):
                 load = Signal(name=f"pe_{k}_{col}_load")
                 m.d.comb += load.eq(self.load.valid & (self.load.payload.column == col))
                 m.submodules[f"pe_{k}_{col}"] = Instance(
-                    PE_MODULE,
+                    pe_module(self._dtypes),
                     i_clk=ClockSignal(), i_rst=ResetSignal(),
                     i_x_in=(x_out[k][col - 1] if col > 0 else element).as_value(),
                     i_s_in=s_out[k - 1][col] if k > 0 else 0,  # +0.0 / int 0 at the top

@@ -27,7 +27,7 @@ Scheduling, from the check stage:
   one, so back-to-back MultiplyMovings leave no bubble.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -35,6 +35,7 @@ from ..golden.numerics import DTYPES
 from ..golden.tensor_engine import PSUM_BANKS, AccessPattern, LoadStationary, MultiplyMoving, TensorError
 from .access_pattern import (ADDRESS_BITS, COUNT_BITS, PATTERN_DIMS, STRIDE_BITS, AccessPatternWalker,
                              pattern_layout)
+from .params import DTYPES as DTYPES_PARAM
 from .params import PARTITIONS, SBUF_BYTES
 from .psum import PSUM, psum_read_layout
 from .systolic import SystolicArray
@@ -146,6 +147,9 @@ class TensorEngine(wiring.Component):
         P, a power of two in 4..128.
     sbuf_bytes : int
         Bytes in each SBUF partition (patterns must stay inside), a power of two in 1 KiB..256 KiB.
+    dtypes : int
+        The operand formats built in, a mask (:data:`trntile.hdl.params.DTYPES`; default all). A command
+        of another format is refused with ``TensorError.DTYPE``.
 
     Members
     -------
@@ -180,9 +184,11 @@ class TensorEngine(wiring.Component):
 
     _TAGS = 8  # moving reads outstanding, sized for full rate at an SBUF read latency of up to 6 cycles
 
-    def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default):
+    def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default,
+                 dtypes: int = DTYPES_PARAM.default):
         self._partitions = PARTITIONS.validate(partitions)
         self._sbuf_bytes = SBUF_BYTES.validate(sbuf_bytes)
+        self._dtypes = DTYPES_PARAM.validate(dtypes)
         p = self._partitions
         super().__init__({
             "command": In(stream.Signature(tensor_command_layout)),
@@ -241,8 +247,8 @@ class TensorEngine(wiring.Component):
         p = self._partitions
         words = 4 * p
 
-        m.submodules.array = array = SystolicArray(partitions=p)
-        m.submodules.psum = psum = PSUM(partitions=p)
+        m.submodules.array = array = SystolicArray(partitions=p, dtypes=self._dtypes)
+        m.submodules.psum = psum = PSUM(partitions=p, floats=bool(self._dtypes & 0b0111))  # int8 only: no fp32 adders
         m.submodules.stationary_walker = s_walker = AccessPatternWalker()
         m.submodules.moving_walker = m_walker = AccessPatternWalker()
         wiring.connect(m, wiring.flipped(self.psum_read), psum.read)
@@ -271,7 +277,7 @@ class TensorEngine(wiring.Component):
         size = Mux(is_load, cmd.m, cmd.n)
         count_ok, bounds_ok = self._pattern_checks(m, cmd, size, wide)
         problems = [  # in TensorError order: the first that holds is reported
-            (TensorError.DTYPE, cmd.dtype > max(f.code for f in DTYPES.values())),
+            (TensorError.DTYPE, ~Const(self._dtypes, 8).bit_select(cmd.dtype, 1)),  # unknown or not built
             (TensorError.K, (cmd.k == 0) | (cmd.k > p)),
             (TensorError.PARTITION, cmd.partition + cmd.k > p),
             (TensorError.SIZE, (size == 0) | (size > Mux(is_load, p, words))),

@@ -21,7 +21,7 @@ from .psum import PSUM, psum_partition_module, psum_partition_verilog
 from .sbuf import SBUF, SBUF_BANK_MODULE, sbuf_bank_verilog
 from .sbuf_axi import SBUFAXIBlock
 from .sbuf_model import TensorEngineBlock
-from .systolic import PE_MODULE, SystolicArray, pe_verilog
+from .systolic import PE_MODULE, SystolicArray, pe_module, pe_verilog
 from .stream import StreamFIFO, StreamRegisterSlice
 from .tile import Tile, TileBench
 
@@ -82,7 +82,7 @@ TOPS: dict[str, Top] = {top.name: top for top in [
     Top("fp_narrow", "binary32 to bf16 / FP8 E4M3 / FP8 E5M2 as ml_dtypes rounds it (combinational)", (),
         FP32Narrow),
     Top("systolic_array", "P x P weight-stationary array: PEs, skew, double-buffered weights",
-        (p.PARTITIONS,), lambda *, partitions: SystolicArray(partitions=partitions)),
+        (p.PARTITIONS, p.DTYPES), lambda *, partitions, dtypes: SystolicArray(partitions=partitions, dtypes=dtypes)),
     Top("psum", "PSUM: P partitions x 8 banks x 4P words, overwrite or accumulate",
         (p.PARTITIONS,), lambda *, partitions: PSUM(partitions=partitions)),
     Top("sbuf", "SBUF: P banks of bus words; a dedicated moving-read port and a round-robin shared port",
@@ -98,16 +98,16 @@ TOPS: dict[str, Top] = {top.name: top for top in [
         lambda *, partitions, sbuf_bytes, data_width: ACTBlock(partitions=partitions, sbuf_bytes=sbuf_bytes,
                                                                  data_width=data_width)),
     Top("tensor_engine", "tensor engine (commands, array, PSUM) on a P-bank SBUF model with stall inputs",
-        (p.PARTITIONS, p.SBUF_BYTES, p.SBUF_LATENCY),
-        lambda *, partitions, sbuf_bytes, sbuf_latency: TensorEngineBlock(
-            partitions=partitions, sbuf_bytes=sbuf_bytes, sbuf_latency=sbuf_latency)),
+        (p.PARTITIONS, p.SBUF_BYTES, p.SBUF_LATENCY, p.DTYPES), lambda **kwargs: TensorEngineBlock(**kwargs)),
     Top("dma", "DMA engine with its SBUF and a DRAM latency model on its AXI4 port",
         (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES),
         lambda **kwargs: DMABlock(**kwargs)),
     Top("tile", "the tile: tensor, ACT and DMA engines, SBUF, PSUM, sequencers, semaphores, host registers",
-        (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES, p.SEMAPHORES), lambda **kwargs: Tile(**kwargs)),
+        (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES, p.SEMAPHORES,
+         p.DTYPES), lambda **kwargs: Tile(**kwargs)),
     Top("tile_bench", "the tile with a DRAM latency model on its AXI4 master port (the tile tests' top)",
-        (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES, p.SEMAPHORES), lambda **kwargs: TileBench(**kwargs)),
+        (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES, p.SEMAPHORES,
+         p.DTYPES), lambda **kwargs: TileBench(**kwargs)),
 ]}
 
 #: Every parameter some top takes, by name (the command line offers each as an option).
@@ -142,14 +142,17 @@ def build(name: str, **given) -> tuple[wiring.Component, dict[str, int]]:
 
 
 #: Verilog modules that designs instantiate by name rather than elaborate inline, with their generators.
-#: A name with ``{p}`` stands for one module per P (the generator takes P).
+#: A name with ``{p}`` stands for a family, one module per integer (the generator takes it): P for the PSUM
+#: partition, the dtype mask for a PE built for some formats only.
 SHARED_MODULES: dict[str, Callable[..., str]] = {
-    PE_MODULE: pe_verilog, SBUF_BANK_MODULE: sbuf_bank_verilog, ACT_LANE_MODULE: act_lane_verilog,
-    psum_partition_module("{p}"): psum_partition_verilog}
+    PE_MODULE: pe_verilog, pe_module("{p}"): pe_verilog, SBUF_BANK_MODULE: sbuf_bank_verilog,
+    ACT_LANE_MODULE: act_lane_verilog, psum_partition_module("{p}"): psum_partition_verilog,
+    psum_partition_module("{p}", floats=False): lambda p: psum_partition_verilog(p, floats=False)}
 
 #: The shared modules worth verilating once as hierarchical blocks: many instances of real logic (a RAM
 #: is simpler left to Verilator as it is).
-HIERARCHICAL_MODULES = (PE_MODULE, ACT_LANE_MODULE, psum_partition_module("{p}"))
+HIERARCHICAL_MODULES = (PE_MODULE, pe_module("{p}"), ACT_LANE_MODULE, psum_partition_module("{p}"),
+                        psum_partition_module("{p}", floats=False))
 
 
 def _shared_module(name: str) -> tuple[str, Callable[[], str]] | None:

@@ -330,7 +330,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120] or "run"
 
 
-def run(top: str, params: dict | None, test_module: str, *, sim: str, testcase: str | None = None,
+def run(top: str, params: dict | None, test_module: str, *, sim: str, testcase: str | tuple[str, ...] | None = None,
         seed: int | None = None, waves: bool | None = None, extra_env: dict | None = None) -> RunResult:
     """Run cocotb ``test_module`` against top ``top`` on ``sim``; raise :class:`SimulationFailed` if it fails.
 
@@ -344,7 +344,8 @@ def run(top: str, params: dict | None, test_module: str, *, sim: str, testcase: 
     sim
         ``"verilator"`` or ``"icarus"``.
     testcase
-        Name of one cocotb test in the module, with all its parametrized variants (default: all tests).
+        Name of a cocotb test in the module, or a tuple of names, each with all its parametrized variants
+        (default: all tests).
     seed
         Random seed; default ``COCOTB_RANDOM_SEED`` from the environment, else a fresh one.
     waves
@@ -353,6 +354,7 @@ def run(top: str, params: dict | None, test_module: str, *, sim: str, testcase: 
     from cocotb_tools.runner import get_runner
 
     d = design(top, params)
+    cases = (testcase,) if isinstance(testcase, str) else tuple(testcase or ())
     waves = _env_flag("WAVES") if waves is None else waves
     if seed is None:
         env_seed = os.environ.get("COCOTB_RANDOM_SEED")
@@ -360,7 +362,7 @@ def run(top: str, params: dict | None, test_module: str, *, sim: str, testcase: 
     build_dir = build(d, sim, waves=waves)
 
     node = _pytest_node()
-    run_dir = build_dir / "runs" / _slug(f"{node or test_module}-{testcase or 'all'}-{seed}")
+    run_dir = build_dir / "runs" / _slug(f"{node or test_module}-{'+'.join(cases) or 'all'}-{seed}")
     run_dir.mkdir(parents=True, exist_ok=True)
     results = run_dir / "results.xml"
     log = run_dir / "sim.log"
@@ -377,7 +379,7 @@ def run(top: str, params: dict | None, test_module: str, *, sim: str, testcase: 
             test_module=test_module, hdl_toplevel=d.top, hdl_toplevel_lang="verilog", build_dir=build_dir,
             test_dir=run_dir,
             # A test's name, or any of its @cocotb.parametrize variants ("name/arg=value").
-            test_filter=rf"\.{re.escape(testcase)}(/.*)?$" if testcase else None, seed=seed, extra_env=env, waves=waves, plusargs=plusargs,
+            test_filter=rf"\.({'|'.join(map(re.escape, cases))})(/.*)?$" if cases else None, seed=seed, extra_env=env, waves=waves, plusargs=plusargs,
             results_xml=str(results), timescale=_TIMESCALE, log_file=log)
     except SystemExit as exit_:
         simulator_status = exit_.code or 1

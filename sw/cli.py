@@ -13,7 +13,7 @@ from pathlib import Path
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ("doctor", "verilog", "bench", "matmul", "demo")
+COMMANDS = ("doctor", "verilog", "bench", "matmul", "demo", "fpga")
 
 
 class UsageError(Exception):
@@ -54,31 +54,20 @@ def _doctor(args) -> int:
 
 def _verilog(args) -> int:
     from trntile import __version__
-    from trntile.hdl.tops import ALL_PARAMS, TOPS, build, to_verilog
+    from trntile.hdl.tops import TOPS, build, to_verilog
 
     if args.list:
         for top in TOPS.values():
             options = " ".join(f"[{param.option} {param.default}]" for param in top.params)
             print(f"{top.name:<24} {options:<32} {top.description}")
         return 0
-    if args.top is None:
-        raise UsageError(f"--top is required; known tops: {', '.join(sorted(TOPS))}")
-    if args.top not in TOPS:
-        raise UsageError(f"unknown top {args.top!r}; known tops: {', '.join(sorted(TOPS))}")
-    given = {name: getattr(args, name) for name in ALL_PARAMS if getattr(args, name) is not None}
-    # Every value is checked against its own range first, so a bad --partitions is reported as such
-    # even for a top that does not take it.
-    for name, value in given.items():
-        try:
-            ALL_PARAMS[name].validate(value)
-        except (TypeError, ValueError) as error:
-            raise UsageError(f"{ALL_PARAMS[name].option}: {error}") from None
-    try:
-        component, used = build(args.top, **given)
-    except (TypeError, ValueError) as error:
-        raise UsageError(str(error)) from None
+    top, params = _top_and_params(args)
     if args.output is None:
         raise UsageError("-o/--output DIR is required")
+    try:
+        component, used = build(top, **params)
+    except (TypeError, ValueError) as error:   # a rule between parameters, checked by the block itself
+        raise UsageError(str(error)) from None
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,6 +78,55 @@ def _verilog(args) -> int:
     settings = ", ".join(f"{k}={v}" for k, v in used.items())
     print(f"wrote {verilog_path} and {out / 'params.json'} ({args.top}{', ' + settings if settings else ''})")
     return 0
+
+
+def _top_and_params(args) -> tuple[str, dict]:
+    """The ``--top`` and the hardware parameters given on the command line, each checked against its range."""
+    from trntile.hdl.tops import ALL_PARAMS, TOPS, get_top, resolve_params
+
+    if args.top is None:
+        raise UsageError(f"--top is required; known tops: {', '.join(sorted(TOPS))}")
+    if args.top not in TOPS:
+        raise UsageError(f"unknown top {args.top!r}; known tops: {', '.join(sorted(TOPS))}")
+    given = {name: getattr(args, name) for name in ALL_PARAMS if getattr(args, name, None) is not None}
+    for name, value in given.items():
+        try:
+            ALL_PARAMS[name].validate(value)
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"{ALL_PARAMS[name].option}: {error}") from None
+    try:
+        return args.top, resolve_params(get_top(args.top), given)
+    except (TypeError, ValueError) as error:
+        raise UsageError(str(error)) from None
+
+
+def _fpga(args) -> int:
+    from trntile.sim.fpga import FIELDS, FlowError, run_flow, tools_missing
+
+    top, params = _top_and_params(args)
+    if not 1 <= args.freq <= 1000:
+        raise UsageError(f"--freq must be a frequency in 1..1000 MHz, not {args.freq:g}")
+    missing = tools_missing(args.device)
+    if missing:
+        raise UsageError(f"{', '.join(missing)} not installed; install with: pip install -e \".[fpga]\"")
+    out = Path(args.json).parent / f"{Path(args.json).stem}-logs"
+    print(f"trntile fpga: {top} {params} on {args.device} at {args.freq:g} MHz; logs in {out}", file=sys.stderr)
+    try:
+        report = run_flow(top, params, device=args.device, freq_mhz=args.freq, out=out)
+    except FlowError as error:
+        print(f"trntile fpga: {error}", file=sys.stderr)
+        return 1
+    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    width = max(map(len, FIELDS))
+    for field in FIELDS:
+        value = report[field]
+        shown = "-" if value is None else f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) \
+            else str(value)
+        print(f"{field:<{width}}  {shown}")
+    for name, use in (report.get("utilization") or {}).items():
+        print(f"{'':<{width}}  {name}: {use['used']:,} of {use['available']:,}")
+    print(f"wrote {args.json} in {report['seconds']:.0f} s (target {args.freq:g} MHz)")
+    return 0 if report["fits"] else 1
 
 
 def _bench_xbar(args) -> int:
@@ -485,7 +523,17 @@ def _integer_for(param):
         try:
             return int(text, 0)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{param.name} must be {param.allowed}, not {text!r}") from None
+            pass
+        if param.name == "dtypes":   # also by name: --dtypes int8 or --dtypes bf16,int8
+            from trntile.golden.numerics import DTYPES, dtypes_mask
+
+            names = [name.strip() for name in text.split(",")]
+            unknown = [name for name in names if name not in DTYPES]
+            if not unknown:
+                return dtypes_mask(names)
+            raise argparse.ArgumentTypeError(f"dtypes must be names from {', '.join(DTYPES)} joined by commas, or "
+                                             f"{param.allowed}, not {unknown[0]!r}")
+        raise argparse.ArgumentTypeError(f"{param.name} must be {param.allowed}, not {text!r}")
     parse.__name__ = param.name
     return parse
 
@@ -564,6 +612,18 @@ def _parser() -> argparse.ArgumentParser:
     matmul.add_argument("--waves", metavar="DIR", help="leave an FST and a GTKWave save file in DIR")
     matmul.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     matmul.set_defaults(run=_matmul)
+    fpga = commands.add_parser("fpga", help="synthesise a top with Yosys and place and route it with nextpnr "
+                                            "(out of context): resources and Fmax")
+    fpga.add_argument("--top", metavar="NAME", help="registered top (see trntile verilog --list)")
+    for param in ALL_PARAMS.values():
+        fpga.add_argument(param.option, dest=param.name, type=_integer_for(param), metavar="N",
+                          help=f"{param.help} ({param.allowed}; default {param.default})")
+    fpga.add_argument("--device", choices=("ecp5-85k", "ecp5-45k", "ice40-up5k"), default="ecp5-85k",
+                      help="target FPGA (default ecp5-85k)")
+    fpga.add_argument("--freq", type=float, default=100.0, metavar="MHZ", help="clock constraint (default 100)")
+    fpga.add_argument("--json", metavar="FILE", required=True,
+                      help="where to write the figures; the logs go in a folder named after it")
+    fpga.set_defaults(run=_fpga)
     demo = commands.add_parser("demo", help=f"the main job: a {' x '.join(map(str, DEMO_SHAPE))} bf16 GEMM on the "
                                "RTL tile, checked, with cycles and MFU from the tile's counters")
     demo.add_argument("--partitions", type=int, default=16, metavar="P", help="P (default 16)")

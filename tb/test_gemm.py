@@ -50,7 +50,7 @@ async def gemm_sweep(dut):
         image = kernel.dram_image({"at": a.T, "b": b})
         starts = kernel.program_addresses()
         model = TileModel(partitions=tb.p, sbuf_bytes=tb.sbuf_bytes, dram_bytes=tb.dram_bytes, queues=tb.queues,
-                          semaphores=tb.semaphores)
+                          semaphores=tb.semaphores, dtypes=tb.dtypes)
         model.dram[:] = image
         model.start(starts)
         model.run()

@@ -27,7 +27,6 @@ from trntile.hdl.sbuf_model import sbuf_write_layout
 from trntile.hdl.tensor_engine import encode_command, tensor_command_layout
 from trntile.tb.common import ClockedTB, design_params, offer, pack, pauses, unpack
 
-FORMATS = list(numerics.DTYPES)
 
 
 def _is_nan(bits: int) -> bool:
@@ -84,7 +83,9 @@ class TensorEngineTB(ClockedTB):
         super().__init__(dut)
         self.p = self.params["partitions"]
         self.sbuf_bytes = self.params["sbuf_bytes"]
-        self.model = TensorEngineModel(self.p, sbuf_bytes=self.sbuf_bytes)
+        self.dtypes = self.params["dtypes"]
+        self.model = TensorEngineModel(self.p, sbuf_bytes=self.sbuf_bytes, dtypes=self.dtypes)
+        self.formats = numerics.dtypes_in(self.dtypes)  # the formats built in
         self.kinds = np.ones(self.model.psum.shape, dtype=bool)  # True where the word holds a float
         self.write_layout = sbuf_write_layout(self.p, self.sbuf_bytes)
         self.read_layout = psum_read_layout(self.p)
@@ -277,7 +278,7 @@ async def random_round(tb: TensorEngineTB, *, specials: float) -> list:
     allocator = Allocator(tb.sbuf_bytes)
     commands = []
     while True:
-        fmt = tb.rng.choice(FORMATS)
+        fmt = tb.rng.choice(tb.formats)
         k, m = tb.rng.randint(1, p), tb.rng.randint(1, p)
         partition = tb.rng.randint(0, p - k)
         stationary = await tb.place(allocator, partition, fmt, tb.values(fmt, (k, m), specials=specials))
@@ -339,7 +340,7 @@ def _rounds() -> int:
 @cocotb.test(timeout_time=20, timeout_unit="ms")
 @cocotb.parametrize(pause=[0.0, 0.3])
 async def random_commands(dut, pause: float):
-    """Random K, M in [1, P], N in [1, 4P], every dtype, partitions, 1-4-D patterns, banks, offsets,
+    """Random K, M in [1, P], N in [1, 4P], every dtype built, partitions, 1-4-D patterns, banks, offsets,
     overwrite and accumulate, back to back; with ``pause`` > 0 every input stream stalls at random."""
     tb = TensorEngineTB(dut, pause=pause)
     await tb.start()
@@ -485,6 +486,46 @@ async def completion_timing(dut):
     await tb.check_counters()
 
 
+async def refuse(tb: TensorEngineTB, name: str, command, follow) -> TensorError:
+    """Send bad ``command`` then good ``follow``: the error flag and the model's code must show; returns it."""
+    code, message = tb.model.problem(command) or (None, None)
+    assert code is not None, f"testbench: {name} is not a bad command"
+    await tb.pulse_clear()
+    await tb.send([command, follow])
+    await tb.wait_idle()
+    await ReadOnly()
+    assert int(tb.dut.error.value) == 1, f"{name}: error flag not set"
+    assert int(tb.dut.error_code.value) == code, \
+        f"{name}: error code {int(tb.dut.error_code.value)}, model says {code.name} ({int(code)}): {message}"
+    await RisingEdge(tb.dut.clk)
+    return code
+
+
+@cocotb.test(timeout_time=20, timeout_unit="ms")
+async def formats_not_built_are_refused(dut):
+    """A LoadStationary or MultiplyMoving in a format the engine was built without (``dtypes``), or in an
+    unknown code, is refused with DTYPE and changes nothing; each good command after it runs as the model
+    says (a refused MultiplyMoving that wrote anyway would show in PSUM)."""
+    tb = TensorEngineTB(dut)
+    await tb.start()
+    p = tb.p
+    allocator = Allocator(tb.sbuf_bytes)
+    fmt = tb.formats[0]
+    a = await tb.place_all(allocator, 0, fmt, tb.values(fmt, (p, p)), dims=[(1, p)])
+    b = await tb.place_all(allocator, 0, fmt, tb.values(fmt, (p, 4 * p)), dims=[(1, 4 * p)])
+    load = LoadStationary(0, a, p, p, fmt)
+    good = MultiplyMoving(0, b, p, 4 * p, fmt, 1, 0, False)
+    await tb.send([load, good])
+    follow = dataclasses.replace(good, accumulate=True)
+    others = [name for name in numerics.DTYPES if name not in tb.formats] + [4, 5, 6, 7]
+    for other in others:
+        for command in (dataclasses.replace(load, dtype=other), dataclasses.replace(good, dtype=other)):
+            code = await refuse(tb, f"dtype {other} with dtypes {tb.dtypes}", command, follow)
+            assert code == TensorError.DTYPE, f"testbench: {command} is refused for {code.name}, not DTYPE"
+    await tb.compare_psum("after commands in formats not built")
+    await tb.check_counters()
+
+
 @cocotb.test(timeout_time=20, timeout_unit="ms")
 async def bad_commands_are_refused(dut):
     """Each kind of bad command, between good ones: refused with the model's error code, PSUM untouched,
@@ -527,17 +568,7 @@ async def bad_commands_are_refused(dut):
     covered = set()
 
     async def refused(name: str, command, follow) -> None:
-        code, message = tb.model.problem(command) or (None, None)
-        assert code is not None, f"testbench: {name} is not a bad command"
-        covered.add(code)
-        await tb.pulse_clear()
-        await tb.send([command, follow])
-        await tb.wait_idle()
-        await ReadOnly()
-        assert int(dut.error.value) == 1, f"{name}: error flag not set"
-        assert int(dut.error_code.value) == code, \
-            f"{name}: error code {int(dut.error_code.value)}, model says {code.name} ({int(code)}): {message}"
-        await RisingEdge(dut.clk)
+        covered.add(await refuse(tb, name, command, follow))
 
     await refused("no stationary yet", good, load)
     # Each good command after a bad one accumulates onto the bad one's bank and offset (bank 1, word 0), so

@@ -32,6 +32,7 @@ class TileTB(ClockedTB):
         params = self.params
         self.p, self.sbuf_bytes, self.queues = params["partitions"], params["sbuf_bytes"], params["queues"]
         self.dram_bytes, self.semaphores = params["dram_bytes"], params["semaphores"]
+        self.dtypes = params["dtypes"]
         self.names = engine_names(self.queues)
         self.memory = FaultyRam(dut, "m_axi", self.dram_bytes)
         self.dram = self.memory.dram
@@ -117,7 +118,7 @@ class TileTB(ClockedTB):
 
     def golden(self, programs: Programs, *, read_faults=(), write_faults=()) -> TileModel:
         model = TileModel(partitions=self.p, sbuf_bytes=self.sbuf_bytes, dram_bytes=self.dram_bytes,
-                          queues=self.queues, semaphores=self.semaphores, read_faults=read_faults,
+                          queues=self.queues, semaphores=self.semaphores, dtypes=self.dtypes, read_faults=read_faults,
                           write_faults=write_faults)
         model.dram[:] = programs.image()
         model.start(programs.starts)
@@ -271,7 +272,8 @@ async def host_registers(dut):
     config0 = await tb.read("config0")
     assert config0 & 0xFF == tb.p % 256 and config0 >> 8 & 0x1F == tb.queues and config0 >> 13 & 0x1FF == tb.semaphores
     config1 = await tb.read("config1")
-    assert config1 & 0x1FF == tb.sbuf_bytes // 1024 and config1 >> 9 == tb.dram_bytes.bit_length() - 1
+    assert config1 & 0x1FF == tb.sbuf_bytes // 1024 and config1 >> 9 & 0x3F == tb.dram_bytes.bit_length() - 1
+    assert config1 >> 15 == tb.dtypes, f"config1.dtypes {config1 >> 15}, built with {tb.dtypes}"
     assert await tb.read("enable") == (1 << len(tb.names)) - 1
     assert await tb.read("watchdog") == 4096
     for index, name in enumerate(tb.names):

@@ -18,6 +18,11 @@ CASES = [pytest.param(4, 1, "verilator", marks=pytest.mark.verilator, id="P4-ver
          pytest.param(16, 1, "verilator", marks=pytest.mark.verilator, id="P16-verilator"),
          pytest.param(4, 1, "icarus", marks=pytest.mark.icarus, id="P4-icarus")]
 
+# Engines built for some formats only (the dtypes mask: 1 bf16, 2 E4M3, 4 E5M2, 8 int8): the random
+# commands in the formats built, and the others refused. The other tests use bf16 and every format.
+SUBSETS = [pytest.param(8, "verilator", marks=pytest.mark.verilator, id="int8-verilator"),
+           pytest.param(6, "icarus", marks=pytest.mark.icarus, id="fp8-icarus")]
+
 
 @pytest.mark.parametrize("partitions,latency,sim", CASES)
 def test_tensor_engine(partitions, latency, sim):
@@ -26,8 +31,17 @@ def test_tensor_engine(partitions, latency, sim):
         "trntile.tb.test_tensor_engine", sim=sim)
 
 
+@pytest.mark.parametrize("dtypes,sim", SUBSETS)
+def test_tensor_engine_built_for_some_formats(dtypes, sim):
+    require_simulator(sim)
+    run("tensor_engine", {"partitions": 4, "sbuf_bytes": TEST_SBUF_BYTES, "dtypes": dtypes},
+        "trntile.tb.test_tensor_engine", sim=sim, testcase=("random_commands", "formats_not_built_are_refused"))
+
+
 @pytest.mark.parametrize("given,message", [
     ({"partitions": 12}, r"partitions must be a power of two in 4\.\.128, not 12"),
+    ({"dtypes": 0}, r"dtypes must be an integer in 1\.\.15, not 0"),
+    ({"dtypes": 16}, r"dtypes must be an integer in 1\.\.15, not 16"),
     ({"sbuf_bytes": 3000}, r"sbuf_bytes must be a power of two in 1024\.\.262144, not 3000"),
     ({"sbuf_bytes": 512}, r"sbuf_bytes must be a power of two in 1024\.\.262144, not 512"),
 ])

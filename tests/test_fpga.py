@@ -1,0 +1,63 @@
+"""The FPGA flow (trntile fpga): Yosys synthesis and nextpnr place and route of a small tensor engine."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import in_ci
+
+from trntile.sim.fpga import DEVICES, FIELDS, tools_missing
+
+
+@pytest.fixture(scope="module")
+def ecp5_tools():
+    missing = tools_missing("ecp5-85k")
+    if missing:
+        message = f"{', '.join(missing)} missing; install with: pip install -e \".[fpga]\""
+        if in_ci():
+            pytest.fail(f"CI=true and {message}")
+        pytest.skip(message)
+
+
+@pytest.mark.fpga
+def test_int8_tensor_engine_p4_synthesises_and_places_on_ecp5(ecp5_tools, tmp_path):
+    """The P = 4 int8-only tensor engine through `trntile fpga`: every field present, its memories in block RAM, its
+    int8 multipliers in DSPs, placed in an ECP5-85k with an Fmax reported."""
+    out = tmp_path / "te.json"
+    done = subprocess.run([sys.executable, "-m", "trntile", "fpga", "--top", "tensor_engine", "--partitions", "4",
+                           "--sbuf-bytes", "1024", "--dtypes", "int8", "--device", "ecp5-85k", "--freq", "50", "--json", str(out)],
+                          capture_output=True, text=True, timeout=3600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(out.read_text())
+    assert tuple(report)[:len(FIELDS)] == FIELDS
+    assert report["top"] == "tensor_engine" and report["partitions"] == 4 and report["device"] == "ecp5-85k"
+    assert report["fits"] is True
+    assert 0 < report["lut4"] < 83_640 and 0 < report["ff"] < 83_640
+    assert report["bram"] > 0, "the SBUF and PSUM memories should map to DP16KD block RAM"
+    assert report["mult18"] > 0, "the PEs' multipliers should map to MULT18X18D"
+    assert 1 < report["fmax_mhz"] < 1000
+    logs = out.parent / "te-logs"
+    assert (logs / "yosys.log").is_file() and (logs / "nextpnr.log").is_file()
+    # The table on standard output repeats the JSON.
+    assert re.search(rf"^fmax_mhz +{report['fmax_mhz']}$", done.stdout, re.M), done.stdout
+
+
+def test_devices_are_the_documented_ones():
+    assert set(DEVICES) == {"ecp5-85k", "ecp5-45k", "ice40-up5k"}
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--top", "nope"], "unknown top 'nope'"),
+    (["--top", "tensor_engine", "--partitions", "6"], "--partitions: partitions must be a power of two in 4..128, not 6"),
+    (["--top", "tensor_engine", "--device", "xc7"], "argument --device: invalid choice: 'xc7'"),
+    (["--top", "tensor_engine", "--freq", "0"], "--freq must be a frequency in 1..1000 MHz, not 0"),
+    (["--top", "stream_fifo", "--partitions", "4"], "top 'stream_fifo' has no parameter 'partitions'"),
+])
+def test_bad_options_exit_2_with_one_line(argv, message, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "trntile", "fpga", *argv, "--json", str(tmp_path / "x.json")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+    assert not (tmp_path / "x.json").exists()
