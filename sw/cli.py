@@ -40,7 +40,7 @@ def _doctor(args) -> int:
         if tool.note:
             print(f"{'':<{width}}  note: {tool.note}")
         if not tool.found:
-            need = "needed" if tool.required else "needed for WAVES=1"
+            need = "needed" if tool.required else f"needed for {tool.purpose}"
             print(f"{'':<{width}}  {need}; install with: {tool.install}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
