@@ -13,7 +13,7 @@ from pathlib import Path
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ("doctor", "verilog", "bench", "matmul", "demo", "fpga")
+COMMANDS = ("doctor", "verilog", "bench", "matmul", "demo", "fpga", "waves")
 
 
 class UsageError(Exception):
@@ -127,6 +127,35 @@ def _fpga(args) -> int:
         print(f"{'':<{width}}  {name}: {use['used']:,} of {use['available']:,}")
     print(f"wrote {args.json} in {report['seconds']:.0f} s (target {args.freq:g} MHz)")
     return 0 if report["fits"] else 1
+
+
+def _waves(args) -> int:
+    """Open the waves in a folder (``--waves DIR`` of matmul and demo, or a test's run folder) in GTKWave."""
+    import os
+    import shlex
+    import shutil
+    import subprocess
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder} is not a folder")
+    dumps = sorted(folder.glob("*.fst"), key=lambda path: path.stat().st_mtime)
+    if not dumps:
+        raise UsageError(f"no .fst in {folder}: record one with WAVES=1 pytest ..., or trntile matmul/demo --waves DIR")
+    dump = dumps[-1]   # the newest
+    save = dump.with_suffix(".gtkw")
+    command = ["gtkwave", str(dump)] + ([str(save)] if save.exists() else [])
+    gtkwave = shutil.which("gtkwave")
+    shown = " ".join(shlex.quote(part) for part in command)
+    if gtkwave is None:
+        print(f"GTKWave is not installed (apt-get install gtkwave); then run: {shown}")
+        return 1
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        print(f"no display here; where there is one, run: {shown}")
+        return 0
+    print(f"+ {shown}")
+    subprocess.Popen([gtkwave, *command[1:]], start_new_session=True)
+    return 0
 
 
 def _bench_xbar(args) -> int:
@@ -357,6 +386,20 @@ def _run_gemm(a, b, dtype: str, p: int, sim: str, *, waves: bool = False, checke
     return outputs[0], outputs[1], figures, result, failure
 
 
+def _keep_waves(result, target: Path) -> None:
+    """Copy a run's FST and GTKWave save file into ``target``, the save file pointing at the copy."""
+    import shutil
+
+    target.mkdir(parents=True, exist_ok=True)
+    fst, gtkw = target / result.waves.name, target / result.gtkw.name
+    shutil.copy(result.waves, fst)
+    lines = result.gtkw.read_text().splitlines()
+    lines = [f'[dumpfile] "{fst.resolve()}"' if line.startswith("[dumpfile]") else
+             f'[savefile] "{gtkw.resolve()}"' if line.startswith("[savefile]") else line for line in lines]
+    gtkw.write_text("\n".join(lines) + "\n")
+    print(f"waves: {fst}; open them with: trntile waves {target}")
+
+
 def _load_matrix(option: str, path: str):
     import numpy as np
 
@@ -408,14 +451,7 @@ def _matmul(args) -> int:
           f"{figures['cycles']} cycles, MFU {figures['mfu']:.3f} (ideal {figures['ideal_cycles']} cycles); "
           f"matches the golden simulator; wrote {args.out}")
     if args.waves:
-        import shutil
-
-        target = Path(args.waves)
-        target.mkdir(parents=True, exist_ok=True)
-        for path in (result.waves, result.gtkw):
-            if path:
-                shutil.copy(path, target / path.name)
-        print(f"waves: {target / result.waves.name}; open with: gtkwave {target / result.gtkw.name}")
+        _keep_waves(result, Path(args.waves))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         keys = ("m", "n", "k", "dtype", "partitions", "cycles", "mfu", "sim_seconds")
@@ -502,16 +538,10 @@ def _demo(args) -> int:
           "dma_written_bytes and per-engine registers, docs/tile.md), read over AXI4-Lite after the run; "
           f"the simulation took {figures['sim_seconds']:.1f} s")
     if args.waves:
-        import shutil
-
-        target = Path(args.waves)
-        target.mkdir(parents=True, exist_ok=True)
-        for path in (result.waves, result.gtkw):
-            shutil.copy(path, target / path.name)
-        print(f"waves: {target / result.waves.name}; open them with: gtkwave {target / result.gtkw.name}")
+        _keep_waves(result, Path(args.waves))
     else:
         print("waves: run `trntile demo --waves build/waves` (a separate build that records every signal), "
-              "then open them with: gtkwave build/waves/tile_bench.gtkw")
+              "then open them with: trntile waves build/waves")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
@@ -624,6 +654,10 @@ def _parser() -> argparse.ArgumentParser:
     fpga.add_argument("--json", metavar="FILE", required=True,
                       help="where to write the figures; the logs go in a folder named after it")
     fpga.set_defaults(run=_fpga)
+    waves = commands.add_parser("waves", help="open the newest FST in a folder with its GTKWave save file "
+                                              "(or print the command when there is no display)")
+    waves.add_argument("folder", metavar="DIR", help="a --waves DIR of matmul or demo, or a test's run folder")
+    waves.set_defaults(run=_waves)
     demo = commands.add_parser("demo", help=f"the main job: a {' x '.join(map(str, DEMO_SHAPE))} bf16 GEMM on the "
                                "RTL tile, checked, with cycles and MFU from the tile's counters")
     demo.add_argument("--partitions", type=int, default=16, metavar="P", help="P (default 16)")

@@ -1,6 +1,7 @@
 """``trntile verilog`` and ``trntile doctor`` as a user runs them: good input works, bad input exits 2."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -10,8 +11,8 @@ import pytest
 from trntile.hdl.tops import TOPS
 
 
-def trntile(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "trntile", *args], capture_output=True, text=True, cwd=cwd)
+def trntile(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "trntile", *args], capture_output=True, text=True, cwd=cwd, env=env)
 
 
 # tile_bench is the tile plus a test latency model; at its default P = 16 it would only repeat "tile" (30 s).
@@ -88,3 +89,21 @@ def test_doctor_json_names_every_tool(tmp_path):
         if entry["version"] is None:
             assert entry["install"], f"{tool} is missing and the report does not say how to install it"
             assert entry["install"] in result.stdout
+
+
+def test_waves_prints_the_gtkwave_command_without_a_display(tmp_path):
+    for name in ("old.fst", "tile_bench.fst", "tile_bench.gtkw"):
+        (tmp_path / name).write_text("")
+    os.utime(tmp_path / "old.fst", (0, 0))   # the newest FST is the one opened
+    result = trntile("waves", str(tmp_path), env={**os.environ, "DISPLAY": "", "WAYLAND_DISPLAY": ""})
+    assert result.returncode in (0, 1), result.stderr   # 1: GTKWave is not installed, and it says so
+    assert f"gtkwave {tmp_path / 'tile_bench.fst'} {tmp_path / 'tile_bench.gtkw'}" in result.stdout
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda tmp: tmp / "nowhere", "is not a folder"),
+    (lambda tmp: tmp, "no .fst in"),
+])
+def test_waves_without_waves_exits_2(tmp_path, make, message):
+    result = trntile("waves", str(make(tmp_path)))
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -101,7 +101,8 @@ def test_matmul_leaves_waves(matrices, tmp_path):
     assert result.returncode == 0, result.stderr + result.stdout
     fst, gtkw = waves / "tile_bench.fst", waves / "tile_bench.gtkw"
     assert fst.stat().st_size > 1000 and fst.read_bytes()[:1] == b"\x00"   # an FST header block
-    assert f"gtkwave {gtkw}" in result.stdout and "m_axi" in gtkw.read_text()
+    assert f"trntile waves {waves}" in result.stdout and "m_axi" in gtkw.read_text()
+    assert f'[dumpfile] "{fst.resolve()}"' in gtkw.read_text()   # the save file opens the copy
 
 
 @pytest.mark.verilator
@@ -117,4 +118,4 @@ def test_demo_runs_checks_and_reports(tmp_path):
     assert figures["ideal_cycles"] == 128 ** 3 // 16 and figures["counters"]["macs"] == 128 ** 3
     assert f"MFU {figures['mfu']:.3f}" in result.stdout and f"cycles: {figures['cycles']:,}" in result.stdout
     assert "simulating:" in result.stderr     # the progress display
-    assert "gtkwave" in result.stdout
+    assert "trntile waves build/waves" in result.stdout
