@@ -40,10 +40,15 @@ __all__ = ["Top", "TOPS", "ALL_PARAMS", "get_top", "resolve_params", "build", "t
 
 @dataclasses.dataclass(frozen=True)
 class Top:
+    """A block that can be generated on its own: its name, one line saying what it is, its parameters, the
+    factory that builds it, and optionally its *probes*: for given parameters, groups of internal signals
+    (paths below the top) that a GTKWave save file shows first (:func:`trntile.sim.waves.write_gtkw`)."""
+
     name: str
     description: str
     params: tuple[p.Param, ...]
     factory: Callable[..., wiring.Component]
+    probes: Callable[[dict], dict[str, list[str]]] | None = None
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -63,6 +68,29 @@ def example_register_map() -> RegisterMap:
              doc="commands: a write pulses the bits")
     regs.add("scratch", Field("value", 32, "rw", init=0x12345678), offset=0x20, doc="after a gap at 0x14..0x1c")
     return regs
+
+
+def _tensor_engine_probes(params: dict, prefix: str = "engine.") -> dict[str, list[str]]:
+    """The command stream, the skewed moving inputs of rows 0 and P - 1, the partial sums leaving column 0,
+    and PSUM's write commands."""
+    last = params["partitions"] - 1
+    array = f"{prefix}array."
+    return {
+        "tensor: commands": [f"{prefix}{name}" for name in ("command__valid", "command__ready", "check_busy", "idle",
+                                                              "error", "error_code")],
+        "tensor: array rows 0 and P-1 (skewed)": [f"{array}row0_in", f"{array}row{last}_skew{last - 1}"],
+        "tensor: column 0 partial sums": [f"{array}pe_0_0_s_out", f"{array}pe_{last}_0_s_out"],
+        "tensor: PSUM writes": [f"{prefix}psum.command__valid", f"{prefix}psum.command__payload"],
+    }
+
+
+def _tile_probes(params: dict, prefix: str = "") -> dict[str, list[str]]:
+    """Each engine's sequencer: PC, state, error, semaphore wait and instructions issued."""
+    from .isa import engine_names
+
+    return {f"sequencer {name}": [f"{prefix}sequencer_{name}.{signal}" for signal in
+                                  ("pc", "state", "error", "waiting", "semaphore_index", "executed")]
+            for name in engine_names(params["queues"])}
 
 
 TOPS: dict[str, Top] = {top.name: top for top in [
@@ -98,16 +126,18 @@ TOPS: dict[str, Top] = {top.name: top for top in [
         lambda *, partitions, sbuf_bytes, data_width: ACTBlock(partitions=partitions, sbuf_bytes=sbuf_bytes,
                                                                  data_width=data_width)),
     Top("tensor_engine", "tensor engine (commands, array, PSUM) on a P-bank SBUF model with stall inputs",
-        (p.PARTITIONS, p.SBUF_BYTES, p.SBUF_LATENCY, p.DTYPES), lambda **kwargs: TensorEngineBlock(**kwargs)),
+        (p.PARTITIONS, p.SBUF_BYTES, p.SBUF_LATENCY, p.DTYPES), lambda **kwargs: TensorEngineBlock(**kwargs),
+        _tensor_engine_probes),
     Top("dma", "DMA engine with its SBUF and a DRAM latency model on its AXI4 port",
         (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES),
         lambda **kwargs: DMABlock(**kwargs)),
     Top("tile", "the tile: tensor, ACT and DMA engines, SBUF, PSUM, sequencers, semaphores, host registers",
         (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES, p.SEMAPHORES,
-         p.DTYPES), lambda **kwargs: Tile(**kwargs)),
+         p.DTYPES), lambda **kwargs: Tile(**kwargs), _tile_probes),
     Top("tile_bench", "the tile with a DRAM latency model on its AXI4 master port (the tile tests' top)",
         (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES, p.SEMAPHORES,
-         p.DTYPES), lambda **kwargs: TileBench(**kwargs)),
+         p.DTYPES), lambda **kwargs: TileBench(**kwargs),
+        lambda params: {**_tile_probes(params, "tile."), **_tensor_engine_probes(params, "tile.tensor.")}),
 ]}
 
 #: Every parameter some top takes, by name (the command line offers each as an option).

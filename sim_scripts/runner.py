@@ -389,6 +389,18 @@ def run(top: str, params: dict | None, test_module: str, *, sim: str, testcase: 
         if saved is not None:
             os.environ["PYTEST_CURRENT_TEST"] = saved
 
+    # The waves first: a failing run is the one whose waves someone wants to open.
+    gtkw = None
+    if waves:
+        if sim == "verilator" and (run_dir / "dump.fst").exists():
+            (run_dir / "dump.fst").replace(wave_file)
+        if wave_file.exists():
+            from trntile.hdl.tops import get_top
+
+            probes = get_top(top).probes(d.params) if get_top(top).probes else {}
+            gtkw = write_gtkw(wave_file, d.top, d.ports, probes=probes)
+            print(f"waves: {wave_file}\nopen with: trntile waves {run_dir}")
+
     failed = _failures(results)
     ran = _count_tests(results)
     if not failed and not simulator_status and ran == 0:
@@ -400,14 +412,9 @@ def run(top: str, params: dict | None, test_module: str, *, sim: str, testcase: 
         raise SimulationFailed(
             f"{top} {d.params} on {sim} failed:\n  {what}\n"
             f"seed: {seed}\nbuild: {build_dir}\nlog: {log}\nrerun with waves: {rerun}\n"
+            + (f"waves of this run: trntile waves {run_dir}\n" if gtkw else "") +
             f"--- last lines of the log ---\n{_tail(log)}")
 
-    gtkw = None
-    if waves:
-        if sim == "verilator" and (run_dir / "dump.fst").exists():
-            (run_dir / "dump.fst").replace(wave_file)
-        if not wave_file.exists():
-            raise SimulationFailed(f"WAVES=1 but {sim} left no {wave_file}")
-        gtkw = write_gtkw(wave_file, d.top, d.ports)
-        print(f"waves: {wave_file}\nopen with: gtkwave {gtkw}")
+    if waves and not wave_file.exists():
+        raise SimulationFailed(f"WAVES=1 but {sim} left no {wave_file}")
     return RunResult(build_dir, run_dir, seed, wave_file if waves else None, gtkw)

@@ -1,14 +1,19 @@
 """GTKWave save files for the waves a run records.
 
 A save file opens the FST with the signals worth looking at already on screen: clock and reset first,
-then one group per interface of the top (``i``, ``o``, ...), valid and ready before the payload.
+then the top's *probes* (internal signals grouped the way one debugs that block, e.g. each sequencer's PC,
+state and semaphore wait in the tile; see ``Top.probes`` in :mod:`trntile.hdl.tops`), then one group per
+interface of the top (``i``, ``o``, ...), valid and ready before the payload.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
-__all__ = ["write_gtkw"]
+__all__ = ["write_gtkw", "fst_signals"]
 
 # GTKWave trace flags: binary for 1-bit signals, hexadecimal for vectors; group begin/end markers.
 _FLAG_BIN = "@28"
@@ -29,7 +34,30 @@ def _trace(scope: tuple[str, ...], name: str, width: int) -> str:
     return f"{_FLAG_BIN}\n{path}" if width == 1 else f"{_FLAG_HEX}\n{path}[{width - 1}:0]"
 
 
-def write_gtkw(fst: Path, top: str, ports: tuple[tuple[str, int], ...] | list) -> Path:
+def fst_signals(fst: Path) -> dict[str, int]:
+    """Every signal an FST declares, as ``{"scope.sub.name": width}`` (read with ``fst2vcd``, header only);
+    empty if ``fst2vcd`` is not installed."""
+    tool = shutil.which("fst2vcd")
+    if tool is None:
+        return {}
+    signals, scope = {}, []
+    with subprocess.Popen([tool, "-f", str(fst)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True) as process:
+        for line in process.stdout:
+            if line.startswith("$enddefinitions"):
+                break
+            if match := re.match(r"\$scope \w+ (\S+) \$end", line):
+                scope.append(match[1])
+            elif line.startswith("$upscope"):
+                scope.pop()
+            elif match := re.match(r"\$var \w+ (\d+) \S+ (\S+)( \[[\d:]+\])? \$end", line):
+                signals.setdefault(".".join([*scope, match[2]]), int(match[1]))
+        process.kill()
+    return signals
+
+
+def write_gtkw(fst: Path, top: str, ports: tuple[tuple[str, int], ...] | list,
+               probes: dict[str, list[str]] | None = None) -> Path:
     """Write ``<fst stem>.gtkw`` next to ``fst`` and return its path.
 
     Parameters
@@ -40,6 +68,10 @@ def write_gtkw(fst: Path, top: str, ports: tuple[tuple[str, int], ...] | list) -
         Name of the top module (used as the window title comment).
     ports : sequence of (name, width)
         The top's ports; names flattened with ``__`` as Amaranth writes them (``i__valid``).
+    probes : dict of group name to signal paths, optional
+        Internal signals, as paths below the top (``"tile.sequencer_tensor.pc"``), shown first. Their widths
+        come from the FST; a probe the FST does not hold is listed in a ``[*] missing probes:`` comment line
+        (tests/test_waves.py requires there are none), so a renamed signal is noticed, not silently dropped.
 
     Both simulators put the top module at the root of the FST (Verilator 5.048 also adds a ``$rootio``
     scope holding copies of the ports), so the signals are named ``<top>.<port>`` for either.
@@ -56,9 +88,25 @@ def write_gtkw(fst: Path, top: str, ports: tuple[tuple[str, int], ...] | list) -
 
     lines = [f"[*] trntile: {top}", f'[dumpfile] "{fst}"', f'[savefile] "{gtkw}"', "[timestart] 0",
              f"*{_ZOOM:.6f} -1"]
+    probe_lines, missing = [], []
+    if probes:
+        declared = fst_signals(fst)
+        for group, paths in probes.items():
+            found = [(path, declared[f"{top}.{path}"]) for path in paths if f"{top}.{path}" in declared]
+            missing += [path for path in paths if f"{top}.{path}" not in declared]
+            if found:
+                probe_lines += [_GROUP_BEGIN, f"-{group}"]
+                probe_lines += [_trace((top,), path, width) for path, width in found]
+                probe_lines += [_GROUP_END, f"-{group}"]
+    if missing:
+        lines.insert(1, f"[*] missing probes: {' '.join(missing)}")
     for group in sorted(groups, key=lambda g: (g != "clock and reset", g)):
+        if group != "clock and reset" and probe_lines:
+            lines += probe_lines
+            probe_lines = []
         lines += [_GROUP_BEGIN, f"-{group}"]
         lines += [_trace((top,), name, width) for name, width in sorted(groups[group], key=order)]
         lines += [_GROUP_END, f"-{group}"]
+    lines += probe_lines   # a top with no interface groups
     gtkw.write_text("\n".join(lines) + "\n")
     return gtkw

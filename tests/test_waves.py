@@ -6,8 +6,10 @@ import subprocess
 import pytest
 from conftest import require, require_simulator, simulators
 
+from trntile.hdl.tops import get_top
 from trntile.sim import toolchain
 from trntile.sim.runner import design, run
+from trntile.sim.waves import fst_signals
 
 
 @pytest.mark.parametrize("sim", simulators())
@@ -35,3 +37,27 @@ def test_waves_hold_the_ports(sim, monkeypatch):
     for line in (line for line in gtkw.splitlines() if line.endswith(("__valid", "__ready", "clk"))):
         *path, signal = line.split(".")
         assert signal in declared and all(s in scopes for s in path), f"{line} is not a signal in the FST"
+
+
+@pytest.mark.icarus
+@pytest.mark.parametrize("top,params,module,testcase", [
+    ("tensor_engine", {"partitions": 4, "sbuf_bytes": 2048}, "trntile.tb.test_tensor_engine", "shapes_at_the_edges"),
+    ("tile_bench", {"partitions": 4, "sbuf_bytes": 1024, "data_width": 32, "queues": 1, "outstanding": 4,
+                    "dram_bytes": 1 << 16}, "trntile.tb.test_tile", "matmul_end_to_end"),
+], ids=["tensor_engine", "tile"])
+def test_save_file_shows_the_probes(top, params, module, testcase, monkeypatch):
+    """The tensor engine's and the tile's save files show their internal signals (each sequencer's PC and
+    state; the array's skewed rows, column 0's sums, PSUM writes), and every one is in the FST."""
+    require_simulator("icarus")
+    require(toolchain.gtkwave())
+    monkeypatch.setenv("WAVES", "1")
+    result = run(top, params, module, sim="icarus", testcase=testcase)
+    gtkw = result.gtkw.read_text()
+    assert "missing probes" not in gtkw, gtkw.splitlines()[1]
+    declared = fst_signals(result.waves)
+    probes = get_top(top).probes(design(top, params).params)
+    shown = [line.split("[")[0] for line in gtkw.splitlines() if line.startswith(f"{top}.")]
+    for group, paths in probes.items():
+        assert f"-{group}" in gtkw, group
+        for path in paths:
+            assert f"{top}.{path}" in shown and f"{top}.{path}" in declared, path
