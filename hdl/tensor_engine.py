@@ -212,25 +212,37 @@ class TensorEngine(wiring.Component):
 
     # -- checks ------------------------------------------------------------------------------------------
 
-    def _pattern_checks(self, m, cmd, size, wide):
-        """(count_ok, bounds_ok) for the command's pattern walking ``size`` elements."""
+    def _pattern_products(self, m, payload, take):
+        """The multiplications of the pattern checks, registered with the command when ``take`` is high, so
+        the check stage only adds and compares (on an FPGA the multipliers would otherwise set the clock):
+        each dimension's span ``stride * (count - 1)`` and the products of counts 0 x 1 and 2 x 3. A pair
+        product is kept saturated at 11 bits: the walk's length (their product) is compared with a size of at
+        most 4P = 512, so a pair above that can only fail the comparison, saturated or not (every count is at
+        least 1 when it matters), and the check's own multiplication stays 11 x 11 bits."""
+        counts = [payload.pattern.dims[d].count for d in range(PATTERN_DIMS)]
+        pairs = [Signal(11, name=f"count_pair{i}") for i in range(2)]
+        spans = [Signal(signed(STRIDE_BITS + COUNT_BITS + 1), name=f"pattern_span{d}") for d in range(PATTERN_DIMS)]
+        with m.If(take):
+            for pair, (a, b) in zip(pairs, [(counts[0], counts[1]), (counts[2], counts[3])]):
+                product = Signal(2 * COUNT_BITS, name=f"{pair.name}_full")
+                m.d.comb += product.eq(a * b)
+                m.d.sync += pair.eq(Mux(product > 2047, 2047, product))
+            for d, span in enumerate(spans):
+                last_index = Signal(COUNT_BITS, name=f"pattern_last{d}")
+                m.d.comb += last_index.eq(counts[d] - 1)
+                m.d.sync += span.eq(payload.pattern.dims[d].stride * last_index)
+        return pairs, spans
+
+    def _pattern_checks(self, m, cmd, size, wide, pairs, spans):
+        """(count_ok, bounds_ok) for the command's pattern walking ``size`` elements, from the products
+        :meth:`_pattern_products` registered with it."""
         counts = [cmd.pattern.dims[d].count for d in range(PATTERN_DIMS)]
         # Every count is at least 1, so each is at most the product: compare small numbers only.
         small = Cat(*((c >= 1) & (c <= size) for c in counts)).all()
-        pair0 = Signal(2 * 10, name="count_pair0")
-        pair1 = Signal(2 * 10, name="count_pair1")
-        m.d.comb += [pair0.eq(counts[0][:10] * counts[1][:10]), pair1.eq(counts[2][:10] * counts[3][:10])]
-        count_ok = small & (pair0 * pair1 == size)
+        count_ok = small & (pairs[0] * pairs[1] == size)
 
         low = Signal(signed(STRIDE_BITS + COUNT_BITS + 3), name="pattern_low")
         high = Signal(signed(STRIDE_BITS + COUNT_BITS + 3), name="pattern_high")
-        spans = []
-        for d in range(PATTERN_DIMS):
-            dim = cmd.pattern.dims[d]
-            span = Signal(signed(STRIDE_BITS + COUNT_BITS + 1), name=f"pattern_span{d}")
-            last_index = Signal(COUNT_BITS, name=f"pattern_last{d}")
-            m.d.comb += [last_index.eq(dim.count - 1), span.eq(dim.stride * last_index)]
-            spans.append(span)
         m.d.comb += [low.eq(sum(Mux(s < 0, s, 0) for s in spans)), high.eq(sum(Mux(s > 0, s, 0) for s in spans))]
         first_byte = Signal(signed(ADDRESS_BITS + STRIDE_BITS + COUNT_BITS + 6), name="pattern_first_byte")
         end_byte = Signal.like(first_byte, name="pattern_end_byte")
@@ -259,8 +271,10 @@ class TensorEngine(wiring.Component):
         cmd = Signal(tensor_command_layout)
         cmd_valid = Signal()
         cmd_done = Signal()  # dispatched or dropped this cycle
-        with m.If(self.command.valid & self.command.ready):
+        take = self.command.valid & self.command.ready
+        with m.If(take):
             m.d.sync += [cmd.eq(self.command.payload), cmd_valid.eq(1)]
+        pairs, spans = self._pattern_products(m, self.command.payload, take)
         with m.Elif(cmd_done):
             m.d.sync += cmd_valid.eq(0)
         m.d.comb += [self.command.ready.eq(~cmd_valid | cmd_done), self.check_busy.eq(cmd_valid)]
@@ -275,7 +289,7 @@ class TensorEngine(wiring.Component):
         is_load = cmd.op == LOAD_STATIONARY
         wide = cmd.dtype == DTYPES["bf16"].code
         size = Mux(is_load, cmd.m, cmd.n)
-        count_ok, bounds_ok = self._pattern_checks(m, cmd, size, wide)
+        count_ok, bounds_ok = self._pattern_checks(m, cmd, size, wide, pairs, spans)
         problems = [  # in TensorError order: the first that holds is reported
             (TensorError.DTYPE, ~Const(self._dtypes, 8).bit_select(cmd.dtype, 1)),  # unknown or not built
             (TensorError.K, (cmd.k == 0) | (cmd.k > p)),
