@@ -28,7 +28,7 @@ import dataclasses
 import ml_dtypes
 import numpy as np
 
-__all__ = ["DType", "DTYPES", "ALL_DTYPES", "dtypes_mask", "dtypes_in", "dtype", "cast", "to_bits", "from_bits", "pe_products", "column_sums",
+__all__ = ["DType", "DTYPES", "FLOAT_DTYPES", "dtypes_mask", "dtypes_in", "dtype", "cast", "to_bits", "from_bits", "pe_products", "column_sums",
            "accumulate", "matmul", "chunked_matmul"]
 
 
@@ -56,8 +56,8 @@ DTYPES: dict[str, DType] = {d.name: d for d in [
 ]}
 
 
-#: The ``dtypes`` mask of an engine built for every format.
-ALL_DTYPES = sum(1 << d.code for d in DTYPES.values())
+#: The bits of the float formats in a ``dtypes`` mask (an engine with none of them has no float datapath).
+FLOAT_DTYPES = sum(1 << d.code for d in DTYPES.values() if d.is_float)
 
 
 def dtypes_mask(names) -> int:

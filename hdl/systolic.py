@@ -36,6 +36,7 @@ from amaranth.hdl import ClockSignal, Instance, Module, Mux, ResetSignal, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..golden.numerics import DTYPES as DTYPES_BY_NAME
 from .fp import FP32Adder, FPMultiplier
 from .params import DTYPES, PARTITIONS
 
@@ -44,9 +45,6 @@ __all__ = ["SystolicArray", "INT8", "PE_MODULE", "pe_module", "pe_verilog", "loa
 
 #: Name of the processing element's Verilog module (built for every dtype).
 PE_MODULE = "trntile_pe"
-
-#: The dtype codes of the float formats (bf16, E4M3, E5M2): bits 0..2 of a ``dtypes`` mask.
-_FLOAT_MASK = 0b0111
 
 #: dtype code of int8 (codes 0..2 are the float formats of :data:`trntile.hdl.fp.FP_FORMATS`).
 INT8 = 3
@@ -106,7 +104,7 @@ class _ProcessingElement(wiring.Component):
         x = self.x_in
         weight = Mux(x.buffer, weights[1], weights[0])
 
-        floats = [code for code in range(3) if self._dtypes >> code & 1]
+        floats = [d.code for d in DTYPES_BY_NAME.values() if d.is_float and self._dtypes >> d.code & 1]
         sums = []
         if floats:
             m.submodules.multiplier = multiplier = FPMultiplier()

@@ -31,7 +31,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..golden.numerics import DTYPES
+from ..golden.numerics import DTYPES, FLOAT_DTYPES
 from ..golden.tensor_engine import PSUM_BANKS, AccessPattern, LoadStationary, MultiplyMoving, TensorError
 from .access_pattern import (ADDRESS_BITS, COUNT_BITS, PATTERN_DIMS, STRIDE_BITS, AccessPatternWalker,
                              pattern_layout)
@@ -260,7 +260,7 @@ class TensorEngine(wiring.Component):
         words = 4 * p
 
         m.submodules.array = array = SystolicArray(partitions=p, dtypes=self._dtypes)
-        m.submodules.psum = psum = PSUM(partitions=p, floats=bool(self._dtypes & 0b0111))  # int8 only: no fp32 adders
+        m.submodules.psum = psum = PSUM(partitions=p, floats=bool(self._dtypes & FLOAT_DTYPES))  # int8 only: no fp32 adders
         m.submodules.stationary_walker = s_walker = AccessPatternWalker()
         m.submodules.moving_walker = m_walker = AccessPatternWalker()
         wiring.connect(m, wiring.flipped(self.psum_read), psum.read)

@@ -95,23 +95,27 @@ def _cell_counts(stat: dict, top: str) -> dict[str, int]:
 
 
 def run_flow(top: str, params: dict, *, device: str = "ecp5-85k", freq_mhz: float = 100.0, out: Path,
-             verilog: str | None = None, timeout: float = 7200) -> dict:
+             verilog: str | None = None, timeout: float = 7200, started=None) -> dict:
     """Synthesise and place and route ``top`` with ``params`` for ``device`` at ``freq_mhz``.
 
     Writes ``<top>.v``, ``yosys.log``, ``<top>.json`` (the netlist), ``stat.json``, ``nextpnr.log`` and
     ``nextpnr-report.json`` in ``out``. Returns the report: :data:`FIELDS`, plus ``target_mhz``,
     ``utilization`` (nextpnr's cell counts against the device's) and ``seconds``. ``fits`` is false when
     nextpnr could not place the design in the device (the resource counts are then Yosys's); ``fmax_mhz``
-    is ``None`` in that case. Raises :class:`FlowError` when a tool fails otherwise.
+    is ``None`` in that case. Raises :class:`FlowError` when a tool fails otherwise; ``ValueError`` for a bad
+    device or frequency and ``FileNotFoundError`` for missing tools, before anything runs. ``started``, if
+    given, is called once those checks have passed.
     """
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
     if not 1 <= freq_mhz <= 1000:
-        raise ValueError(f"freq must be a frequency in 1..1000 MHz, not {freq_mhz!r}")
+        raise ValueError(f"freq must be a frequency in 1..1000 MHz, not {freq_mhz:g}")
     missing = tools_missing(device)
     if missing:
         raise FileNotFoundError(f"{', '.join(missing)} not installed; install with: pip install -e \".[fpga]\"")
     dev = DEVICES[device]
+    if started is not None:
+        started()
     if verilog is None:
         from .runner import design
 

@@ -101,18 +101,19 @@ def _top_and_params(args) -> tuple[str, dict]:
 
 
 def _fpga(args) -> int:
-    from trntile.sim.fpga import FIELDS, FlowError, run_flow, tools_missing
+    from trntile.sim.fpga import FIELDS, FlowError, run_flow
 
     top, params = _top_and_params(args)
-    if not 1 <= args.freq <= 1000:
-        raise UsageError(f"--freq must be a frequency in 1..1000 MHz, not {args.freq:g}")
-    missing = tools_missing(args.device)
-    if missing:
-        raise UsageError(f"{', '.join(missing)} not installed; install with: pip install -e \".[fpga]\"")
     out = Path(args.json).parent / f"{Path(args.json).stem}-logs"
-    print(f"trntile fpga: {top} {params} on {args.device} at {args.freq:g} MHz; logs in {out}", file=sys.stderr)
     try:
-        report = run_flow(top, params, device=args.device, freq_mhz=args.freq, out=out)
+        # run_flow checks the frequency and the tools before it generates anything
+        report = run_flow(top, params, device=args.device, freq_mhz=args.freq, out=out,
+                          started=lambda: print(f"trntile fpga: {top} {params} on {args.device} at {args.freq:g} MHz;"
+                                                f" logs in {out}", file=sys.stderr))
+    except ValueError as error:   # "freq must be ..." or "device must be ...": name the option
+        raise UsageError(f"--{str(error).split()[0]}: {error}") from None
+    except FileNotFoundError as error:   # the tools are not installed
+        raise UsageError(str(error)) from None
     except FlowError as error:
         print(f"trntile fpga: {error}", file=sys.stderr)
         return 1
@@ -568,8 +569,18 @@ def _integer_for(param):
     return parse
 
 
+def _add_param_options(parser) -> None:
+    """One option per hardware parameter (``--partitions``, ``--sbuf-bytes``, ...), defaulting to None."""
+    from trntile.hdl.tops import ALL_PARAMS
+
+    for param in ALL_PARAMS.values():
+        parser.add_argument(param.option, dest=param.name, type=_integer_for(param), metavar="N",
+                            help=f"{param.help} ({param.allowed}; default {param.default})")
+
+
 def _parser() -> argparse.ArgumentParser:
     from trntile.hdl.tops import ALL_PARAMS
+    from trntile.sim.fpga import DEVICES
 
     parser = _Parser(prog="trntile", description="trntile: a Trainium-style compute tile in Amaranth HDL")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
@@ -583,9 +594,7 @@ def _parser() -> argparse.ArgumentParser:
     verilog.add_argument("--top", metavar="NAME", help="registered top to generate (see --list)")
     verilog.add_argument("-o", "--output", metavar="DIR", help="output folder")
     verilog.add_argument("--list", action="store_true", help="list the tops and their parameters")
-    for param in ALL_PARAMS.values():
-        verilog.add_argument(param.option, dest=param.name, type=_integer_for(param), metavar="N",
-                             help=f"{param.help} ({param.allowed}; default {param.default})")
+    _add_param_options(verilog)
     verilog.set_defaults(run=_verilog)
 
     bench = commands.add_parser("bench", help="measure a block in cycles on the RTL and write JSON")
@@ -645,10 +654,8 @@ def _parser() -> argparse.ArgumentParser:
     fpga = commands.add_parser("fpga", help="synthesise a top with Yosys and place and route it with nextpnr "
                                             "(out of context): resources and Fmax")
     fpga.add_argument("--top", metavar="NAME", help="registered top (see trntile verilog --list)")
-    for param in ALL_PARAMS.values():
-        fpga.add_argument(param.option, dest=param.name, type=_integer_for(param), metavar="N",
-                          help=f"{param.help} ({param.allowed}; default {param.default})")
-    fpga.add_argument("--device", choices=("ecp5-85k", "ecp5-45k", "ice40-up5k"), default="ecp5-85k",
+    _add_param_options(fpga)
+    fpga.add_argument("--device", choices=tuple(DEVICES), default="ecp5-85k",
                       help="target FPGA (default ecp5-85k)")
     fpga.add_argument("--freq", type=float, default=100.0, metavar="MHZ", help="clock constraint (default 100)")
     fpga.add_argument("--json", metavar="FILE", required=True,
