@@ -8,7 +8,7 @@ It turns the registered top (see :mod:`trntile.hdl.tops`) into Verilog (kept on 
 comes from, so a later run skips the translation), names a build directory after the
 SHA-256 of that Verilog text and the simulator, builds there once (under a file lock, so ``pytest -n auto``
 workers never build into one directory at the same time) and reuses the build while the Verilog is
-unchanged. Each run gets its own directory below the build for its log, its results and its waves.
+unchanged. Verilator's run-time library is compiled once for all builds (:mod:`trntile.sim.objcache`). Each run gets its own directory below the build for its log, its results and its waves.
 
 Environment
 -----------
@@ -35,7 +35,7 @@ import xml.etree.ElementTree as ElementTree
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import toolchain
+from . import objcache, toolchain
 from .waves import write_gtkw
 
 __all__ = ["SIMULATORS", "Design", "RunResult", "SimulationFailed", "design", "build", "run", "build_root"]
@@ -246,7 +246,8 @@ def build(d: Design, sim: str, *, waves: bool = False) -> Path:
         runner = get_runner(sim)
         log = build_dir / "build.log"
         try:
-            with _make_variables(OPT_FAST=_VERILATOR_OPT):
+            with _make_variables(OPT_FAST=_VERILATOR_OPT,
+                                 OBJCACHE=objcache.make_variable(build_root() / "objcache")):
                 runner.build(sources=[source], hdl_toplevel=d.top, build_dir=build_dir, build_args=build_args,
                              timescale=_TIMESCALE, waves=waves, always=True, log_file=log)
         except (RuntimeError, SystemExit) as error:
