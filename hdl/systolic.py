@@ -25,9 +25,11 @@ can follow another, or a LoadStationary, with no gap; the caller must not load a
 uses it is still in the array (column c of a buffer is free ``P - 1 + c`` cycles after the last column
 that uses it was offered).
 
-The PE is generated once, as the Verilog module :data:`PE_MODULE`, and instantiated P x P times: the
-Verilog of a P = 128 array stays as small as that of P = 4, and simulators and synthesis tools compile
-the PE once. :func:`trntile.hdl.tops.to_verilog` appends the PE's module to any design that uses it.
+The PE is generated once, as the Verilog module :data:`PE_MODULE`, and a row of P PEs once more, as
+module :func:`pe_row_module`, instantiated P times: the Verilog of a P = 128 array stays as small as that of
+P = 4, and simulators and synthesis tools compile the PE and the row once. (Verilator compiles the row as a
+hierarchical block: P row instances cost its model far less glue than P x P PE instances would.)
+:func:`trntile.hdl.tops.to_verilog` appends these modules to any design that uses them.
 """
 
 import functools
@@ -40,8 +42,8 @@ from ..golden.numerics import DTYPES as DTYPES_BY_NAME
 from .fp import FP32Adder, FPMultiplier
 from .params import DTYPES, PARTITIONS
 
-__all__ = ["SystolicArray", "INT8", "PE_MODULE", "pe_module", "pe_verilog", "load_layout", "moving_layout",
-           "result_layout"]
+__all__ = ["SystolicArray", "INT8", "PE_MODULE", "pe_module", "pe_verilog", "pe_row_module", "pe_row_verilog",
+           "load_layout", "moving_layout", "result_layout"]
 
 #: Name of the processing element's Verilog module (built for every dtype).
 PE_MODULE = "trntile_pe"
@@ -74,6 +76,13 @@ def pe_module(dtypes: int | str = DTYPES.default) -> str:
     """The Verilog module name of a PE built for the dtype mask ``dtypes``: :data:`PE_MODULE` for all of
     them, ``trntile_pe_d<mask>`` for a subset (``"{p}"`` gives the pattern of the family)."""
     return PE_MODULE if dtypes == DTYPES.default else f"{PE_MODULE}_d{dtypes}"
+
+
+def pe_row_module(partitions: int | str, dtypes: int | str = DTYPES.default) -> str:
+    """The Verilog module name of a row of ``partitions`` PEs built for the dtype mask ``dtypes``
+    (``"{p}"`` and ``"{d}"`` give the pattern of the family)."""
+    name = f"trntile_pe_row_p{partitions}"
+    return name if dtypes == DTYPES.default else f"{name}_d{dtypes}"
 
 
 class _ProcessingElement(wiring.Component):
@@ -134,6 +143,46 @@ def pe_verilog(dtypes: int = DTYPES.default) -> str:
     return verilog.convert(_ProcessingElement(dtypes), name=pe_module(dtypes))
 
 
+class _PERow(wiring.Component):
+    """Row k of the array: P PEs, the element entering at the left moving right, partial sums from the row
+    above (``s_in[m]`` into column m) leaving below (``s_out[m]``); ``item_out[m]``: column m's PE passes an
+    element on this cycle (its ``x_out.item``). ``load_valid`` with ``load_column`` loads ``load_value`` into
+    weight buffer ``load_buffer`` of one PE."""
+
+    def __init__(self, partitions: int, dtypes: int):
+        self._partitions, self._dtypes = partitions, dtypes
+        super().__init__({
+            "x_in": In(_element_layout()),
+            "s_in": In(data.ArrayLayout(32, partitions)), "s_out": Out(data.ArrayLayout(32, partitions)),
+            "item_out": Out(partitions),
+            "load_valid": In(1), "load_column": In(range(partitions)), "load_buffer": In(1), "load_value": In(16),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        element = self.x_in
+        for col in range(self._partitions):
+            x_out = Signal(_element_layout(), name=f"pe_{col}_x_out")
+            s_out = Signal(32, name=f"pe_{col}_s_out")
+            load = Signal(name=f"pe_{col}_load")
+            m.d.comb += [load.eq(self.load_valid & (self.load_column == col)),
+                         self.s_out[col].eq(s_out), self.item_out[col].eq(x_out.item)]
+            m.submodules[f"pe_{col}"] = Instance(
+                pe_module(self._dtypes), i_clk=ClockSignal(), i_rst=ResetSignal(),
+                i_x_in=element.as_value(), i_s_in=self.s_in[col], i_load=load, i_load_buffer=self.load_buffer,
+                i_load_value=self.load_value, o_x_out=x_out.as_value(), o_s_out=s_out)
+            element = x_out
+        return m
+
+
+@functools.cache
+def pe_row_verilog(partitions: int, dtypes: int = DTYPES.default) -> str:
+    """The Verilog of module :func:`pe_row_module` ``(partitions, dtypes)`` (it instantiates the PE by name)."""
+    from amaranth.back import verilog
+
+    return verilog.convert(_PERow(partitions, dtypes), name=pe_row_module(partitions, dtypes))
+
+
 class SystolicArray(wiring.Component):
     """P x P weight-stationary array (see the module docstring for the dataflow and timing).
 
@@ -176,9 +225,9 @@ class SystolicArray(wiring.Component):
         p = self._partitions
         m.d.comb += [self.load.ready.eq(1), self.moving.ready.eq(1)]
 
-        # Each PE's registered outputs: the element moving right and the partial sum moving down.
-        x_out = [[Signal(_element_layout(), name=f"pe_{k}_{col}_x_out") for col in range(p)] for k in range(p)]
-        s_out = [[Signal(32, name=f"pe_{k}_{col}_s_out") for col in range(p)] for k in range(p)]
+        # Each row's partial sums leaving downwards, and which of its columns pass an element on.
+        s_out = [Signal(data.ArrayLayout(32, p), name=f"row{k}_s_out") for k in range(p)]
+        items = [Signal(p, name=f"row{k}_items") for k in range(p)]
         for k in range(p):
             # Row k sees the column offered k cycles ago.
             element = Signal(_element_layout(), name=f"row{k}_in")
@@ -193,18 +242,16 @@ class SystolicArray(wiring.Component):
                 delayed = Signal(_element_layout(), name=f"row{k}_skew{stage}")
                 m.d.sync += delayed.eq(element)
                 element = delayed
-            for col in range(p):
-                load = Signal(name=f"pe_{k}_{col}_load")
-                m.d.comb += load.eq(self.load.valid & (self.load.payload.column == col))
-                m.submodules[f"pe_{k}_{col}"] = Instance(
-                    pe_module(self._dtypes),
-                    i_clk=ClockSignal(), i_rst=ResetSignal(),
-                    i_x_in=(x_out[k][col - 1] if col > 0 else element).as_value(),
-                    i_s_in=s_out[k - 1][col] if k > 0 else 0,  # +0.0 / int 0 at the top
-                    i_load=load, i_load_buffer=self.load.payload.buffer, i_load_value=self.load.payload.values[k],
-                    o_x_out=x_out[k][col].as_value(), o_s_out=s_out[k][col],
-                )
+            m.submodules[f"row{k}"] = Instance(
+                pe_row_module(p, self._dtypes),
+                i_clk=ClockSignal(), i_rst=ResetSignal(),
+                i_x_in=element.as_value(),
+                i_s_in=s_out[k - 1].as_value() if k > 0 else 0,  # +0.0 / int 0 at the top
+                i_load_valid=self.load.valid, i_load_column=self.load.payload.column,
+                i_load_buffer=self.load.payload.buffer, i_load_value=self.load.payload.values[k],
+                o_s_out=s_out[k].as_value(), o_item_out=items[k],
+            )
 
         for col in range(p):
-            m.d.comb += [self.result[col].valid.eq(x_out[p - 1][col].item), self.result[col].value.eq(s_out[p - 1][col])]
+            m.d.comb += [self.result[col].valid.eq(items[p - 1][col]), self.result[col].value.eq(s_out[p - 1][col])]
         return m

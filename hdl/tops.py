@@ -21,7 +21,7 @@ from .psum import PSUM, psum_partition_module, psum_partition_verilog
 from .sbuf import SBUF, SBUF_BANK_MODULE, sbuf_bank_verilog
 from .sbuf_axi import SBUFAXIBlock
 from .sbuf_model import TensorEngineBlock
-from .systolic import PE_MODULE, SystolicArray, pe_module, pe_verilog
+from .systolic import PE_MODULE, SystolicArray, pe_module, pe_row_module, pe_row_verilog, pe_verilog
 from .stream import StreamFIFO, StreamRegisterSlice
 from .tile import Tile, TileBench
 
@@ -79,7 +79,7 @@ def _tensor_engine_probes(params: dict, prefix: str = "engine.") -> dict[str, li
         "tensor: commands": [f"{prefix}{name}" for name in ("command__valid", "command__ready", "check_busy", "idle",
                                                               "error", "error_code")],
         "tensor: array rows 0 and P-1 (skewed)": [f"{array}row0_in", f"{array}row{last}_skew{last - 1}"],
-        "tensor: column 0 partial sums": [f"{array}pe_0_0_s_out", f"{array}pe_{last}_0_s_out"],
+        "tensor: column 0 partial sums": [f"{array}row0.pe_0_s_out", f"{array}row{last}.pe_0_s_out"],
         "tensor: PSUM writes": [f"{prefix}psum.command__valid", f"{prefix}psum.command__payload"],
     }
 
@@ -172,27 +172,33 @@ def build(name: str, **given) -> tuple[wiring.Component, dict[str, int]]:
 
 
 #: Verilog modules that designs instantiate by name rather than elaborate inline, with their generators.
-#: A name with ``{p}`` stands for a family, one module per integer (the generator takes it): P for the PSUM
-#: partition, the dtype mask for a PE built for some formats only.
+#: A name with fields stands for a family, one module per value of each field, which the generator takes
+#: as a keyword: ``{p}`` for P (PSUM partition, PE row), ``{d}`` for the dtype mask of a PE built for some
+#: formats only.
 SHARED_MODULES: dict[str, Callable[..., str]] = {
-    PE_MODULE: pe_verilog, pe_module("{p}"): pe_verilog, SBUF_BANK_MODULE: sbuf_bank_verilog,
-    ACT_LANE_MODULE: act_lane_verilog, psum_partition_module("{p}"): psum_partition_verilog,
+    PE_MODULE: pe_verilog, pe_module("{d}"): lambda d: pe_verilog(d),
+    pe_row_module("{p}"): lambda p: pe_row_verilog(p), pe_row_module("{p}", "{d}"): lambda p, d: pe_row_verilog(p, d),
+    SBUF_BANK_MODULE: sbuf_bank_verilog, ACT_LANE_MODULE: act_lane_verilog,
+    psum_partition_module("{p}"): lambda p: psum_partition_verilog(p),
     psum_partition_module("{p}", floats=False): lambda p: psum_partition_verilog(p, floats=False)}
 
 #: The shared modules worth verilating once as hierarchical blocks: many instances of real logic (a RAM
-#: is simpler left to Verilator as it is).
-HIERARCHICAL_MODULES = (PE_MODULE, pe_module("{p}"), ACT_LANE_MODULE, psum_partition_module("{p}"),
-                        psum_partition_module("{p}", floats=False))
+#: is simpler left to Verilator as it is). The array's rows are, and the PEs inside a row are not: a
+#: hierarchical block costs its parent glue code per instance, which for P x P PEs outweighed the PE.
+HIERARCHICAL_MODULES = (pe_row_module("{p}"), pe_row_module("{p}", "{d}"), ACT_LANE_MODULE,
+                        psum_partition_module("{p}"), psum_partition_module("{p}", floats=False))
 
 
 def _shared_module(name: str) -> tuple[str, Callable[[], str]] | None:
     """``(pattern, generator of its Verilog)`` if ``name`` is a shared module, else ``None``."""
+    import re
+
     for pattern, generate in SHARED_MODULES.items():
-        if pattern == name:
-            return pattern, generate
-        head, _, tail = pattern.partition("{p}")
-        if _ and name.startswith(head) and name.endswith(tail) and name[len(head):len(name) - len(tail)].isdigit():
-            return pattern, lambda: generate(int(name[len(head):len(name) - len(tail)]))
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>\\d+)", re.escape(pattern))
+        match = re.fullmatch(regex, name)
+        if match:
+            fields = {key: int(value) for key, value in match.groupdict().items()}
+            return pattern, lambda: generate(**fields)
     return None
 
 

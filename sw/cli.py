@@ -330,6 +330,14 @@ def _in_thread(work, show, poll=None):
     return outcome["value"], time.perf_counter() - began
 
 
+def _quietly(work, *args, **kwargs) -> None:
+    """``work(*args, **kwargs)``, ignoring any failure (for work that only saves time later)."""
+    try:
+        work(*args, **kwargs)
+    except Exception:   # noqa: BLE001 - the build that needs the result reports the problem itself
+        pass
+
+
 def _run_gemm(a, b, dtype: str, p: int, sim: str, *, waves: bool = False, checkers: bool = True,
               progress: bool = False):
     """Run the GEMM kernel on the RTL tile; returns C from the RTL and from the golden simulator (``None`` if the
@@ -361,6 +369,12 @@ def _run_gemm(a, b, dtype: str, p: int, sim: str, *, waves: bool = False, checke
     result = failure = None
     try:
         if progress:
+            import threading
+
+            from trntile.sim.runner import warm_up
+
+            # Verilator's run-time library compiles on the second core while this one generates the Verilog.
+            threading.Thread(target=_quietly, args=(warm_up, sim), kwargs={"waves": waves}, daemon=True).start()
             what = f"the P = {p} tile ({params['data_width']}-bit bus) for {sim}{' with waves' if waves else ''}"
             d, seconds = _in_thread(lambda: design("tile_bench", params),
                                     lambda t, _: f"  generating the Verilog of {what}: {t:.0f} s")

@@ -154,7 +154,8 @@ def gemm_tile_params(partitions: int, m: int = 1, n: int = 1, k: int = 1, dtype:
       cannot carry A, B and C as fast as the array computes (see docs/performance.md);
     - 64 KiB of SBUF per partition, enough to keep A.T and B resident; more, up to the largest SBUF, for a
       larger GEMM that then still fits;
-    - 16 MiB of DRAM, more for a larger GEMM (``ValueError`` beyond the 4 GiB a tile can address)."""
+    - 16 MiB of DRAM, more for a larger GEMM (``ValueError`` beyond the 4 GiB a tile can address);
+    - three DMA queues, one each for A.T, B and C (:func:`gemm_kernel`), and no fourth one to build."""
     from ..hdl.params import PARTITIONS
 
     partitions = PARTITIONS.validate(partitions)
@@ -170,4 +171,4 @@ def gemm_tile_params(partitions: int, m: int = 1, n: int = 1, k: int = 1, dtype:
     if dram > 1 << 32:
         raise ValueError(f"a {m} x {k} by {k} x {n} GEMM needs more than the 4 GiB of DRAM a tile can have")
     return {"partitions": partitions, "sbuf_bytes": sbuf, "data_width": min(512, max(128, 16 * partitions)),
-            "queues": 4, "outstanding": 8, "dram_bytes": dram, "semaphores": 32}
+            "queues": 3, "outstanding": 8, "dram_bytes": dram, "semaphores": 32}
