@@ -84,6 +84,23 @@ def _tensor_engine_probes(params: dict, prefix: str = "engine.") -> dict[str, li
     }
 
 
+def _dma_probes(params: dict, engine: str = "engine.", *, signals: bool = True) -> dict[str, list[str]]:
+    """The descriptors offered to each queue, the AXI4 read (AR, R) and write (AW, W, B) channels, and
+    (``signals``) the semaphore increments, of the DMA engine at path ``engine``."""
+    axi = f"{engine}m_axi__"
+    probes = {
+        "dma: descriptors": [f"{engine}queues__{q}__{name}" for q in range(params["queues"])
+                             for name in ("valid", "ready")],
+        "dma: AR and R": [axi + name for name in ("arvalid", "arready", "araddr", "arlen", "rvalid", "rready",
+                                                   "rlast", "rresp")],
+        "dma: AW, W and B": [axi + name for name in ("awvalid", "awready", "awaddr", "awlen", "wvalid", "wready",
+                                                      "wlast", "bvalid", "bready", "bresp")],
+    }
+    if signals:
+        probes["dma: semaphore increments"] = [f"{engine}signal__valid", f"{engine}signal__payload"]
+    return probes
+
+
 def _tile_probes(params: dict, prefix: str = "") -> dict[str, list[str]]:
     """Each engine's sequencer: PC, state, error, semaphore wait and instructions issued."""
     from .isa import engine_names
@@ -130,14 +147,17 @@ TOPS: dict[str, Top] = {top.name: top for top in [
         _tensor_engine_probes),
     Top("dma", "DMA engine with its SBUF and a DRAM latency model on its AXI4 port",
         (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES),
-        lambda **kwargs: DMABlock(**kwargs)),
+        lambda **kwargs: DMABlock(**kwargs), _dma_probes),
     Top("tile", "the tile: tensor, ACT and DMA engines, SBUF, PSUM, sequencers, semaphores, host registers",
         (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES, p.SEMAPHORES,
-         p.DTYPES), lambda **kwargs: Tile(**kwargs), _tile_probes),
+         p.DTYPES), lambda **kwargs: Tile(**kwargs),
+        lambda params: {**_tile_probes(params), **_tensor_engine_probes(params, "tensor."),
+                        **_dma_probes(params, "dma.", signals=False)}),
     Top("tile_bench", "the tile with a DRAM latency model on its AXI4 master port (the tile tests' top)",
         (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES, p.SEMAPHORES,
          p.DTYPES), lambda **kwargs: TileBench(**kwargs),
-        lambda params: {**_tile_probes(params, "tile."), **_tensor_engine_probes(params, "tile.tensor.")}),
+        lambda params: {**_tile_probes(params, "tile."), **_tensor_engine_probes(params, "tile.tensor."),
+                        **_dma_probes(params, "tile.dma.", signals=False)}),
 ]}
 
 #: Every parameter some top takes, by name (the command line offers each as an option).

@@ -44,10 +44,13 @@ def test_waves_hold_the_ports(sim, monkeypatch):
     ("tensor_engine", {"partitions": 4, "sbuf_bytes": 2048}, "trntile.tb.test_tensor_engine", "shapes_at_the_edges"),
     ("tile_bench", {"partitions": 4, "sbuf_bytes": 1024, "data_width": 32, "queues": 1, "outstanding": 4,
                     "dram_bytes": 1 << 16}, "trntile.tb.test_tile", "matmul_end_to_end"),
-], ids=["tensor_engine", "tile"])
+    ("dma", {"partitions": 4, "sbuf_bytes": 4096, "data_width": 32, "queues": 2, "outstanding": 2,
+             "dram_bytes": 1 << 20}, "trntile.tb.test_dma", "smoke"),
+], ids=["tensor_engine", "tile", "dma"])
 def test_save_file_shows_the_probes(top, params, module, testcase, monkeypatch):
-    """The tensor engine's and the tile's save files show their internal signals (each sequencer's PC and
-    state; the array's skewed rows, column 0's sums, PSUM writes), and every one is in the FST."""
+    """The tensor engine's, the tile's and the DMA's save files show their internal signals (each sequencer's
+    PC and state; the array's skewed rows, column 0's sums, PSUM writes; the DMA's descriptors and AXI
+    channels), and every one is in the FST."""
     require_simulator("icarus")
     require(toolchain.gtkwave())
     monkeypatch.setenv("WAVES", "1")
