@@ -38,6 +38,7 @@ from .axi import AXI4Signature, Burst
 from .dma_descriptor import descriptor_layout
 from .params import AXI_DATA_WIDTH, DMA_OUTSTANDING, DMA_QUEUES, DRAM_BYTES, PARTITIONS, SBUF_BYTES, SEMAPHORES
 from .sbuf import SBUF, sbuf_word_signature
+from .shift import shift_left, shift_right
 
 __all__ = ["DMAEngine", "queue_status_layout", "signal_layout", "DRAM_ADDRESS_BITS"]
 
@@ -228,8 +229,8 @@ class _Packer(wiring.Component):
         total = Signal(range(2 * word))
         keep = _lanes_below(m, beat.n, word, "keep")
         m.d.comb += [
-            kept.eq((beat.data >> (beat.lo * 8)) & _bytes_of(keep)),
-            combined.eq(held | (kept << (fill * 8))),
+            kept.eq(shift_right(beat.data, beat.lo, 8) & _bytes_of(keep)),
+            combined.eq(held | shift_left(Cat(kept, Const(0, 8 * word)), fill, 8)),
             total.eq(fill + beat.n),
         ]
         full = total >= word
@@ -285,14 +286,14 @@ class _Unpacker(wiring.Component):
         # the window refills behind it.
         keep = _lanes_below(m, beat.n, word, "keep")
         window = Signal(8 * word)
-        m.d.comb += window.eq((Cat(w0, w1) >> (head * 8)) & _bytes_of(keep))
+        m.d.comb += window.eq(shift_right(Cat(w0, w1), head, 8)[:8 * word] & _bytes_of(keep))
         strobe = Signal(word)
         m.d.comb += strobe.eq(keep << beat.lo)
         out = self.out
         m.d.comb += [
             out.valid.eq(self.beats.valid & ready_words),
             out.payload.beat.eq(beat),
-            out.payload.data.eq(window << (beat.lo * 8)),
+            out.payload.data.eq(shift_left(window, beat.lo, 8)),
             out.payload.strobe.eq(strobe),
             self.beats.ready.eq(out.ready & ready_words),
         ]

@@ -3,7 +3,9 @@
 Ports (each bank is one memory with two ports, as an FPGA block RAM has):
 
 - **moving** (port A, dedicated): the tensor engine's MultiplyMoving reads, one element per partition per
-  cycle (:func:`~trntile.hdl.tensor_engine.sbuf_read_signature`), answered the next cycle.
+  cycle (:func:`~trntile.hdl.tensor_engine.sbuf_read_signature`), answered the next cycle. A 2-byte element
+  is read at an even address (the tensor engine refuses a pattern that is not element-aligned; an odd address
+  reads the element below it).
 - **port B, shared** by the requesters below, one per cycle, granted round-robin among those that are
   requesting and have room for their answer:
 
@@ -12,8 +14,9 @@ Ports (each bank is one memory with two ports, as an FPGA block RAM has):
   - **act**: the ACT engine's reads, one 4-byte element per partition at the same byte address in each
     (:func:`sbuf_element_read_signature`; the address must be 4-byte aligned);
   - **write**: an engine's results, one element of 1, 2 or 4 bytes in each partition whose ``mask`` bit is set,
-    at the same byte address in each (:func:`sbuf_element_write_signature`). Elements must be naturally aligned;
-    the bytes of a misaligned one that would cross into the next word are dropped, and size 3 writes nothing.
+    at the same byte address in each (:func:`sbuf_element_write_signature`). Elements must be naturally aligned
+    (the ACT engine refuses a destination that is not): a misaligned one writes its own byte lanes, within its
+    word, with undefined bytes, and size 3 writes nothing.
 
   A read granted in cycle t is answered from cycle t + 2 (memory, then a three-entry queue per requester),
   so a requester that takes its answers at once can read every cycle when it is alone.
@@ -146,10 +149,12 @@ class SBUF(wiring.Component):
         })
 
     def _element(self, m, word, byte, wide, name):
-        """The element at byte ``byte`` of ``word``: 2 bytes if ``wide``, else 1, zero-extended to 16 bits."""
-        shifted = Signal(self._width, name=name)
-        m.d.comb += shifted.eq(word >> (byte * 8))
-        return Mux(wide, shifted[:16], shifted[:8])
+        """The element at byte ``byte`` of ``word``: 2 bytes (at an even byte) if ``wide``, else 1,
+        zero-extended to 16 bits. Aligned selects, not shifts: each result bit then depends on one bit per
+        element position of the word, not on all of them."""
+        picked = Signal(16, name=name)
+        m.d.comb += picked.eq(Mux(wide, word.word_select(byte[1:], 16), word.word_select(byte, 8)))
+        return picked
 
     def elaborate(self, platform):
         m = Module()
@@ -230,28 +235,40 @@ class SBUF(wiring.Component):
         m.d.sync += [for_stationary.eq(grant[0]), for_dma.eq(grant[1] & ~dma_write), for_act.eq(grant[2]),
                      b_wide.eq(stationary.wide), b_byte.eq(stationary.address[:offset_bits]),
                      b_partition.eq(dma.partition), act_byte.eq(act.address[:offset_bits])]
+        # Each element repeated across the word: naturally aligned, it then sits in its own byte lanes, which
+        # are the only ones written (no shifter by the lane).
+        element_words = [Signal(self._width, name=f"element_word{partition}") for partition in range(p)]
+        with m.Switch(element.size):
+            for size in range(3):
+                with m.Case(size):
+                    m.d.comb += [word.eq(Cat(*[element.data[partition][:8 << size]] * (word_bytes >> size)))
+                                 for partition, word in enumerate(element_words)]
         dma_words = []
         for partition, bank in enumerate(banks):
             m.d.comb += [
                 # The write shares port B's address with its reads (only one is granted a cycle), so each bank
                 # is one read port and one read/write port: a true dual-port block RAM.
                 bank["b_addr"].eq(address[offset_bits:]), bank["b_en"].eq(read_b),
-                bank["b_wdata"].eq(Mux(grant[3], element.data[partition] << (lane * 8), dma.data)),
+                bank["b_wdata"].eq(Mux(grant[3], element_words[partition], dma.data)),
                 bank["b_we"].eq(Mux(grant[3], Mux(element.mask[partition], element_lanes, 0),
                                     Mux(grant[1] & dma_write & (dma.partition == partition), dma.strobe, 0))),
             ]
             elements = queues[0].w_data.word_select(partition, 16)
             m.d.comb += elements.eq(self._element(m, bank["b_data"], b_byte, b_wide, f"stationary_word{partition}"))
-            act_word = Signal(self._width, name=f"act_word{partition}")
-            m.d.comb += [act_word.eq(bank["b_data"] >> (act_byte * 8)),
-                         queues[2].w_data.word_select(partition, 32).eq(act_word[:32])]
+            act_word = Signal(32, name=f"act_word{partition}")
+            m.d.comb += [act_word.eq(bank["b_data"].word_select(act_byte[2:], 32)),  # 4-byte aligned
+                         queues[2].w_data.word_select(partition, 32).eq(act_word)]
             dma_words.append(bank["b_data"])
         m.d.comb += [
             queues[0].w_en.eq(for_stationary),
             queues[1].w_en.eq(for_dma),
-            queues[1].w_data.eq(Cat(*dma_words).word_select(b_partition, self._width)),
+
             queues[2].w_en.eq(for_act),
         ]
+        with m.Switch(b_partition):   # one case per bank (a word_select of all banks would be one wide shift)
+            for partition, word in enumerate(dma_words):
+                with m.Case(partition):
+                    m.d.comb += queues[1].w_data.eq(word)
         for index in range(readers):
             issued = grant[1] & ~dma_write if index == 1 else grant[index]
             m.d.sync += credits[index].eq(credits[index] + issued - (responses[index].valid & responses[index].ready))
