@@ -47,11 +47,15 @@ __all__ = ["QUIET_NAN", "ActFunc", "ActError", "ActType", "ACT_TYPES", "Space", 
 
 
 class ActFunc(enum.IntEnum):
+    """The function of ACTIVATE: ``f(x) = x`` or ``relu(x)`` (see the module docstring)."""
+
     IDENTITY = 0
     RELU = 1
 
 
 class Space(enum.IntEnum):
+    """Where ACTIVATE reads its source: PSUM or SBUF."""
+
     PSUM = 0
     SBUF = 1
 
@@ -224,6 +228,7 @@ class ActModel:
         return None
 
     def check(self, command: Activate) -> None:
+        """Raise ``ValueError`` naming the problem if the RTL would refuse ``command``; otherwise do nothing."""
         problem = self.problem(command)
         if problem:
             raise ValueError(problem[1])

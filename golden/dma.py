@@ -45,6 +45,8 @@ INCREMENT_BITS = 8
 
 
 class Space(enum.IntEnum):
+    """Which memory one side of a descriptor is in."""
+
     DRAM = 0
     SBUF = 1
 

@@ -225,12 +225,15 @@ class TensorEngineModel:
             raise ValueError(problem[1])
 
     def load_stationary(self, command: LoadStationary) -> None:
+        """Latch ``command``'s K x M operand from SBUF; ``ValueError`` (and no change) if it would be refused."""
         self.check(command)
         fmt = command_dtype(command)
         self.stationary = self.read_sbuf(command.partition, command.pattern, command.k, fmt)
         self.stationary_dtype = fmt.name
 
     def multiply_moving(self, command: MultiplyMoving) -> None:
+        """``psum[bank][:M, offset:offset + N] (+)= stationary.T @ moving``, with the arithmetic of
+        :mod:`trntile.golden.numerics`; ``ValueError`` (and no change) if ``command`` would be refused."""
         self.check(command)
         fmt = command_dtype(command)
         moving = self.read_sbuf(command.partition, command.pattern, command.k, fmt)
@@ -242,6 +245,7 @@ class TensorEngineModel:
         self.psum[window] = numerics.to_bits(sums.astype(fmt.accumulator))
 
     def run(self, commands) -> None:
+        """Apply ``commands`` in order; stops with ``ValueError`` at the first that would be refused."""
         for command in commands:
             if isinstance(command, LoadStationary):
                 self.load_stationary(command)

@@ -339,8 +339,20 @@ class ACTEngine(wiring.Component):
 
 class PSUMModel(wiring.Component):
     """PSUM for the ACT engine's block tests: P partitions x 8 banks x 4P words that a testbench writes
-    directly (``write``: word ``offset`` of ``bank`` in every partition whose ``mask`` bit is set, always
-    ready), with the tensor engine's read port (``read``, and ``read_data`` one cycle later)."""
+    directly, with the tensor engine's read port.
+
+    Parameters
+    ----------
+    partitions : int
+        P.
+
+    Members
+    -------
+    write : ``In(stream.Signature({bank, offset, mask, data[P]}))``
+        Word ``offset`` of ``bank`` in every partition whose ``mask`` bit is set; always ready.
+    read : ``In(stream.Signature(psum_read_layout(P)))``, read_data : ``Out(stream.Signature(ArrayLayout(32, P)))``
+        As the tensor engine's PSUM read port: the word of every partition, one cycle after the read.
+    """
 
     def __init__(self, partitions: int):
         self._p = partitions
@@ -380,9 +392,21 @@ class ACTBlock(wiring.Component):
     """What the ACT engine's block tests simulate (top ``act``): an :class:`ACTEngine` with a real
     :class:`~trntile.hdl.sbuf.SBUF` and a :class:`PSUMModel`.
 
-    Members: the engine's ``command``, ``check_busy``, ``error``, ``error_code``, ``error_clear``, ``done``,
-    ``idle``, ``busy_cycles`` and ``columns``; ``psum_write`` (the model's write port); ``sbuf`` (the SBUF's
-    word port, through which a testbench loads and reads the SBUF, and competes with the engine).
+    Parameters
+    ----------
+    partitions, sbuf_bytes : int
+        As for :class:`ACTEngine`.
+    data_width : int
+        The SBUF's word width.
+
+    Members
+    -------
+    command, check_busy, error, error_code, error_clear, done, idle, busy_cycles, columns
+        The engine's (:class:`ACTEngine`).
+    psum_write
+        The PSUM model's write port.
+    sbuf : ``In(sbuf_word_signature(data_width))``
+        The SBUF's word port, through which a testbench loads and reads the SBUF, and competes with the engine.
     """
 
     _PASSED = ("command", "check_busy", "error", "error_code", "error_clear", "done", "idle", "busy_cycles",

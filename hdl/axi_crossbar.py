@@ -141,6 +141,11 @@ class AXI4ErrorSlave(wiring.Component):
         The bus it sits on.
     resp : int
         ``Resp.DECERR`` or ``Resp.SLVERR``.
+
+    Members
+    -------
+    s_axi : ``In(signature)``
+        The slave port.
     """
 
     def __init__(self, signature: AXI4Signature, resp: int):

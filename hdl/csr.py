@@ -75,6 +75,7 @@ class Register:
     doc: str = ""
 
     def bit_offsets(self) -> list[tuple[Field, int]]:
+        """Each field with the bit it starts at: fields are packed from bit 0 in the order given."""
         position, placed = 0, []
         for field in self.fields:
             placed.append((field, position))

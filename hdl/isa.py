@@ -53,6 +53,9 @@ PAYLOAD_BITS = INSTRUCTION_BITS - HEADER_BITS
 
 
 class Opcode(enum.IntEnum):
+    """The opcode, the first field of every instruction's :data:`header_layout`; which engines run each is in
+    :data:`ENGINE_OPCODES`."""
+
     NOP = 0
     END = 1
     SEM_WAIT = 2
@@ -64,6 +67,8 @@ class Opcode(enum.IntEnum):
 
 
 class EngineKind(enum.IntEnum):
+    """What an engine's sequencer drives: the tensor engine, the ACT engine, or a DMA queue."""
+
     TENSOR = 0
     ACT = 1
     DMA = 2

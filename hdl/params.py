@@ -15,6 +15,7 @@ __all__ = ["Param", "PARTITIONS", "SBUF_BYTES", "SBUF_LATENCY", "STREAM_WIDTH", 
 
 
 def is_power_of_two(value: int) -> bool:
+    """Whether ``value`` is 1, 2, 4, ... (``False`` for 0 and negative numbers)."""
     return value > 0 and value & (value - 1) == 0
 
 

@@ -39,6 +39,7 @@ def psum_command_layout(partitions: int) -> data.StructLayout:
 
 
 def psum_read_layout(partitions: int) -> data.StructLayout:
+    """Payload of a PSUM read: the word ``offset`` (0..4P-1) of ``bank`` (0..7), the same in every partition."""
     return data.StructLayout({"bank": range(PSUM_BANKS), "offset": range(4 * partitions)})
 
 

@@ -127,6 +127,20 @@ class SBUF(wiring.Component):
         Bytes per partition, a power of two in 1 KiB..256 KiB.
     data_width : int
         Word width in bits (the DMA's AXI data width), a power of two in 32..512.
+
+    Members
+    -------
+    moving, stationary : ``In(sbuf_read_signature(P))``
+        The tensor engine's element reads (port A; port B).
+    dma : ``In(sbuf_word_signature(data_width))``
+        Whole words of one partition, read or written with byte strobes (port B).
+    act : ``In(sbuf_element_read_signature(P))``
+        The ACT engine's 4-byte element reads (port B).
+    write : ``In(sbuf_element_write_signature(P))``
+        An engine's element writes (port B).
+    granted, waited : ``Out(32).array(4)``
+        Per port-B requester (:data:`PORT_B_REQUESTERS` order): cycles served, and cycles it asked and was
+        not served.
     """
 
     #: Answers buffered per port-B reader (a read occupies a slot for 3 cycles: grant, memory, queue). A

@@ -308,13 +308,18 @@ class SBUFAXIBlock(wiring.Component):
     """What the ``sbuf_axi`` tests simulate: an :class:`SBUFAXISlave` on the ``dma`` port of a real
     :class:`~trntile.hdl.sbuf.SBUF`.
 
-    Members: ``s_axi`` and the counters of the slave; the SBUF's ``moving`` read port, a second path to the
-    contents (the SBUF's other port-B requesters are idle).
-
     Parameters
     ----------
     partitions, sbuf_bytes, data_width, id_width : int
         As for :class:`SBUFAXISlave`.
+
+    Members
+    -------
+    s_axi, reads, writes, errors
+        The slave's (:class:`SBUFAXISlave`).
+    moving
+        The SBUF's moving read port, a second path to the contents (the SBUF's other port-B requesters are
+        idle).
     """
 
     _COUNTERS = ("reads", "writes", "errors")

@@ -126,9 +126,20 @@ class TensorEngineBlock(wiring.Component):
     """The tensor engine with an :class:`SBUFModel` on its two read ports: what the block tests and
     ``trntile bench tensor`` simulate (top ``tensor_engine``).
 
-    Members: ``command``, ``psum_read``, ``psum_read_data`` and the status and counter outputs of
-    :class:`~trntile.hdl.tensor_engine.TensorEngine`; ``sbuf_write`` and ``stall`` of the SBUF model
-    (``stall`` bits 0/1: stationary port requests/responses, bits 2/3: moving port).
+    Parameters
+    ----------
+    partitions, dtypes : int
+        As for :class:`~trntile.hdl.tensor_engine.TensorEngine`.
+    sbuf_bytes, sbuf_latency : int
+        As for :class:`SBUFModel`.
+
+    Members
+    -------
+    command, psum_read, psum_read_data, error_clear, idle, load_done, multiply_done, error, error_code, errors
+        The engine's (:class:`~trntile.hdl.tensor_engine.TensorEngine`), and its ``busy_cycles``, ``macs`` and
+        ``fault``.
+    sbuf_write, stall
+        The SBUF model's (``stall`` bits 0/1: stationary port requests/responses, bits 2/3: moving port).
     """
 
     _STATUS = ("idle", "load_done", "multiply_done", "error", "error_code", "errors", "busy_cycles", "macs", "fault")

@@ -43,6 +43,15 @@ class InstructionFetch(wiring.Component):
     routes them. A word is delivered on ``words[i]`` when its last beat arrives; a requester must take it at
     once (each sequencer only asks for words it has room for), otherwise RREADY waits.
 
+    Parameters
+    ----------
+    requesters : int
+        Sequencers served.
+    data_width : int
+        AXI data width; a word takes ``512 / data_width`` beats.
+    outstanding : int
+        Reads in flight at most.
+
     Members
     -------
     requests : ``In(stream.Signature({address})).array(requesters)``
@@ -120,6 +129,13 @@ class InstructionFetch(wiring.Component):
 
 class SemaphoreFile(wiring.Component):
     """``count`` 32-bit semaphores, updated by ``sources`` streams, one update per cycle round-robin.
+
+    Parameters
+    ----------
+    count : int
+        Semaphores (1..256).
+    sources : int
+        Update streams (one per sequencer).
 
     Members
     -------

@@ -78,6 +78,7 @@ def _copy(source: Path, destination: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
+    """Run compile ``argv[1:]`` through the cache in folder ``argv[0]``; return the compiler's exit status."""
     if len(argv) < 2:
         print("usage: objcache.py CACHE_DIR COMPILER ARGS...", file=sys.stderr)
         return 2

@@ -92,6 +92,7 @@ class RunResult:
 
 
 def build_root() -> Path:
+    """Where designs, builds and runs go: ``TRNTILE_BUILD_DIR``, or ``build/sim`` below the current folder."""
     return Path(os.environ.get("TRNTILE_BUILD_DIR", Path.cwd() / "build" / "sim")).resolve()
 
 

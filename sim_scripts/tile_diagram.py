@@ -90,6 +90,7 @@ def draw() -> str:
 
 
 def main(argv=None) -> int:
+    """``python -m trntile.sim.tile_diagram``: write docs/tile.svg."""
     OUT.write_text(draw())
     print(f"wrote {OUT}")
     return 0

@@ -62,6 +62,7 @@ class Tool:
         return self.version is not None
 
     def as_json(self) -> dict:
+        """What ``trntile doctor --json`` reports for this tool."""
         return {"version": self.version, "path": self.path, "required": self.required,
                 "install": None if self.found else self.install, "note": self.note,
                 "problem": self.problem}
@@ -205,10 +206,12 @@ def _python_package(name: str, dist: str, module: str, install: str) -> Tool:
 
 
 def amaranth() -> Tool:
+    """Amaranth HDL, with its builtin Yosys."""
     return _python_package("amaranth", "amaranth", "amaranth", 'pip install "amaranth[builtin-yosys]>=0.5.10,<0.6"')
 
 
 def cocotb() -> Tool:
+    """cocotb, which runs the testbenches."""
     return _python_package("cocotb", "cocotb", "cocotb", 'pip install "cocotb>=2.1,<2.2"')
 
 

@@ -210,6 +210,7 @@ def _vcd_ticks(text: str, nanoseconds: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m trntile.sim.wave_picture``: draw the picture (see the module docstring) and write it."""
     parser = argparse.ArgumentParser(prog="python -m trntile.sim.wave_picture", description=__doc__.splitlines()[0])
     parser.add_argument("--sim", choices=("icarus", "verilator"), default="icarus")
     parser.add_argument("--out", type=Path, default=Path("docs/waves_skew.svg"))

@@ -255,6 +255,7 @@ def encode_program(program) -> bytes:
 
 
 def decode_program(raw: bytes) -> list[Instruction]:
+    """Every instruction of ``raw``, a whole number of instruction words (:func:`decode` for each)."""
     if len(raw) % INSTRUCTION_BYTES:
         raise ValueError(f"a program is a whole number of {INSTRUCTION_BYTES}-byte words, not {len(raw)} bytes")
     return [decode(raw[i:i + INSTRUCTION_BYTES]) for i in range(0, len(raw), INSTRUCTION_BYTES)]

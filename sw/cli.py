@@ -691,6 +691,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``trntile`` command: run ``argv`` (default ``sys.argv[1:]``) and return the exit status (2 for bad
+    usage, with one line on standard error)."""
     argv = sys.argv[1:] if argv is None else argv
     prog = "trntile" + (f" {argv[0]}" if argv and argv[0] in COMMANDS else "")
     try:

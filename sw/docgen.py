@@ -136,6 +136,7 @@ def render(text: str, sections: dict) -> str:
 
 
 def main(argv=None) -> int:
+    """``python -m trntile.sw.docgen``: rewrite the generated sections of docs/ (``--check`` only compares)."""
     parser = argparse.ArgumentParser(description="rewrite the generated sections of docs/")
     parser.add_argument("--check", action="store_true", help="only report pages that differ (exit 1)")
     args = parser.parse_args(argv)

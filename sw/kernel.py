@@ -111,6 +111,7 @@ class DramTensor:
         return self.address + self.itemsize * low, self.address + self.itemsize * (high + 1)
 
     def endpoint(self) -> Endpoint:
+        """This view as one side of a DMA descriptor (``ValueError`` beyond the dimensions a walk has)."""
         dims = [(stride, count) for stride, count in zip(self.strides, self.shape) if count > 1] or [(1, 1)]
         if len(dims) > _MAX_DIMS:
             raise ValueError(f"{self.name}: a DRAM access walks at most {_MAX_DIMS} dimensions, not {len(dims)}")
@@ -151,18 +152,22 @@ class SbufTile:
                                    shape=(p_count,) + tuple(c for c, _ in kept), strides=tuple(s for _, s in kept))
 
     def dims(self) -> tuple[tuple[int, int], ...]:
+        """``(stride, count)`` in elements of each free dimension that has more than one element."""
         dims = tuple((stride, count) for stride, count in zip(self.strides, self.shape[1:]) if count > 1)
         return dims or ((1, 1),)
 
     def pattern(self) -> AccessPattern:
+        """The access pattern each partition of the tile walks (for the tensor and ACT engines)."""
         return AccessPattern(self.offset, self.dims())
 
     def box(self) -> tuple[int, int]:
+        """The lowest byte and one past the highest byte the tile touches in each of its partitions."""
         low = sum(min(0, s * (c - 1)) for s, c in zip(self.strides, self.shape[1:]))
         high = sum(max(0, s * (c - 1)) for s, c in zip(self.strides, self.shape[1:]))
         return self.offset + self.itemsize * low, self.offset + self.itemsize * (high + 1)
 
     def endpoint(self) -> Endpoint:
+        """This tile as one side of a DMA descriptor (``ValueError`` beyond the dimensions a walk has)."""
         dims = self.dims()
         if len(dims) > _MAX_DIMS - 1:
             raise ValueError(f"an SBUF access walks at most {_MAX_DIMS - 1} free dimensions, not {len(dims)}")
@@ -186,6 +191,7 @@ class PsumTile:
         return PsumTile(self.bank, self.offset + w_start, (p_count, w_count))
 
     def box(self, partitions: int) -> tuple[int, int]:
+        """The bytes of PSUM, seen as one ``128 P``-byte space per partition, that the tile covers."""
         start = 4 * (4 * partitions * self.bank + self.offset)
         return start, start + 4 * self.shape[1]
 

@@ -244,6 +244,7 @@ class AxiProtocolChecker:
     # -- verdict -------------------------------------------------------------------------------------
 
     def outstanding(self) -> list[str]:
+        """What is still unanswered: writes without B or W data, reads short of beats, stray W bursts."""
         waiting = [f"write to {b['addr']:#x} (id {b['id']}) has no B" for q in self.writes_awaiting_b.values()
                    for b in q]
         waiting += [f"write to {b['addr']:#x} (id {b['id']}) is missing W data" for b in self.write_bursts]

@@ -127,10 +127,12 @@ class ClockedTB:
         self.clock.start()
 
     async def reset(self, cycles: int = 4) -> None:
+        """Hold ``rst`` for ``cycles`` clock cycles, release it, and wait for the next rising edge."""
         self.dut.rst.value = 1
         await ClockCycles(self.dut.clk, cycles)
         self.dut.rst.value = 0
         await RisingEdge(self.dut.clk)
 
     async def cycles(self, n: int) -> None:
+        """Wait ``n`` rising edges of the clock."""
         await ClockCycles(self.dut.clk, n)

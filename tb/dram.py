@@ -18,6 +18,7 @@ class Fault:
         self.low, self.high, self.resp = low, high, resp
 
     def hit(self, address: int, length: int) -> bool:
+        """Whether the ``length`` bytes from ``address`` touch the window."""
         return address < self.high and self.low < address + length
 
 

@@ -32,6 +32,7 @@ class Layout:
     dram_bytes: int
 
     def program_address(self, engine: int) -> int:
+        """Where engine ``engine``'s program starts in DRAM (each engine has its own space)."""
         return engine * PROGRAM_SPACE
 
     @property
@@ -110,6 +111,7 @@ def matmul_program(rng: np.random.Generator, *, partitions: int, queues: int, dr
 
 
 def program_bytes(program) -> int:
+    """The bytes ``program`` (a list of instructions) takes in DRAM."""
     return len(program) * INSTRUCTION_BYTES
 
 
