@@ -392,7 +392,9 @@ def run(top: str, params: dict | None, test_module: str, *, sim: str, testcase: 
     build_dir = build(d, sim, waves=waves)
 
     node = _pytest_node()
-    run_dir = build_dir / "runs" / _slug(f"{node or test_module}-{'+'.join(cases) or 'all'}-{seed}")
+    # The seed last and never cut off with a long name: runs with different seeds get different folders.
+    what_ran = f"{node or test_module}-{'+'.join(cases) or 'all'}"
+    run_dir = build_dir / "runs" / f"{_slug(what_ran)}-{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
     results = run_dir / "results.xml"
     log = run_dir / "sim.log"
@@ -436,7 +438,7 @@ def run(top: str, params: dict | None, test_module: str, *, sim: str, testcase: 
     if not failed and not simulator_status and ran == 0:
         failed = [f"no cocotb test ran (testcase {testcase!r} matches nothing in {test_module}?)"]
     if simulator_status or failed or not results.exists():
-        rerun = f"WAVES=1 COCOTB_RANDOM_SEED={seed} pytest {shlex.quote(node)}" if node else \
+        rerun = f"WAVES=1 COCOTB_RANDOM_SEED={seed} pytest -s {shlex.quote(node)}" if node else \
             f"WAVES=1 COCOTB_RANDOM_SEED={seed} (rerun {test_module} on {sim})"
         what = "\n  ".join(failed) or f"the simulator exited with status {simulator_status} and no results"
         raise SimulationFailed(

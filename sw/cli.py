@@ -450,6 +450,8 @@ def _matmul(args) -> int:
     if args.dtype == "int8" and (np.isnan(a.astype(float)).any() or np.isnan(b.astype(float)).any()):
         raise UsageError("--dtype int8: A and B must not hold NaN")
     c, golden, figures, result, failure = _run_gemm(a, b, args.dtype, p, args.sim, waves=bool(args.waves))
+    if args.waves and result is not None:   # kept before any verdict: a mismatch is when they are wanted
+        _keep_waves(result, Path(args.waves))
     if c is not None:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         np.save(args.out, c)
@@ -459,14 +461,12 @@ def _matmul(args) -> int:
             print(f"trntile matmul: C differs from the golden simulator at [{i}, {j}]: {c[i, j]} != {golden[i, j]}"
                   f" ({len(mismatch)} elements differ)", file=sys.stderr)
             return 1
-    if failure is not None:
-        print(f"trntile matmul: the RTL run failed: {str(failure).splitlines()[1].strip()}", file=sys.stderr)
+    if failure is not None:   # the whole message: which test, the seed, the log, and where its waves are
+        print(f"trntile matmul: the RTL run failed: {failure}", file=sys.stderr)
         return 1
     print(f"C = A @ B: {figures['m']} x {figures['n']} x {figures['k']} {args.dtype} on P = {p} ({args.sim}): "
           f"{figures['cycles']} cycles, MFU {figures['mfu']:.3f} (ideal {figures['ideal_cycles']} cycles); "
           f"matches the golden simulator; wrote {args.out}")
-    if args.waves:
-        _keep_waves(result, Path(args.waves))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         keys = ("m", "n", "k", "dtype", "partitions", "cycles", "mfu", "sim_seconds")
@@ -531,6 +531,8 @@ def _demo(args) -> int:
         i, j = mismatch[0]
         print(f"trntile demo: C differs from the golden simulator at [{i}, {j}]: {c[i, j]} != {golden[i, j]}",
               file=sys.stderr)
+        if args.waves:
+            _keep_waves(result, Path(args.waves))
         return 1
     exact = numerics.cast(a, "bf16").astype(np.float64) @ numerics.cast(b, "bf16").astype(np.float64)
     error = np.abs(c - exact).max()
