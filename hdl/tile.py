@@ -54,7 +54,9 @@ ENGINE_BASE, ENGINE_STRIDE = 0x040, 0x020
 COUNTER_BASE = 0x300
 SEMAPHORE_BASE = 0x400
 REGISTER_ADDRESS_BITS = 12
-S_AXI_ID_WIDTH = 4
+#: ID bits of the SBUF window: enough for a cluster of 8 tiles, whose crossbar adds 3 bits to the 2 of each
+#: tile's memory master (:mod:`trntile.hdl.cluster`).
+S_AXI_ID_WIDTH = 5
 WATCHDOG_DEFAULT = 4096
 #: Instruction words each sequencer fetches ahead, and fetches in flight for all of them: enough to keep a
 #: stream of 16-cycle tensor instructions (P = 4) fed behind 64 cycles of DRAM latency.
@@ -174,7 +176,7 @@ class Tile(wiring.Component):
         Host registers (:func:`tile_register_map`).
     m_axi : ``Out(AXI4Signature(addr_width=32, data_width, id_width=2))``
         DRAM: instruction fetch and DMA through the tile's crossbar.
-    s_axi : ``In(AXI4Signature(addr_width=32, data_width, id_width=4))``
+    s_axi : ``In(AXI4Signature(addr_width=32, data_width, id_width=5))``
         The SBUF, flat (partition x sbuf_bytes + offset), for the outside (see :mod:`trntile.hdl.sbuf_axi`).
     irq : ``Out(1)``
         ``irq.done & irq_enable.done | irq.error & irq_enable.error``.

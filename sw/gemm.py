@@ -39,13 +39,15 @@ def accumulator_dtype(dtype: str) -> str:
 
 def gemm_kernel(m: int, n: int, k: int, dtype: str, *, partitions: int = 16, queues: int = 4,
                 sbuf_bytes: int = 16 * 1024, dram_bytes: int = 1 << 24, buffers: int = 2,
-                strategy: str = "auto") -> Kernel:
+                strategy: str = "auto", data_address: int = 0) -> Kernel:
     """The kernel for ``C[m, n] = A[m, k] @ B[k, n]`` (see the module docstring); its DRAM tensors are
     ``at``, ``b`` and ``c``.
 
     ``strategy``: ``"resident"`` loads A.T and B into the SBUF once, one DMA per K chunk of each, and every
     tile multiplies from there; ``"stream"`` loads the two chunks of every step into rotating buffers;
-    ``"auto"`` (the default) takes ``resident`` when A.T and B fit in the SBUF beside the output buffers."""
+    ``"auto"`` (the default) takes ``resident`` when A.T and B fit in the SBUF beside the output buffers.
+    ``data_address``: where its DRAM tensors start (its programs follow them), so that several kernels can
+    share one DRAM, as the tiles of a cluster do."""
     for name, value in (("m", m), ("n", n), ("k", k)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, not {value!r}")
@@ -54,7 +56,8 @@ def gemm_kernel(m: int, n: int, k: int, dtype: str, *, partitions: int = 16, que
     if strategy not in ("auto", "resident", "stream"):
         raise ValueError(f"strategy must be auto, resident or stream, not {strategy!r}")
     out = accumulator_dtype(dtype)
-    kernel = Kernel(partitions=partitions, sbuf_bytes=sbuf_bytes, queues=queues, dram_bytes=dram_bytes)
+    kernel = Kernel(partitions=partitions, sbuf_bytes=sbuf_bytes, queues=queues, dram_bytes=dram_bytes,
+                    data_address=data_address)
     p = kernel.partitions
     width = 4 * p
     size = DTYPES[dtype].numpy.itemsize

@@ -16,9 +16,14 @@ def trntile(*args, cwd=None, env=None):
 
 
 # tile_bench is the tile plus a test latency model; at its default P = 16 it would only repeat "tile" (30 s).
-@pytest.mark.parametrize("top", sorted(set(TOPS) - {"tile_bench"}))
-def test_verilog_writes_every_top(top, tmp_path):
-    result = trntile("verilog", "--top", top, "-o", str(tmp_path))
+# The cluster at its defaults is four P = 16 tiles (a minute): it is written small instead.
+SMALL_CLUSTER = ["--tiles", "2", "--partitions", "4", "--sbuf-bytes", "1024", "--queues", "2"]
+
+
+@pytest.mark.parametrize("top,args", [(top, []) for top in sorted(set(TOPS) - {"tile_bench", "cluster", "cluster_bench"})]
+                         + [("cluster", SMALL_CLUSTER)])
+def test_verilog_writes_every_top(top, args, tmp_path):
+    result = trntile("verilog", "--top", top, *args, "-o", str(tmp_path))
     assert result.returncode == 0, result.stderr
     text = (tmp_path / f"{top}.v").read_text()
     assert f"module {top}(" in text
@@ -28,7 +33,8 @@ def test_verilog_writes_every_top(top, tmp_path):
     assert instantiated <= defined, f"instantiated but not defined: {instantiated - defined}"
     params = json.loads((tmp_path / "params.json").read_text())
     assert params["top"] == top
-    assert params["params"] == {p.name: p.default for p in TOPS[top].params}
+    given = {args[i][2:].replace("-", "_"): int(args[i + 1]) for i in range(0, len(args), 2)}
+    assert params["params"] == {p.name: given.get(p.name, p.default) for p in TOPS[top].params}
 
 
 def test_verilog_uses_given_parameters(tmp_path):

@@ -20,6 +20,9 @@ PARAMS = {
              "dram_bytes": 1 << 20},
 }
 PARAMS["tile_bench"] = PARAMS["tile"]
+PARAMS["cluster"] = PARAMS["cluster_bench"] = {"tiles": 2, "partitions": 4, "sbuf_bytes": 1024, "semaphores": 32,
+                                               "dram_bytes": 1 << 20, "data_width": 128, "queues": 3,
+                                               "outstanding": 8}
 
 
 def _params(name: str) -> dict:

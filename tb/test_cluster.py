@@ -1,0 +1,165 @@
+"""cocotb tests for the cluster (top ``cluster_bench``: T tiles on shared DRAM behind a latency model).
+
+The host reaches tile i's registers at ``i x 4 KiB`` through cocotbext-axi's ``AxiLiteMaster``; the shared
+DRAM is an ``AxiRam``. Protocol checkers watch both ports. The data-parallel GEMM runs on every tile at once
+and is compared with :class:`~trntile.golden.cluster.ClusterModel`: every DRAM byte, and each engine's state,
+error code and fault address.
+"""
+
+from __future__ import annotations
+
+import cocotb
+import numpy as np
+from cocotb.triggers import ClockCycles
+from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
+
+from trntile.golden import numerics
+from trntile.golden.cluster import ClusterModel
+from trntile.hdl.isa import engine_names
+from trntile.hdl.tile import TILE_MAGIC, tile_register_map
+from trntile.sw.cluster import parallel_gemm
+from trntile.tb.axi_checker import AxiProtocolChecker
+from trntile.tb.common import ClockedTB, pauses
+from trntile.tb.dram import FaultyRam
+
+TILE_STRIDE = 4096   # the host's window of each tile's registers
+
+
+class ClusterTB(ClockedTB):
+    def __init__(self, dut):
+        super().__init__(dut)
+        params = self.params
+        self.tiles, self.p, self.queues = params["tiles"], params["partitions"], params["queues"]
+        self.sbuf_bytes, self.dram_bytes = params["sbuf_bytes"], params["dram_bytes"]
+        self.semaphores, self.dtypes = params["semaphores"], params["dtypes"]
+        self.names = engine_names(self.queues)
+        self.memory = FaultyRam(dut, "m_axi", self.dram_bytes)
+        self.dram = self.memory.dram
+        self.host = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil", bus_separator="__"), dut.clk, dut.rst)
+        for part in (self.host.write_if, self.host.read_if):
+            part.log.setLevel("WARNING")
+        self.checkers = [AxiProtocolChecker(dut, "m_axi", dut.clk, dut.rst),
+                         AxiProtocolChecker(dut, "s_axil", dut.clk, dut.rst, lite=True)]
+        dut.latency.value = 0
+        self.map = {r["name"]: r for r in tile_register_map(
+            partitions=self.p, sbuf_bytes=self.sbuf_bytes, data_width=params["data_width"], queues=self.queues,
+            semaphores=self.semaphores, dram_bytes=1 << 32, dtypes=self.dtypes).describe()}
+        self.log.info("%d tiles", self.tiles)
+
+    def _address(self, tile: int, register: str) -> int:
+        return tile * TILE_STRIDE + self.map[register]["offset"]
+
+    async def read(self, tile: int, register: str) -> int:
+        return int.from_bytes((await self.host.read(self._address(tile, register), 4)).data, "little")
+
+    async def write(self, tile: int, register: str, value: int) -> None:
+        await self.host.write(self._address(tile, register), value.to_bytes(4, "little"))
+
+    async def engine(self, tile: int, index: int) -> tuple[int, int, int]:
+        name = self.names[index]
+        value = await self.read(tile, f"{name}_status")
+        return value & 3, value >> 2 & 0xFF, await self.read(tile, f"{name}_fault")
+
+    async def run(self, starts: list[dict[int, int]], *, limit: int = 500_000) -> list[int]:
+        """Start tile t's engines at ``starts[t]`` on every tile, then wait until no tile runs; returns each
+        tile's cycle count."""
+        for tile, programs in enumerate(starts):
+            for index, address in programs.items():
+                await self.write(tile, f"{self.names[index]}_program", address)
+            await self.write(tile, "enable", sum(1 << index for index in programs))
+        for tile, programs in enumerate(starts):
+            if programs:
+                await self.write(tile, "control", 1)
+        waited = 0
+        while any([await self.read(tile, "status") & 1 for tile in range(self.tiles)]):
+            await ClockCycles(self.dut.clk, 50)
+            waited += 50
+            assert waited < limit, f"the cluster still runs after {limit} cycles"
+        return [(await self.read(t, "cycles_lo")) | (await self.read(t, "cycles_hi")) << 32 for t in range(self.tiles)]
+
+    async def compare(self, model: ClusterModel, what: str) -> None:
+        for tile, tile_model in enumerate(model.tiles):
+            for index, name in enumerate(self.names):
+                got, want = await self.engine(tile, index), tile_model.status[index].as_tuple()
+                assert got == want, f"{what}: tile {tile} engine {name} is {got}, the golden model says {want}"
+        bad = np.flatnonzero(self.dram != model.dram)
+        assert not bad.size, (f"{what}: {bad.size} DRAM bytes differ, first at {bad[0]:#x}: RTL "
+                              f"{self.dram[bad[0]]:#04x}, model {model.dram[bad[0]]:#04x}")
+        for checker in self.checkers:
+            checker.check(idle=True)
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def host_reaches_every_tile_and_nothing_else(dut):
+    """Each tile's identity and parameters through its window; a register written on one tile is seen on it
+    only; an address beyond the last tile answers DECERR, reads and writes, and the next access works."""
+    tb = ClusterTB(dut)
+    await tb.reset()
+    for tile in range(tb.tiles):
+        assert await tb.read(tile, "ident") & 0xFFFF == TILE_MAGIC, f"tile {tile}: no tile identity"
+        assert await tb.read(tile, "config0") & 0xFF == tb.p
+    for tile in range(tb.tiles):
+        await tb.write(tile, "watchdog", 0x100 + tile)
+    for tile in range(tb.tiles):
+        assert await tb.read(tile, "watchdog") == 0x100 + tile, f"tile {tile} holds another tile's write"
+    beyond = (1 << (len(dut.s_axil__araddr.value))) - TILE_STRIDE   # the last window, if no tile is there
+    if tb.tiles * TILE_STRIDE <= beyond:
+        read = await tb.host.read(beyond, 4)
+        assert read.resp == AxiResp.DECERR, f"a read beyond the tiles answered {read.resp!r}"
+        write = await tb.host.write(beyond, bytes(4))
+        assert write.resp == AxiResp.DECERR, f"a write beyond the tiles answered {write.resp!r}"
+        assert await tb.read(0, "ident") & 0xFFFF == TILE_MAGIC, "the host port is stuck after DECERR"
+    for checker in tb.checkers:
+        checker.check(idle=True)
+
+
+async def soft_reset_all(tb: ClusterTB) -> None:
+    """Soft-reset every tile (semaphores and counters back to 0, as the golden model starts)."""
+    for tile in range(tb.tiles):
+        await tb.write(tile, "control", 2)
+    for tile in range(tb.tiles):
+        for _ in range(1000):
+            if not await tb.read(tile, "status") >> 3 & 1:
+                break
+        else:
+            raise AssertionError(f"tile {tile}: the soft reset did not finish")
+
+
+@cocotb.test(timeout_time=5000, timeout_unit="ms")
+async def data_parallel_gemm(dut):
+    """C = A @ B with N split over the tiles, all running at once on the shared DRAM, several times: random
+    shape and dtype, DRAM latency 0, 20 or 64, pauses on every DRAM channel or none. DRAM and every engine's
+    status against the golden cluster model, and C against ``numerics.chunked_matmul``."""
+    tb = ClusterTB(dut)
+    await tb.reset()
+    rounds = 2 if "icarus" in cocotb.SIM_NAME.lower() else 4
+    for round_ in range(rounds):
+        latency, backpressure = tb.rng.choice([0, 20, 64]), tb.rng.choice([0.0, 0.3])
+        dut.latency.value = latency
+        for channel in tb.memory.channels:
+            channel.set_pause_generator(pauses(tb.rng, backpressure) if backpressure else None)
+            if not backpressure:
+                channel.pause = False   # a generator stopped mid-pause would leave it paused
+        dtype = tb.rng.choice(numerics.dtypes_in(tb.dtypes))
+        m, k = tb.rng.randint(1, 2 * tb.p), tb.rng.randint(1, 2 * tb.p + 1)
+        n = tb.rng.randint(tb.tiles, 6 * tb.p)
+        what = f"round {round_}: GEMM {m} x {n} x {k} {dtype} on {tb.tiles} tiles, latency {latency}, " \
+               f"backpressure {backpressure:.1f}"
+        tb.log.info("%s", what)
+        gemm = parallel_gemm(m, n, k, dtype, tiles=tb.tiles, partitions=tb.p, queues=tb.queues,
+                             sbuf_bytes=tb.sbuf_bytes, dram_bytes=tb.dram_bytes)
+        a = tb.np_rng.integers(-8, 8, (m, k)) if dtype == "int8" else tb.np_rng.standard_normal((m, k))
+        b = tb.np_rng.integers(-8, 8, (k, n)) if dtype == "int8" else tb.np_rng.standard_normal((k, n))
+        a, b = numerics.cast(a, dtype), numerics.cast(b, dtype)
+        image = gemm.image(a, b)
+        model = ClusterModel(tiles=tb.tiles, dram_bytes=tb.dram_bytes, partitions=tb.p, sbuf_bytes=tb.sbuf_bytes,
+                             queues=tb.queues, semaphores=tb.semaphores, dtypes=tb.dtypes)
+        model.dram[:] = image
+        model.run(gemm.starts)
+        await soft_reset_all(tb)
+        tb.dram[:] = image
+        cycles = await tb.run(gemm.starts)
+        await tb.compare(model, what)
+        c, want = gemm.read(tb.dram), numerics.chunked_matmul(a, b, dtype, partitions=tb.p)
+        assert (c.view(np.uint32) == want.view(np.uint32)).all(), f"{what}: C differs from chunked_matmul"
+        tb.log.info("%s: matches the golden model; cycles per tile %s", what, cycles)
