@@ -1,23 +1,79 @@
 """A cluster of T tiles sharing one DRAM, as a numpy model (the RTL is :mod:`trntile.hdl.cluster`).
 
-Each tile is a :class:`~trntile.golden.tile.TileModel` whose DMA and instruction fetches use the shared DRAM
-array. The model runs the tiles one after another, each until it stops, which gives the RTL's result when
-the tiles' programs do not depend on each other (each writes DRAM the others do not read), as in the
-data-parallel GEMM of :mod:`trntile.sw.cluster`. Accesses to the SBUF windows of other tiles (addresses from
-:data:`~trntile.hdl.cluster.SBUF_WINDOWS`) are not modelled yet: the model's DMA refuses them as beyond DRAM.
+Each tile is a :class:`~trntile.golden.tile.TileModel` whose DMA and instruction fetches see the cluster's
+address space (:class:`ClusterMemory`): the shared DRAM from 0 and every tile's SBUF window from
+:data:`~trntile.hdl.cluster.SBUF_WINDOWS`; an address in neither answers an error, as the crossbar's DECERR
+does (the tile models' ``read_faults`` and ``write_faults``). The model runs the tiles one after another,
+each until it stops, which gives the RTL's result when no tile waits for another (a tile's later program,
+started by the host after the first has finished, sees what the first wrote).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..hdl.cluster import SBUF_WINDOWS, sbuf_window_bytes
 from .tile import TileModel
 
-__all__ = ["ClusterModel"]
+__all__ = ["ClusterModel", "ClusterMemory"]
+
+_SPACE = 1 << 32   # every tile's address space
+
+
+class ClusterMemory:
+    """The 32-bit address space every tile of a cluster sees, for the golden DMA and instruction fetch: byte
+    ``a`` is ``dram[a]`` below ``dram.size``, and byte ``o`` of tile j's SBUF window (``sbufs[j]`` seen flat,
+    partition-major) at ``SBUF_WINDOWS + j x window + o``. Indexed with an array of addresses or a slice, like
+    the numpy array it stands in for; addresses in neither are never accessed (the tiles' fault ranges stop
+    the access first)."""
+
+    def __init__(self, dram: np.ndarray, sbufs: list[np.ndarray], window: int):
+        self.dram, self.sbufs, self.window = dram, sbufs, window
+        self.size = _SPACE
+
+    def _route(self, addresses: np.ndarray):
+        """Yield ``(mask, memory, offsets)`` for each memory the addresses fall in."""
+        addresses = np.asarray(addresses, dtype=np.int64)
+        in_dram = addresses < self.dram.size
+        yield in_dram, self.dram, addresses[in_dram]
+        windows = addresses - SBUF_WINDOWS
+        for j, sbuf in enumerate(self.sbufs):
+            mine = (windows >= j * self.window) & (windows < (j + 1) * self.window)
+            yield mine, sbuf.reshape(-1), windows[mine] - j * self.window
+
+    @staticmethod
+    def _addresses(key) -> np.ndarray:
+        if isinstance(key, slice):
+            return np.arange(key.start, key.stop, dtype=np.int64)
+        return np.asarray(key, dtype=np.int64).reshape(-1)
+
+    def __getitem__(self, key) -> np.ndarray:
+        addresses = self._addresses(key)
+        out = np.zeros(addresses.size, dtype=np.uint8)
+        for mask, memory, offsets in self._route(addresses):
+            out[mask] = memory[offsets]
+        return out
+
+    def __setitem__(self, key, values) -> None:
+        addresses = self._addresses(key)
+        values = np.broadcast_to(np.asarray(values, dtype=np.uint8), addresses.shape)
+        for mask, memory, offsets in self._route(addresses):
+            memory[offsets] = values[mask]
+
+
+class _DramFlags:
+    """``dram_undefined`` of a tile in a cluster: flags for the shared DRAM; writes elsewhere are ignored."""
+
+    def __init__(self, flags: np.ndarray):
+        self.flags = flags
+
+    def __setitem__(self, key, value) -> None:
+        addresses = np.asarray(key, dtype=np.int64).reshape(-1)
+        self.flags[addresses[addresses < self.flags.size]] = value
 
 
 class ClusterModel:
-    """T :class:`TileModel` on one DRAM of ``dram_bytes``.
+    """T :class:`TileModel` on one DRAM of ``dram_bytes``, each reaching every tile's SBUF window.
 
     Parameters
     ----------
@@ -31,9 +87,15 @@ class ClusterModel:
 
     def __init__(self, *, tiles: int, dram_bytes: int, **tile_params):
         self.dram = np.zeros(dram_bytes, dtype=np.uint8)
-        self.tiles = [TileModel(dram_bytes=dram_bytes, **tile_params) for _ in range(tiles)]
+        self.dram_undefined = np.zeros(dram_bytes, dtype=bool)
+        window = sbuf_window_bytes(tile_params["partitions"], tile_params["sbuf_bytes"])
+        unmapped = [(dram_bytes, SBUF_WINDOWS), (SBUF_WINDOWS + tiles * window, _SPACE)]
+        self.tiles = [TileModel(dram_bytes=dram_bytes, read_faults=unmapped, write_faults=unmapped, **tile_params)
+                      for _ in range(tiles)]
+        self.memory = ClusterMemory(self.dram, [tile.sbuf for tile in self.tiles], window)
         for tile in self.tiles:
-            tile.dma.dram = self.dram   # one DRAM for all
+            tile.dma.dram = self.memory
+            tile.dram_undefined = _DramFlags(self.dram_undefined)
 
     def run(self, starts: list[dict[int, int]]) -> None:
         """Start tile t's engines at ``starts[t]`` (engine index to program address; an empty dict leaves the

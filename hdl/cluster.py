@@ -58,14 +58,18 @@ def _bits_for(count: int) -> int:
     return (count - 1).bit_length()
 
 
-def _connect_axi4(m: Module, master, slave) -> None:
+def _connect_axi4(m: Module, master, slave, *, window_bits: int) -> None:
     """Connect AXI4 ``master`` to ``slave`` whose ID is at least as wide: IDs are zero-extended towards the
-    slave and cut back towards the master (the upper bits are then zero, since the slave echoes them)."""
+    slave and cut back towards the master (the upper bits are then zero, since the slave echoes them).
+    Addresses keep their low ``window_bits``: the crossbar passes the full address on, and the slave serves
+    its window from 0."""
     for name, member in master.signature.members.items():
         towards_slave = (member.flow == Out)
         source, sink = (master, slave) if towards_slave else (slave, master)
         value = getattr(source, name)
         target = getattr(sink, name)
+        if name in ("awaddr", "araddr"):
+            value = value[:window_bits]
         m.d.comb += target.eq(value if len(value) <= len(target) else value[:len(target)])
 
 
@@ -229,7 +233,7 @@ class Cluster(wiring.Component):
             m.submodules[f"tile{i}"] = tile
             wiring.connect(m, getattr(demux, f"m{i}_axil"), tile.s_axil)
             wiring.connect(m, tile.m_axi, getattr(crossbar, f"s{i}_axi"))
-            _connect_axi4(m, getattr(crossbar, f"m{i + 1}_axi"), tile.s_axi)
+            _connect_axi4(m, getattr(crossbar, f"m{i + 1}_axi"), tile.s_axi, window_bits=self.window.bit_length() - 1)
             m.d.comb += self.irq[i].eq(tile.irq)
         return m
 

@@ -15,8 +15,11 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
 
 from trntile.golden import numerics
 from trntile.golden.cluster import ClusterModel
-from trntile.hdl.isa import engine_names
+from trntile.golden.dma import DmaError, Endpoint
+from trntile.hdl.cluster import SBUF_WINDOWS, sbuf_window_bytes
+from trntile.hdl.isa import EngineError, engine_names
 from trntile.hdl.tile import TILE_MAGIC, tile_register_map
+from trntile.sw.asm import Copy, End, Instruction, encode_program
 from trntile.sw.cluster import parallel_gemm
 from trntile.tb.axi_checker import AxiProtocolChecker
 from trntile.tb.common import ClockedTB, pauses
@@ -163,3 +166,56 @@ async def data_parallel_gemm(dut):
         c, want = gemm.read(tb.dram), numerics.chunked_matmul(a, b, dtype, partitions=tb.p)
         assert (c.view(np.uint32) == want.view(np.uint32)).all(), f"{what}: C differs from chunked_matmul"
         tb.log.info("%s: matches the golden model; cycles per tile %s", what, cycles)
+
+
+@cocotb.test(timeout_time=2000, timeout_unit="ms")
+async def remote_sbuf_access(dut):
+    """Tile 0's DMA writes a block of DRAM into tile 1's SBUF through tile 1's window and reads it back to DRAM;
+    a copy on another queue to an address in no window stops that queue with the write-response error; then
+    tile 1 copies the block from its own SBUF to DRAM. DRAM and every engine's status against the golden
+    cluster model, whose memory routes window addresses to the other tile's SBUF."""
+    tb = ClusterTB(dut)
+    await tb.reset()
+    p, sbuf_bytes = tb.p, tb.sbuf_bytes
+    window = sbuf_window_bytes(p, sbuf_bytes)
+    rows, length = tb.rng.randint(1, p), 4 * tb.rng.randint(1, min(64, sbuf_bytes // 4))
+    first = tb.rng.randint(0, p - rows)
+    offset = 4 * tb.rng.randint(0, (sbuf_bytes - length) // 4)
+    source, back, local = 0x4000, 0x8000, 0xC000
+    remote = SBUF_WINDOWS + window + first * sbuf_bytes + offset   # tile 1's partition `first`, at `offset`
+    walk = [(sbuf_bytes // 4, rows), (1, length // 4)]             # 4-byte elements, row by row
+    tb.log.info("%d rows of %d bytes into tile 1's partitions %d.. at offset %d", rows, length, first, offset)
+    programs = {
+        (0, 2): [Instruction(Copy(Endpoint.dram(source, [(1, rows * length // 4)]), Endpoint.dram(remote, walk), 4)),
+                 Instruction(Copy(Endpoint.dram(remote, walk), Endpoint.dram(back, [(1, rows * length // 4)]), 4)),
+                 Instruction(End())],
+        (1, 2): [Instruction(Copy(Endpoint.sbuf(first, rows, offset, [(1, length // 4)]),
+                                  Endpoint.dram(local, [(1, rows * length // 4)]), 4)),
+                 Instruction(End())],
+    }
+    if tb.queues > 1:   # a write to an address in no window: DECERR, the queue stops with WRITE_RESPONSE
+        nowhere = tb.dram_bytes + 0x1000
+        programs[(0, 3)] = [Instruction(Copy(Endpoint.dram(source, [(1, 4)]), Endpoint.dram(nowhere, [(1, 4)]), 4)),
+                            Instruction(End())]
+    image = np.zeros(tb.dram_bytes, dtype=np.uint8)
+    image[source:source + rows * length] = tb.np_rng.integers(0, 256, rows * length, dtype=np.uint8)
+    starts = [{}, {}]
+    for number, ((tile, engine), program) in enumerate(sorted(programs.items())):
+        address = 0x1000 + 0x400 * number
+        raw = np.frombuffer(encode_program(program), dtype=np.uint8)
+        image[address:address + raw.size] = raw
+        starts[tile][engine] = address
+    model = ClusterModel(tiles=tb.tiles, dram_bytes=tb.dram_bytes, partitions=p, sbuf_bytes=sbuf_bytes,
+                         queues=tb.queues, semaphores=tb.semaphores, dtypes=tb.dtypes)
+    model.dram[:] = image
+    tb.dram[:] = image
+    for phase in ([starts[0]] + [{}] * (tb.tiles - 1), [{}, starts[1]] + [{}] * (tb.tiles - 2)):
+        model.run(phase)
+        await tb.run(phase)
+    await tb.compare(model, "remote SBUF access")
+    block = image[source:source + rows * length]
+    for name, address in (("read back through the window", back), ("copied by tile 1 from its SBUF", local)):
+        assert (tb.dram[address:address + rows * length] == block).all(), f"the block {name} differs"
+    if tb.queues > 1:
+        state, error, _ = await tb.engine(0, 3)
+        assert error == EngineError.DMA + DmaError.WRITE_RESPONSE, f"the write to nowhere ended with {error:#x}"

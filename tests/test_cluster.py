@@ -18,8 +18,8 @@ CASES = [
                  marks=pytest.mark.verilator, id="T2-P4-128bit-verilator"),
     pytest.param({"tiles": 4, "data_width": 128, "queues": 3, "outstanding": 4}, "verilator",
                  marks=pytest.mark.verilator, id="T4-P4-128bit-verilator"),
-    pytest.param({"tiles": 2, "data_width": 32, "queues": 1, "outstanding": 2}, "icarus",
-                 marks=pytest.mark.icarus, id="T2-P4-32bit-icarus"),
+    pytest.param({"tiles": 2, "data_width": 32, "queues": 2, "outstanding": 2}, "icarus",
+                 marks=pytest.mark.icarus, id="T2-P4-32bit-2queues-icarus"),
 ]
 
 
