@@ -172,7 +172,8 @@ async def data_parallel_gemm(dut):
 async def remote_sbuf_access(dut):
     """Tile 0's DMA writes a block of DRAM into tile 1's SBUF through tile 1's window and reads it back to DRAM;
     a copy on another queue to an address in no window stops that queue with the write-response error; then
-    tile 1 copies the block from its own SBUF to DRAM. DRAM and every engine's status against the golden
+    tile 1 copies the block from its own SBUF to DRAM; last, tile 1's tensor engine started at an address in no
+    window stops with FETCH. DRAM and every engine's status against the golden
     cluster model, whose memory routes window addresses to the other tile's SBUF."""
     tb = ClusterTB(dut)
     await tb.reset()
@@ -209,7 +210,10 @@ async def remote_sbuf_access(dut):
                          queues=tb.queues, semaphores=tb.semaphores, dtypes=tb.dtypes)
     model.dram[:] = image
     tb.dram[:] = image
-    for phase in ([starts[0]] + [{}] * (tb.tiles - 1), [{}, starts[1]] + [{}] * (tb.tiles - 2)):
+    # Last, tile 1's tensor engine is started at an address in no window: its fetch gets DECERR (FETCH).
+    nowhere = {0: (tb.dram_bytes + SBUF_WINDOWS) // 2 // 64 * 64}
+    for phase in ([starts[0]] + [{}] * (tb.tiles - 1), [{}, starts[1]] + [{}] * (tb.tiles - 2),
+                  [{}, nowhere] + [{}] * (tb.tiles - 2)):
         model.run(phase)
         await tb.run(phase)
     await tb.compare(model, "remote SBUF access")
@@ -217,5 +221,6 @@ async def remote_sbuf_access(dut):
     for name, address in (("read back through the window", back), ("copied by tile 1 from its SBUF", local)):
         assert (tb.dram[address:address + rows * length] == block).all(), f"the block {name} differs"
     if tb.queues > 1:
-        state, error, _ = await tb.engine(0, 3)
+        error = (await tb.engine(0, 3))[1]
         assert error == EngineError.DMA + DmaError.WRITE_RESPONSE, f"the write to nowhere ended with {error:#x}"
+    assert (await tb.engine(1, 0))[1] == EngineError.FETCH, "a fetch from no window did not stop with FETCH"
