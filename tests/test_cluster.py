@@ -60,3 +60,22 @@ def test_demux_and_split_limits_are_checked():
         AXI4LiteDemux(count=0, port_bits=12)
     with pytest.raises(ValueError, match=r"n must be at least the number of tiles \(4\)"):
         parallel_gemm(4, 3, 4, "bf16", tiles=4, partitions=4, queues=3, sbuf_bytes=1024, dram_bytes=1 << 20)
+
+
+def test_cluster_memory_routes_dram_and_windows():
+    """The golden cluster's address space: DRAM below dram_bytes, tile j's SBUF (partition-major) at
+    SBUF_WINDOWS + j x window, by index arrays and by slices."""
+    from trntile.golden.cluster import ClusterMemory
+    from trntile.hdl.cluster import SBUF_WINDOWS
+
+    dram = np.zeros(4096, dtype=np.uint8)
+    sbufs = [np.zeros((4, 16), dtype=np.uint8) for _ in range(2)]
+    memory = ClusterMemory(dram, sbufs, window=64)
+    addresses = np.array([5, SBUF_WINDOWS + 17, SBUF_WINDOWS + 64 + 63, 4095])
+    memory[addresses] = [1, 2, 3, 4]
+    assert dram[5] == 1 and dram[4095] == 4
+    assert sbufs[0][1, 1] == 2 and sbufs[1][3, 15] == 3
+    assert sbufs[0].sum() == 2 and sbufs[1].sum() == 3
+    assert memory[addresses].tolist() == [1, 2, 3, 4]
+    assert memory[SBUF_WINDOWS + 16:SBUF_WINDOWS + 20].tolist() == [0, 2, 0, 0]
+    assert memory.size == 1 << 32
