@@ -26,7 +26,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .axi import CHANNELS, AXI4LiteSignature, AXI4Signature, Resp
+from .axi import AXI4LiteSignature, AXI4Signature, Resp
 from .axi_crossbar import AXI4Crossbar
 from .params import (AXI_DATA_WIDTH, DMA_OUTSTANDING, DMA_QUEUES, DTYPES, PARTITIONS, SBUF_BYTES, SEMAPHORES,
                      Param)
