@@ -3,9 +3,10 @@
 Each tile is a :class:`~trntile.golden.tile.TileModel` whose DMA and instruction fetches see the cluster's
 address space (:class:`ClusterMemory`): the shared DRAM from 0 and every tile's SBUF window from
 :data:`~trntile.hdl.cluster.SBUF_WINDOWS`; an address in neither answers an error, as the crossbar's DECERR
-does (the tile models' ``read_faults`` and ``write_faults``). The model runs the tiles one after another,
-each until it stops, which gives the RTL's result when no tile waits for another (a tile's later program,
-started by the host after the first has finished, sees what the first wrote).
+does (the tile models' ``read_faults`` and ``write_faults``). The model runs the started engines of every
+tile in turns, one instruction each, as :meth:`TileModel.run` does one tile's, so that a tile may wait for what
+another does; when none can move, those still waiting stop with ``DEADLOCK``. A program the host starts on a
+tile after another has finished sees what the first wrote.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..hdl.cluster import SBUF_WINDOWS, sbuf_window_bytes
+from ..hdl.isa import EngineError, EngineState
 from .tile import TileModel
 
 __all__ = ["ClusterModel", "ClusterMemory"]
@@ -97,12 +99,29 @@ class ClusterModel:
             tile.dma.dram = self.memory
             tile.dram_undefined = _DramFlags(self.dram_undefined)
 
-    def run(self, starts: list[dict[int, int]]) -> None:
+    def run(self, starts: list[dict[int, int]], *, max_instructions: int = 1_000_000) -> None:
         """Start tile t's engines at ``starts[t]`` (engine index to program address; an empty dict leaves the
-        tile idle) and run each tile in turn until it stops."""
+        tile idle) and run every started engine of every tile, one instruction at a time in turn, until each
+        is done or stopped; when none can move, the ones still waiting stop with ``DEADLOCK``."""
         if len(starts) != len(self.tiles):
             raise ValueError(f"starts must give one dict per tile ({len(self.tiles)}), not {len(starts)}")
         for tile, programs in zip(self.tiles, starts):
             if programs:
                 tile.start(programs)
-                tile.run()
+        executed = 0
+        while True:
+            running = [(tile, index) for tile in self.tiles for index, status in enumerate(tile.status)
+                       if status.state == EngineState.RUNNING]
+            if not running:
+                return
+            progress = False
+            for tile, index in running:
+                if tile.status[index].state == EngineState.RUNNING and tile._step(index):
+                    progress = True
+                    executed += 1
+            if executed > max_instructions:
+                raise RuntimeError(f"more than {max_instructions} instructions: a program that never ends?")
+            if not progress:
+                for tile, index in running:
+                    tile._stop(index, EngineError.DEADLOCK)
+                return
