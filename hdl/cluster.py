@@ -27,7 +27,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi import AXI4LiteSignature, AXI4Signature, Resp
-from .axi_crossbar import AXI4Crossbar
+from .axi_crossbar import AXI4Crossbar, _bits_for
 from .params import (AXI_DATA_WIDTH, DMA_OUTSTANDING, DMA_QUEUES, DTYPES, PARTITIONS, SBUF_BYTES, SEMAPHORES,
                      Param)
 from .tile import REGISTER_ADDRESS_BITS, S_AXI_ID_WIDTH, Tile
@@ -52,10 +52,6 @@ _TILE_M_ID_WIDTH = 2
 def sbuf_window_bytes(partitions: int, sbuf_bytes: int) -> int:
     """The size of one tile's SBUF window: ``partitions x sbuf_bytes`` (both powers of two)."""
     return partitions * sbuf_bytes
-
-
-def _bits_for(count: int) -> int:
-    return (count - 1).bit_length()
 
 
 def _connect_axi4(m: Module, master, slave, *, window_bits: int) -> None:
