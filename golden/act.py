@@ -3,7 +3,7 @@
 ``ACTIVATE`` works on partitions ``partition .. partition + partitions - 1`` (the lanes). Each lane walks
 its source and destination patterns (the same walk in every lane, as every engine does) and, for element i,
 
-    ``dst[i] = cast(f(src[i] * scale + bias[p]))``
+    ``dst[i] = cast(f(src[i] * scale + bias[p]))``, or with ``accumulate``, ``dst[i] = f(src[i] * scale + dst[i])``
 
 Float path (output ``bf16``, ``fp8_e4m3``, ``fp8_e5m2`` or ``fp32``)
     ``src`` is fp32. ``src * scale`` is one binary32 multiplication and ``+ bias`` one binary32 addition,
@@ -18,6 +18,14 @@ Integer path (output ``int8`` or ``int32``)
 NaN: any NaN the arithmetic produces (or passes on) becomes the positive quiet NaN before the cast, as in the
 RTL (``0x7fc00000``; ``0x7fc0``, ``0x7f``, ``0x7e`` after the cast). The architecture allows any NaN; fixing
 one makes results comparable byte for byte. (An E4M3 overflow keeps the sign ml_dtypes gives it.)
+
+Accumulate (``accumulate`` set): the addend is the destination's own element instead of a bias, read
+before it is overwritten, so ``dst += src * scale`` element by element; this is how a kernel adds two tensors
+(an all-reduce adds what another tile sent into its own copy). The output must be fp32 or int32 (the
+element read back is the addend's type), there is no bias, and the destination walk must visit each
+element once, which the engine checks with a rule it can apply in hardware: sorted by ``|stride|``, each
+dimension of count > 1 has a ``|stride|`` larger than the spans ``|stride| x (count - 1)`` of those
+before it together (so a stride 0 or two equal strides are refused).
 
 The source is PSUM (each partition's 8 banks x 4P words seen as ``128 P`` bytes: bank b, word w at byte
 ``4 (4P b + w)``) or SBUF; its elements are 4 bytes. The destination is SBUF, with elements of the output
@@ -43,7 +51,7 @@ from .tensor_engine import PSUM_BANKS, AccessPattern
 QUIET_NAN = np.array([0x7FC0_0000], dtype=np.uint32).view(np.float32)[0]
 
 __all__ = ["QUIET_NAN", "ActFunc", "ActError", "ActType", "ACT_TYPES", "Space", "Activate", "ActModel", "act_type",
-           "activate_values", "psum_bytes"]
+           "activate_values", "psum_bytes", "visits_once"]
 
 
 class ActFunc(enum.IntEnum):
@@ -71,6 +79,7 @@ class ActError(enum.IntEnum):
     SOURCE_BOUNDS = 5        #: the source is not 4-byte aligned, or leaves its memory
     DESTINATION_BOUNDS = 6   #: the destination is not aligned to its element, or leaves the SBUF partition
     BIAS_BOUNDS = 7          #: the bias is not 4-byte aligned, or leaves the SBUF partition
+    ACCUMULATE = 8           #: accumulate: an output not fp32 / int32, a bias, or a walk that may revisit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +133,7 @@ class Activate:
     dtype: str | int = "fp32"
     scale: float | int = 1.0
     bias: int | None = None
+    accumulate: bool = False
 
     def scale_bits(self) -> int:
         """The 32 bits of the scale field."""
@@ -156,13 +166,27 @@ def _pattern_problem(pattern: AccessPattern, element_bytes: int, size: int) -> s
     return None
 
 
+def visits_once(dims) -> bool:
+    """The accumulate rule (module docstring): sorted by ``|stride|``, each dimension of count > 1 has a
+    ``|stride|`` larger than the spans of those before it (ties count as before it), so that no element of the
+    walk is visited twice."""
+    for d, (stride, count) in enumerate(dims):
+        if count <= 1:
+            continue
+        inside = sum(abs(s) * (c - 1) for e, (s, c) in enumerate(dims)
+                     if e != d and c > 1 and abs(s) <= abs(stride))
+        if abs(stride) <= inside:
+            return False
+    return True
+
+
 def _f32(values) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
 def activate_values(values: np.ndarray, func: int, fmt: ActType, scale_bits: int, bias: np.ndarray | None) -> np.ndarray:
     """The ACT lane arithmetic on raw 32-bit source words ``values[p, i]`` with ``bias[p]`` (raw words) or
-    ``None``: an array of the output type."""
+    ``None`` (or ``bias[p, i]``, one per element, when accumulating): an array of the output type."""
     words = np.asarray(values, dtype=np.uint32)
     if fmt.is_float:
         x = words.view(np.float32)
@@ -170,7 +194,8 @@ def activate_values(values: np.ndarray, func: int, fmt: ActType, scale_bits: int
         with np.errstate(all="ignore"):
             t = np.multiply(x, scale, dtype=np.float32)
             if bias is not None:
-                t = np.add(t, np.asarray(bias, dtype=np.uint32).view(np.float32)[:, None], dtype=np.float32)
+                addend = np.asarray(bias, dtype=np.uint32).view(np.float32)
+                t = np.add(t, addend if addend.ndim == 2 else addend[:, None], dtype=np.float32)
             if func == ActFunc.RELU:
                 t = np.where(np.isnan(t) | (t > 0), t, np.float32(0.0)).astype(np.float32)
             t = np.where(np.isnan(t), QUIET_NAN, t).astype(np.float32)
@@ -179,7 +204,8 @@ def activate_values(values: np.ndarray, func: int, fmt: ActType, scale_bits: int
     scale = int(np.array([scale_bits], dtype=np.uint32).view(np.int32)[0])
     t = x * scale
     if bias is not None:
-        t = t + np.asarray(bias, dtype=np.uint32).view(np.int32).astype(object)[:, None]
+        addend = np.asarray(bias, dtype=np.uint32).view(np.int32).astype(object)
+        t = t + (addend if addend.ndim == 2 else addend[:, None])
     if func == ActFunc.RELU:
         t = np.where(t > 0, t, 0)
     info = np.iinfo(fmt.numpy)
@@ -225,6 +251,14 @@ class ActModel:
         if command.bias is not None and (command.bias < 0 or command.bias % 4 or command.bias + 4 > self.sbuf_bytes):
             return ActError.BIAS_BOUNDS, (f"bias must be a multiple of 4 in 0..{self.sbuf_bytes - 4}, "
                                           f"not {command.bias}")
+        if command.accumulate:
+            if fmt.name not in ("fp32", "int32") or command.bias is not None:
+                return ActError.ACCUMULATE, (f"accumulate needs an fp32 or int32 output and no bias, not "
+                                             f"{fmt.name}{' with a bias' if command.bias is not None else ''}")
+            if not visits_once(command.destination.dims):
+                return ActError.ACCUMULATE, (f"accumulate needs a destination walk that visits each element "
+                                             f"once (sorted by |stride|, each stride larger than the spans "
+                                             f"inside it), not {list(command.destination.dims)}")
         return None
 
     def check(self, command: Activate) -> None:
@@ -251,6 +285,10 @@ class ActModel:
         bias = None
         if command.bias is not None:
             bias = np.ascontiguousarray(self.sbuf[lanes, command.bias:command.bias + 4]).view("<u4")[:, 0]
+        if command.accumulate:
+            columns = command.destination.address + 4 * command.destination.offsets()[:, None] + np.arange(4)
+            bias = np.ascontiguousarray(self.sbuf[lanes][:, columns.reshape(-1)]).view("<u4").reshape(
+                command.partitions, -1)
         out = activate_values(self._source_words(command), int(command.func), fmt, command.scale_bits(), bias)
         raw = np.ascontiguousarray(out).view(np.uint8).reshape(command.partitions, -1, fmt.bytes)
         columns = command.destination.address + fmt.bytes * command.destination.offsets()

@@ -1,4 +1,5 @@
-"""The ACT engine: ``out = cast(f(in * scale + bias[p]))`` in P lanes, from PSUM or SBUF to SBUF.
+"""The ACT engine: ``out = cast(f(in * scale + bias[p]))`` in P lanes, from PSUM or SBUF to SBUF; with
+``accumulate``, ``out = f(in * scale + out)``.
 
 The arithmetic is :mod:`trntile.golden.act`'s, bit for bit. One command (an ACTIVATE payload,
 :data:`~trntile.hdl.isa.activate_payload_layout`) runs at a time:
@@ -15,6 +16,13 @@ The arithmetic is :mod:`trntile.golden.act`'s, bit for bit. One command (an ACTI
 
 With a PSUM source and the SBUF write port to itself the engine writes one column per cycle; an SBUF source
 shares the SBUF's port B with the writes, so it runs at half that at best.
+
+Accumulate: a third walker walks the destination pattern again, as reads of the elements to add (through
+``sbuf_read``, alternating with the source's reads when the source is SBUF too, so the answers alternate
+the same way). A column enters the stages when both its source word and its old destination word are in.
+The check stage refuses a destination walk that might visit an element twice, so a read never needs a
+write still in the stages: no hazard logic is needed. With a PSUM source an accumulate still writes a
+column per cycle (port B alternates a read and a write); with an SBUF source, a third of that.
 """
 
 from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Signal, signed
@@ -174,6 +182,28 @@ class ACTEngine(wiring.Component):
         return zero, elements, low, high
 
     @staticmethod
+    def _visits_once(m, pattern):
+        """Whether ``pattern`` meets :func:`~trntile.golden.act.visits_once` (valid two cycles after it is
+        set): |stride| and |span| of each dimension registered, then compared."""
+        strides, spans, multi = [], [], []
+        for d in range(PATTERN_DIMS):
+            dim = pattern.dims[d]
+            stride = Signal(STRIDE_BITS, name=f"acc_stride{d}")
+            span = Signal(STRIDE_BITS + COUNT_BITS, name=f"acc_span{d}")
+            many = Signal(name=f"acc_multi{d}")
+            absolute = Mux(dim.stride < 0, -dim.stride, dim.stride)
+            m.d.sync += [stride.eq(absolute), span.eq(absolute * (dim.count - 1)), many.eq(dim.count > 1)]
+            strides.append(stride)
+            spans.append(span)
+            multi.append(many)
+        good = []
+        for d in range(PATTERN_DIMS):
+            inside = sum(Mux(multi[e] & (strides[e] <= strides[d]), spans[e], 0)
+                         for e in range(PATTERN_DIMS) if e != d)
+            good.append(~multi[d] | (strides[d] > inside))
+        return Cat(*good).all()
+
+    @staticmethod
     def _in_bounds(address, low, high, shift, size):
         """``address`` aligned to ``1 << shift`` bytes (shift 0..2) and the walk's bytes inside ``0 .. size - 1``."""
         aligned = Mux(shift == 0, 1, Mux(shift == 1, ~address[0], address[:2] == 0))
@@ -187,6 +217,7 @@ class ACTEngine(wiring.Component):
         word_shift = (4 * p * 4 - 1).bit_length()  # PSUM byte address -> bank
         m.submodules.source_walker = source_walker = AccessPatternWalker()
         m.submodules.destination_walker = destination_walker = AccessPatternWalker()
+        m.submodules.addend_walker = addend_walker = AccessPatternWalker()   # accumulate: the old elements
 
         # ---- check stage: accept, two cycles of arithmetic, decide -----------------------------------------
         cmd = Signal(activate_payload_layout)
@@ -208,6 +239,7 @@ class ACTEngine(wiring.Component):
         out_shift = Signal(2)
         m.d.comb += out_shift.eq(Mux(cmd.dtype == 0, 1, Mux((cmd.dtype == _FP32) | (cmd.dtype == _INT32), 2, 0)))
         source_size = Mux(cmd.source_space, self._sbuf_bytes, psum_bytes(p))
+        visits_once = self._visits_once(m, cmd.destination)
         problems = [
             (ActError.FUNC, cmd.func > max(ActFunc)),
             (ActError.DTYPE, cmd.dtype > _INT32),
@@ -218,6 +250,8 @@ class ACTEngine(wiring.Component):
                                                            destination_high, out_shift, self._sbuf_bytes)),
             (ActError.BIAS_BOUNDS, cmd.bias_enable & ((cmd.bias_address[:2] != 0)
                                                       | (cmd.bias_address + 4 > self._sbuf_bytes))),
+            (ActError.ACCUMULATE, cmd.accumulate & (((cmd.dtype != _FP32) & (cmd.dtype != _INT32))
+                                                    | cmd.bias_enable | ~visits_once)),
         ]
         code = Signal(4)
         for error, condition in reversed(problems):
@@ -255,41 +289,70 @@ class ACTEngine(wiring.Component):
             destination_walker.start.payload.shift.eq(
                 Mux(run.dtype == 0, 1, Mux((run.dtype == _FP32) | (run.dtype == _INT32), 2, 0))),
         ]
+        m.d.comb += [addend_walker.start.payload.pattern.eq(run.destination), addend_walker.start.payload.shift.eq(2)]
         launch = running & ~bias_pending & ~walkers_started
-        m.d.comb += [source_walker.start.valid.eq(launch), destination_walker.start.valid.eq(launch)]
+        m.d.comb += [source_walker.start.valid.eq(launch), destination_walker.start.valid.eq(launch),
+                     addend_walker.start.valid.eq(launch & run.accumulate)]
         with m.If(launch):  # both walkers are idle between commands, so both take it
             m.d.sync += walkers_started.eq(1)
 
         # Reads: the bias first, then the source walk (the walkers start only once the bias is in). The read
         # ports pace themselves: PSUM takes a read only when its data register is free, the SBUF keeps at most
-        # SBUF.ANSWERS reads of a requester unanswered.
+        # SBUF.ANSWERS reads of a requester unanswered. When accumulating, the addend walker's reads go to the
+        # SBUF too: alternating with the source's (addend first) when the source is SBUF, so the answers
+        # alternate in the same order.
         from_sbuf = run.source_space
+        accumulate = run.accumulate
         read_address = source_walker.address.payload.address
         request = self.sbuf_read.request
+        ask_addend = Signal()   # the next SBUF read is the addend's (accumulate, SBUF source)
+        answer_addend = Signal()   # the next SBUF answer is an addend
+        addend_turn = accumulate & (~from_sbuf | ask_addend)
         m.d.comb += [
             self.psum_read.payload.bank.eq(read_address[word_shift:]),
             self.psum_read.payload.offset.eq(read_address[2:word_shift]),
             self.psum_read.valid.eq(source_walker.address.valid & ~from_sbuf),
-            request.valid.eq(Mux(bias_pending, ~bias_asked, source_walker.address.valid & from_sbuf)),
-            request.payload.address.eq(Mux(bias_pending, run.bias_address, read_address)),
-            source_walker.address.ready.eq(Mux(from_sbuf, request.ready, self.psum_read.ready)),
+            request.valid.eq(Mux(bias_pending, ~bias_asked,
+                                 Mux(addend_turn, addend_walker.address.valid,
+                                     source_walker.address.valid & from_sbuf))),
+            request.payload.address.eq(Mux(bias_pending, run.bias_address,
+                                           Mux(addend_turn, addend_walker.address.payload.address, read_address))),
+            source_walker.address.ready.eq(Mux(from_sbuf, request.ready & ~addend_turn & ~bias_pending,
+                                               self.psum_read.ready)),
+            addend_walker.address.ready.eq(request.ready & addend_turn & ~bias_pending),
         ]
         with m.If(bias_pending & request.valid & request.ready):
             m.d.sync += bias_asked.eq(1)
+        with m.If(~bias_pending & request.valid & request.ready & accumulate & from_sbuf):
+            m.d.sync += ask_addend.eq(~ask_addend)
 
-        # Answers: the bias, or a source column.
+        # Answers: the bias, an addend, or a source column.
         answer = Signal(data.ArrayLayout(32, p))
         answer_valid = Signal()
         take_answer = Signal()
         response = self.sbuf_read.response
+        addend = Signal(data.ArrayLayout(32, p))
+        addend_valid = Signal()
+        addend_next = accumulate & (~from_sbuf | answer_addend)
         m.d.comb += [
             answer.eq(Mux(from_sbuf, response.payload, self.psum_read_data.payload)),
-            answer_valid.eq(~bias_pending & Mux(from_sbuf, response.valid, self.psum_read_data.valid)),
-            response.ready.eq(Mux(bias_pending, 1, from_sbuf & take_answer)),
+            answer_valid.eq(~bias_pending & (addend_valid | ~accumulate)
+                            & Mux(from_sbuf, response.valid & ~addend_next, self.psum_read_data.valid)),
+            response.ready.eq(Mux(bias_pending, 1, Mux(addend_next, ~addend_valid | take_answer,
+                                                       from_sbuf & take_answer))),
             self.psum_read_data.ready.eq(~from_sbuf & take_answer),
         ]
         with m.If(bias_pending & response.valid):
             m.d.sync += [bias.eq(response.payload), bias_pending.eq(0)]
+        got_addend = ~bias_pending & addend_next & response.valid & response.ready
+        with m.If(got_addend):
+            m.d.sync += [addend.eq(response.payload), addend_valid.eq(1)]
+        with m.Elif(take_answer & accumulate):
+            m.d.sync += addend_valid.eq(0)
+        with m.If(~bias_pending & response.valid & response.ready & accumulate & from_sbuf):
+            m.d.sync += answer_addend.eq(~answer_addend)
+        with m.If(start):
+            m.d.sync += [ask_addend.eq(1), answer_addend.eq(1), addend_valid.eq(0)]
 
         # ---- three stages: every stage advances together when the last can hand over its column ------------
         stages = [Signal(name=f"stage{i}_valid") for i in range(3)]
@@ -316,7 +379,7 @@ class ACTEngine(wiring.Component):
             out = Signal(32, name=f"lane{lane}_out")
             m.submodules[f"lane{lane}"] = Instance(
                 ACT_LANE_MODULE, i_clk=ClockSignal(), i_rst=ResetSignal(),
-                i_x=answer[lane], i_bias=bias[lane], i_scale=run.scale, i_float_path=float_path, i_relu=relu,
+                i_x=answer[lane], i_bias=Mux(accumulate, addend[lane], bias[lane]), i_scale=run.scale, i_float_path=float_path, i_relu=relu,
                 i_dtype=run.dtype, i_advance=advance, o_out=out)
             m.d.comb += write.payload.data[lane].eq(out)
         m.d.comb += [

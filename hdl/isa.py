@@ -138,6 +138,7 @@ activate_payload_layout = data.StructLayout({
     "scale": 32,               # fp32 bits (float outputs) or an int32 (integer outputs)
     "bias_enable": 1,
     "bias_address": ADDRESS_BITS,  # SBUF byte offset of each partition's 4-byte bias
+    "accumulate": 1,           # add the destination's element instead of a bias (fp32 / int32 outputs)
 })
 
 #: COPY: a DMA descriptor without its semaphore fields (the header's signal takes their place).

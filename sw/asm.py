@@ -144,6 +144,7 @@ def _payload(op) -> int:
             "scale": op.scale_bits(),
             "bias_enable": int(op.bias is not None),
             "bias_address": 0 if op.bias is None else _fits("bias", op.bias, ADDRESS_BITS),
+            "accumulate": int(bool(op.accumulate)),
         }
         return activate_payload_layout.const(fields).as_value().value
     if isinstance(op, Copy):
@@ -219,7 +220,8 @@ def _operation(opcode: int, payload: int, has_wait: bool, strict: bool) -> Opera
                       partition=int(view.partition), partitions=int(view.partitions),
                       source_space=int(view.source_space), func=int(view.func),
                       dtype=fmt.name if fmt else int(view.dtype), scale=scale,
-                      bias=int(view.bias_address) if view.bias_enable else None)
+                      bias=int(view.bias_address) if view.bias_enable else None,
+                      accumulate=bool(view.accumulate))
     elif opcode == Opcode.COPY:
         raw = payload & ((1 << copy_payload_layout.size) - 1)  # the descriptor's leading fields, same bits
         if dma_descriptor.format_problem(raw):
@@ -287,7 +289,7 @@ def _operands(op) -> str:
         func = {0: "identity", 1: "relu"}.get(int(op.func), f"func{op.func}")
         bias = f" bias@{op.bias:#x}" if op.bias is not None else ""
         return (f"{func} {op.dtype} p{op.partition}+{op.partitions} {space}{_dims(op.source)} -> "
-                f"sbuf{_dims(op.destination)} scale={op.scale}{bias}")
+                f"sbuf{_dims(op.destination)}{' +=' if op.accumulate else ''} scale={op.scale}{bias}")
     if isinstance(op, Copy):
         return f"{op.element_bytes}B {_endpoint(op.source)} -> {_endpoint(op.destination)}"
     return ""

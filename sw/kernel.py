@@ -332,9 +332,10 @@ class Kernel:
         self._add(TENSOR, multiply, reads, [self._region(psum)])
 
     def activation(self, dst: SbufTile, src, *, func: str = "identity", scale: float | int = 1.0,
-                   bias: SbufTile | None = None) -> None:
+                   bias: SbufTile | None = None, accumulate: bool = False) -> None:
         """``dst = cast(func(src * scale + bias))`` on the ACT engine; ``src`` a PSUM tile or an fp32/int32
-        SBUF tile on the same partitions; ``bias`` a one-element-per-partition SBUF tile."""
+        SBUF tile on the same partitions; ``bias`` a one-element-per-partition SBUF tile. With
+        ``accumulate``, ``dst = func(src * scale + dst)`` (``dst`` fp32 or int32, no bias)."""
         funcs = {"identity": ActFunc.IDENTITY, "relu": ActFunc.RELU}
         if func not in funcs:
             raise ValueError(f"activation: func must be one of {', '.join(funcs)}, not {func!r}")
@@ -354,13 +355,18 @@ class Kernel:
             raise ValueError(f"activation: dst is {dst.partitions} x {dst.free} from partition {dst.partition}, "
                              f"src {lanes[1]} x {count} from partition {lanes[0]}; they must match")
         reads = [self._region(src)]
+        if accumulate:
+            if dst.dtype not in ("fp32", "int32") or bias is not None:
+                raise ValueError(f"activation: accumulate needs an fp32 or int32 dst and no bias, not "
+                                 f"{dst.dtype}{' with a bias' if bias is not None else ''}")
+            reads.append(self._region(dst))
         if bias is not None:
             if (bias.partition, bias.partitions) != lanes or bias.free != 1:
                 raise ValueError("activation: bias must hold one element per partition of dst")
             reads.append(self._region(bias))
         op = Activate(source=source, destination=dst.pattern(), partition=lanes[0], partitions=lanes[1],
                       source_space=int(space), func=int(funcs[func]), dtype=dst.dtype, scale=scale,
-                      bias=None if bias is None else bias.offset)
+                      bias=None if bias is None else bias.offset, accumulate=bool(accumulate))
         op.scale_bits()  # a scale that does not suit the output type is refused here
         self._add(ACT, op, reads, [self._region(dst)])
 

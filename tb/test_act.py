@@ -214,7 +214,8 @@ def _source_values(rng: np.random.Generator, shape, float_path: bool) -> np.ndar
 
 def _random_command(tb: ActTB) -> Activate:
     rng, np_rng, p, half = tb.rng, tb.np_rng, tb.p, tb.bytes // 2
-    fmt = rng.choice(list(ACT_TYPES.values()))
+    accumulate = rng.random() < 0.25
+    fmt = rng.choice([ACT_TYPES["fp32"], ACT_TYPES["int32"]] if accumulate else list(ACT_TYPES.values()))
     first = rng.randrange(p)
     lanes = rng.randint(1, p - first)
     count = rng.choice([1, 2, 3, rng.randint(4, 24), rng.randint(24, 64)])
@@ -230,14 +231,15 @@ def _random_command(tb: ActTB) -> Activate:
     else:
         source = AccessPattern(source_half if from_sbuf else 0, ((1, count),))
         destination = AccessPattern(destination_half, ((1, count),))
-    bias = rng.randrange(source_half, source_half + half, 4) if rng.random() < 0.6 else None
+    bias = rng.randrange(source_half, source_half + half, 4) if rng.random() < 0.6 and not accumulate else None
     if fmt.is_float:
         scale = rng.choice([1.0, -1.0, 0.5, 3.0, float(np_rng.standard_normal()), 1e-30, 1e30, 2.0 ** -140,
                             float("inf"), float("nan")])
     else:
         scale = rng.choice([1, -1, 0, 3, rng.randint(-1000, 1000), rng.randint(-(1 << 31), (1 << 31) - 1)])
     command = Activate(source=source, destination=destination, partition=first, partitions=lanes,
-                       source_space=int(from_sbuf), func=rng.randrange(2), dtype=fmt.name, scale=scale, bias=bias)
+                       source_space=int(from_sbuf), func=rng.randrange(2), dtype=fmt.name, scale=scale, bias=bias,
+                       accumulate=accumulate)
     # Fresh source values of the right kind where the command reads them.
     lane_range = slice(first, first + lanes)
     values = _source_values(np_rng, (lanes, count), fmt.is_float)
@@ -252,14 +254,23 @@ def _random_command(tb: ActTB) -> Activate:
         tb.model.psum[lane_range] = words.reshape(lanes, PSUM_BANKS, 4 * p)
     if bias is not None:
         tb.model.sbuf[lane_range, bias:bias + 4] = _source_values(np_rng, (lanes, 1), fmt.is_float).view(np.uint8)
+    if accumulate:   # fresh addends (where the walk visits an element twice the engine refuses the command)
+        addends = _source_values(np_rng, (lanes, count), fmt.is_float)
+        for i, offset in enumerate(destination.offsets()):
+            start = destination.address + 4 * int(offset)
+            tb.model.sbuf[lane_range, start:start + 4] = addends[:, i:i + 1].copy().view(np.uint8)
     return command
 
 
 async def _sync_memories(tb: ActTB, command: Activate):
-    """Load the model's inputs of ``command`` (its source words and bias) into the RTL."""
+    """Load the model's inputs of ``command`` (its source words, bias and addends) into the RTL."""
     words = set()
     if command.bias is not None:
         words.add(command.bias - command.bias % tb.width)
+    if command.accumulate:
+        for offset in command.destination.offsets():
+            start = command.destination.address + 4 * int(offset)
+            words.add(start - start % tb.width)
     if command.source_space == 1:
         for offset in command.source.offsets():
             start = command.source.address + 4 * int(offset)
@@ -280,13 +291,15 @@ async def _sync_memories(tb: ActTB, command: Activate):
 async def random_commands_match_the_model(dut):
     tb = ActTB(dut)
     await tb.start()
-    commands = 12 if "icarus" in cocotb.SIM_NAME.lower() else 60
+    commands = 16 if "icarus" in cocotb.SIM_NAME.lower() else 80
     kinds = {}
     for index in range(commands):
         command = _random_command(tb)
+        refused = " refused" if tb.model.problem(command) else ""
         await _sync_memories(tb, command)
         await tb.check(command, noise=index % 2 == 1)
-        kinds[command.dtype] = kinds.get(command.dtype, 0) + 1
+        kind = f"{command.dtype}{' +=' if command.accumulate else ''}{refused}"
+        kinds[kind] = kinds.get(kind, 0) + 1
     tb.log.info("%d commands, by output type: %s", commands, kinds)
 
 
@@ -330,6 +343,11 @@ async def bad_commands_are_refused_and_change_nothing(dut):
         (ActError.DESTINATION_BOUNDS, dict(destination=AccessPattern(size - 14, ((1, 8),)))),
         (ActError.BIAS_BOUNDS, dict(bias=size - 2)),
         (ActError.BIAS_BOUNDS, dict(bias=size)),
+        (ActError.ACCUMULATE, dict(accumulate=True)),                      # bf16: not an addend type
+        (ActError.ACCUMULATE, dict(accumulate=True, dtype="fp32", bias=0)),
+        (ActError.ACCUMULATE, dict(accumulate=True, dtype="int32", destination=AccessPattern(0, ((0, 2), (1, 4))))),
+        (ActError.ACCUMULATE, dict(accumulate=True, dtype="fp32", destination=AccessPattern(0, ((2, 2), (1, 4))))),
+        (ActError.ACCUMULATE, dict(accumulate=True, dtype="fp32", destination=AccessPattern(20, ((-1, 4), (-1, 2))))),
         (ActError.FUNC, dict(func=3, dtype=7, partitions=0)),  # several problems: the first in order wins
     ]
     for error, change in cases:
@@ -337,6 +355,9 @@ async def bad_commands_are_refused_and_change_nothing(dut):
         assert tb.model.problem(command)[0] == error, (change, tb.model.problem(command))
         await tb.check(command)
         await tb.check(Activate(**good))  # the next good command runs as usual
+    # A good accumulate whose destination steps backwards through a 2-D block (the rule is on |stride|).
+    block = AccessPattern(4 * 15, ((-4, 2), (-1, 4)))
+    await tb.check(Activate(**{**good, "dtype": "fp32", "accumulate": True, "destination": block}))
 
 
 @cocotb.test(timeout_time=200, timeout_unit="ms")
