@@ -1,9 +1,12 @@
 """A cluster of T tiles sharing one DRAM, as a numpy model (the RTL is :mod:`trntile.hdl.cluster`).
 
 Each tile is a :class:`~trntile.golden.tile.TileModel` whose DMA and instruction fetches see the cluster's
-address space (:class:`ClusterMemory`): the shared DRAM from 0 and every tile's SBUF window from
-:data:`~trntile.hdl.cluster.SBUF_WINDOWS`; an address in neither answers an error, as the crossbar's DECERR
-does (the tile models' ``read_faults`` and ``write_faults``). The model runs the started engines of every
+address space (:class:`ClusterMemory`): the shared DRAM from 0 and every tile's window from
+:data:`~trntile.hdl.cluster.TILE_WINDOWS`, its SBUF and then its semaphore window; an address in none answers
+an error, as the crossbar's DECERR does (the tile models' ``read_faults`` and ``write_faults``). A COPY that
+writes into a semaphore window must write exactly one aligned 4-byte word of a semaphore that exists, which
+adds the word to it; any other COPY that touches a semaphore window stops with ``WRITE_RESPONSE`` (or
+``READ_RESPONSE`` for a read), as the window's SLVERR does. The model runs the started engines of every
 tile in turns, one instruction each, as :meth:`TileModel.run` does one tile's, so that a tile may wait for what
 another does; when none can move, those still waiting stop with ``DEADLOCK``. A program the host starts on a
 tile after another has finished sees what the first wrote.
@@ -13,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..hdl.cluster import SBUF_WINDOWS, sbuf_window_bytes
+from ..hdl.cluster import TILE_WINDOWS, tile_window_bytes
 from ..hdl.isa import EngineError, EngineState
+from ..hdl.params import SEMAPHORES
 from .tile import TileModel
 
 __all__ = ["ClusterModel", "ClusterMemory"]
@@ -24,13 +28,16 @@ _SPACE = 1 << 32   # every tile's address space
 
 class ClusterMemory:
     """The 32-bit address space every tile of a cluster sees, for the golden DMA and instruction fetch: byte
-    ``a`` is ``dram[a]`` below ``dram.size``, and byte ``o`` of tile j's SBUF window (``sbufs[j]`` seen flat,
-    partition-major) at ``SBUF_WINDOWS + j x window + o``. Indexed with an array of addresses or a slice, like
-    the numpy array it stands in for; addresses in neither are never accessed (the tiles' fault ranges stop
-    the access first)."""
+    ``a`` is ``dram[a]`` below ``dram.size``; tile j's window starts at ``TILE_WINDOWS + j x window``, with byte
+    ``o`` of its SBUF (``sbufs[j]`` seen flat, partition-major) at ``+ o`` and its semaphore window at
+    ``+ sbufs[j].size``, where writing the four bytes of word i adds their little-endian value to
+    ``semaphores[j][i]``. Indexed with an array of addresses or a slice, like the numpy array it stands in for;
+    addresses in none of these are never accessed (the tiles' fault ranges stop the access first)."""
 
-    def __init__(self, dram: np.ndarray, sbufs: list[np.ndarray], window: int):
+    def __init__(self, dram: np.ndarray, sbufs: list[np.ndarray], window: int,
+                 semaphores: list[np.ndarray] | None = None):
         self.dram, self.sbufs, self.window = dram, sbufs, window
+        self.semaphores = semaphores or [np.zeros(0, dtype=np.uint32) for _ in sbufs]
         self.size = _SPACE
 
     def _route(self, addresses: np.ndarray):
@@ -38,10 +45,24 @@ class ClusterMemory:
         addresses = np.asarray(addresses, dtype=np.int64)
         in_dram = addresses < self.dram.size
         yield in_dram, self.dram, addresses[in_dram]
-        windows = addresses - SBUF_WINDOWS
+        windows = addresses - TILE_WINDOWS
         for j, sbuf in enumerate(self.sbufs):
-            mine = (windows >= j * self.window) & (windows < (j + 1) * self.window)
+            mine = (windows >= j * self.window) & (windows < j * self.window + sbuf.size)
             yield mine, sbuf.reshape(-1), windows[mine] - j * self.window
+
+    def _signals(self, addresses: np.ndarray, values: np.ndarray) -> None:
+        """Add the words written into semaphore windows to their semaphores."""
+        windows = addresses - TILE_WINDOWS
+        for j, (sbuf, semaphores) in enumerate(zip(self.sbufs, self.semaphores)):
+            start = j * self.window + sbuf.size
+            mine = (windows >= start) & (windows < start + 4 * semaphores.size)
+            if not mine.any():
+                continue
+            offsets, data = windows[mine] - start, values[mine].astype(np.uint64)
+            for word in np.unique(offsets // 4):
+                in_word = offsets // 4 == word
+                value = int(sum(int(v) << (8 * int(o % 4)) for o, v in zip(offsets[in_word], data[in_word])))
+                semaphores[word] = (int(semaphores[word]) + value) & 0xFFFF_FFFF
 
     @staticmethod
     def _addresses(key) -> np.ndarray:
@@ -61,6 +82,7 @@ class ClusterMemory:
         values = np.broadcast_to(np.asarray(values, dtype=np.uint8), addresses.shape)
         for mask, memory, offsets in self._route(addresses):
             memory[offsets] = values[mask]
+        self._signals(addresses, values)
 
 
 class _DramFlags:
@@ -75,7 +97,7 @@ class _DramFlags:
 
 
 class ClusterModel:
-    """T :class:`TileModel` on one DRAM of ``dram_bytes``, each reaching every tile's SBUF window.
+    """T :class:`TileModel` on one DRAM of ``dram_bytes``, each reaching every tile's SBUF and semaphores.
 
     Parameters
     ----------
@@ -90,11 +112,21 @@ class ClusterModel:
     def __init__(self, *, tiles: int, dram_bytes: int, **tile_params):
         self.dram = np.zeros(dram_bytes, dtype=np.uint8)
         self.dram_undefined = np.zeros(dram_bytes, dtype=bool)
-        window = sbuf_window_bytes(tile_params["partitions"], tile_params["sbuf_bytes"])
-        unmapped = [(dram_bytes, SBUF_WINDOWS), (SBUF_WINDOWS + tiles * window, _SPACE)]
-        self.tiles = [TileModel(dram_bytes=dram_bytes, read_faults=unmapped, write_faults=unmapped, **tile_params)
+        window = tile_window_bytes(tile_params["partitions"], tile_params["sbuf_bytes"])
+        sbuf_size = window // 2
+        unmapped = [(dram_bytes, TILE_WINDOWS), (TILE_WINDOWS + tiles * window, _SPACE)]
+        signal_windows = []  # (start, end) of each tile's semaphores: there, only a one-word write is good
+        for j in range(tiles):
+            start = TILE_WINDOWS + j * window + sbuf_size
+            count = tile_params.get("semaphores", SEMAPHORES.default)
+            signal_windows.append((start, start + 4 * count))
+            unmapped.append((start + 4 * count, start + sbuf_size))
+        reads_unmapped = unmapped + signal_windows
+        self.tiles = [TileModel(dram_bytes=dram_bytes, read_faults=reads_unmapped, write_faults=unmapped,
+                                signal_windows=signal_windows, **tile_params)
                       for _ in range(tiles)]
-        self.memory = ClusterMemory(self.dram, [tile.sbuf for tile in self.tiles], window)
+        self.memory = ClusterMemory(self.dram, [tile.sbuf for tile in self.tiles], window,
+                                    [tile.semaphores for tile in self.tiles])
         for tile in self.tiles:
             tile.dma.dram = self.memory
             tile.dram_undefined = _DramFlags(self.dram_undefined)

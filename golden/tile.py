@@ -16,6 +16,8 @@ Semantics (``docs/isa.md`` has the whole story):
   ``write_faults``); an instruction fetched from one stops the engine with ``FETCH``, a COPY that reads or writes
   one stops it with the DMA's ``READ_RESPONSE`` / ``WRITE_RESPONSE``. What such a COPY leaves in its destination
   is undefined: those DRAM bytes are marked in :attr:`TileModel.dram_undefined` and comparisons skip them.
+  In a cluster, ``signal_windows`` are the ranges of other tiles' semaphore windows, where a COPY may write
+  exactly one aligned 4-byte word and anything else is a write fault (:mod:`trntile.golden.cluster`).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class TileModel:
 
     def __init__(self, *, partitions: int, sbuf_bytes: int, dram_bytes: int, queues: int,
                  semaphores: int = SEMAPHORES.default, dtypes: int = DTYPES.default, read_faults=(),
-                 write_faults=()):
+                 write_faults=(), signal_windows=()):
         self.tensor = TensorEngineModel(partitions, sbuf_bytes=sbuf_bytes, dtypes=dtypes)
         self.dma = DmaModel(dram_bytes=dram_bytes, partitions=partitions, sbuf_bytes=sbuf_bytes,
                             semaphores=semaphores)
@@ -69,6 +71,7 @@ class TileModel:
         self.status = [EngineStatus() for _ in self.names]
         self.read_faults = [tuple(r) for r in read_faults]
         self.write_faults = [tuple(r) for r in write_faults]
+        self.signal_windows = [tuple(r) for r in signal_windows]
         self.dram_undefined = np.zeros(dram_bytes, dtype=bool)
 
     # -- state -------------------------------------------------------------------------------------
@@ -128,12 +131,26 @@ class TileModel:
             _overlaps(int(s.min()), int(s.max()) + 1, self.read_faults) for s in source)
         write_fault = descriptor.destination.space == Space.DRAM and any(
             _overlaps(int(d.min()), int(d.max()) + 1, self.write_faults) for d in destination)
+        if descriptor.destination.space == Space.DRAM and not write_fault:
+            write_fault = self._bad_signal(destination.reshape(-1))
         if read_fault or write_fault:
             if descriptor.destination.space == Space.DRAM:
                 self.dram_undefined[destination.reshape(-1)] = True
             return EngineError.DMA + (DmaError.READ_RESPONSE if read_fault else DmaError.WRITE_RESPONSE)
         self.dma.run(descriptor)
         return 0
+
+    def _bad_signal(self, destination: np.ndarray) -> bool:
+        """A COPY writing ``destination`` (DRAM-side byte addresses) touches a semaphore window other than by
+        writing exactly the four bytes of one aligned word (in the window's semaphores), which answers
+        SLVERR."""
+        low, high = int(destination.min()), int(destination.max()) + 1
+        for start, end in self.signal_windows:
+            if ((destination >= start) & (destination < end)).any():
+                one_word = (destination.size == 4 and low % 4 == 0 and start <= low and high <= end
+                            and (destination == np.arange(low, low + 4)).all())
+                return not one_word
+        return False
 
     def _canonical_nans(self, op: MultiplyMoving) -> None:
         """NaN results in PSUM become the RTL's quiet NaN (the numerics allow any NaN; one makes the

@@ -19,7 +19,7 @@ from amaranth.hdl import Cat
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["AXI4Signature", "AXI4LiteSignature", "Burst", "Resp", "CHANNELS", "channel_payload"]
+__all__ = ["AXI4Signature", "AXI4LiteSignature", "Burst", "Resp", "CHANNELS", "channel_payload", "connect_axi4"]
 
 
 class Burst:
@@ -159,3 +159,18 @@ class AXI4LiteSignature(_AXISignatureBase):
 def channel_payload(bus, channel: str):
     """The payload signals of ``channel`` of ``bus`` concatenated (LSB first, in field order)."""
     return Cat(*(getattr(bus, channel + name) for name in bus.signature.fields(channel)))
+
+
+def connect_axi4(m: Module, master, slave, *, window_bits: int) -> None:
+    """Connect AXI4 ``master`` to ``slave`` whose ID is at least as wide: IDs are zero-extended towards the
+    slave and cut back towards the master (the upper bits are then zero, since the slave echoes them).
+    Addresses keep their low ``window_bits``: the crossbar passes the full address on, and the slave serves
+    its window from 0."""
+    for name, member in master.signature.members.items():
+        towards_slave = (member.flow == Out)
+        source, sink = (master, slave) if towards_slave else (slave, master)
+        value = getattr(source, name)
+        target = getattr(sink, name)
+        if name in ("awaddr", "araddr"):
+            value = value[:window_bits]
+        m.d.comb += target.eq(value if len(value) <= len(target) else value[:len(target)])

@@ -2,7 +2,10 @@
 
 Address decode
     Master port *j* serves the window ``address_map[j] = (base, size)``: ``size`` a power of two of at
-    least 4 KiB, ``base`` a multiple of ``size``, windows disjoint. The full address is passed on. A
+    least 4 KiB, ``base`` a multiple of ``size``, windows disjoint. An entry ``(base, size, ways, way)``
+    serves only every ``ways``-th 4 KiB page of its window, those whose page number modulo ``ways`` is
+    ``way``: ``ways`` entries with the same window and ways 0..ways - 1 interleave it over ``ways`` ports
+    (a legal burst never crosses 4 KiB, so it stays on one). The full address is passed on. A
     request that hits no window goes to an internal slave that answers DECERR; a request that breaks a
     burst rule (an INCR burst crossing 4 KiB, a WRAP burst of a length other than 2/4/8/16 or not aligned
     to its beat size, a FIXED burst of more than 16 beats, the reserved burst type, or a beat wider than
@@ -40,10 +43,10 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi import AXI4Signature, Burst, Resp, channel_payload
-from .params import MAX_OUTSTANDING, XBAR_MASTERS, Param
+from .params import MAX_OUTSTANDING, XBAR_MASTERS, XBAR_SLAVES, Param
 from .stream import StreamRegisterSlice
 
-__all__ = ["AXI4Crossbar", "AXI4ErrorSlave"]
+__all__ = ["AXI4Crossbar", "AXI4ErrorSlave", "INTERLEAVE_BYTES", "validate_address_map"]
 
 
 def _bits_for(count: int) -> int:
@@ -56,18 +59,27 @@ LOOKUP_BITS = Param("lookup_bits", default=2, minimum=0, maximum=4,
                     help="low ID bits the crossbar's per-ID ordering table is indexed by")
 
 
-def validate_address_map(address_map, addr_width: int) -> tuple[tuple[int, int], ...]:
-    """Check an address map; return it as a tuple of ``(base, size)``. Errors name the entry."""
+#: The interleaving granule of an interleaved window: 4 KiB, which a legal burst never crosses, so a burst
+#: stays on one way.
+INTERLEAVE_BYTES = 4096
+
+
+def validate_address_map(address_map, addr_width: int) -> tuple[tuple[int, int, int, int], ...]:
+    """Check an address map; return it as a tuple of ``(base, size, ways, way)`` (``ways`` 1 for a plain
+    window). Errors name the entry."""
     try:
         entries = [tuple(entry) for entry in address_map]
     except TypeError:
         raise TypeError(f"address_map must be a list of (base, size) pairs, not {address_map!r}") from None
-    if not 1 <= len(entries) <= 8:
-        raise ValueError(f"address_map must have 1..8 entries (one per master port), not {len(entries)}")
+    if not 1 <= len(entries) <= XBAR_SLAVES.maximum:
+        raise ValueError(f"address_map must have 1..{XBAR_SLAVES.maximum} entries (one per master port), "
+                         f"not {len(entries)}")
+    normal = []
     for index, entry in enumerate(entries):
-        if len(entry) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in entry):
-            raise TypeError(f"address_map[{index}] must be a (base, size) pair of integers, not {entry!r}")
-        base, size = entry
+        if len(entry) not in (2, 4) or not all(isinstance(v, int) and not isinstance(v, bool) for v in entry):
+            raise TypeError(f"address_map[{index}] must be a (base, size) pair or a (base, size, ways, way) "
+                            f"tuple of integers, not {entry!r}")
+        base, size, ways, way = entry if len(entry) == 4 else (*entry, 1, 0)
         if size < 4096 or size & (size - 1):
             raise ValueError(f"address_map[{index}] = ({base:#x}, {size:#x}): size must be a power of two "
                              f"of at least 0x1000 (4 KiB)")
@@ -77,12 +89,17 @@ def validate_address_map(address_map, addr_width: int) -> tuple[tuple[int, int],
         if base + size > 1 << addr_width:
             raise ValueError(f"address_map[{index}] = ({base:#x}, {size:#x}) does not fit in a "
                              f"{addr_width}-bit address")
-    for i, (base_i, size_i) in enumerate(entries):
-        for j, (base_j, size_j) in enumerate(entries[:i]):
-            if base_i < base_j + size_j and base_j < base_i + size_i:
+        if ways < 1 or ways & (ways - 1) or ways * INTERLEAVE_BYTES > size or not 0 <= way < ways:
+            raise ValueError(f"address_map[{index}]: ways must be a power of two with ways x 4 KiB <= size "
+                             f"({size:#x}), and way in 0..ways - 1, not ways {ways}, way {way}")
+        normal.append((base, size, ways, way))
+    for i, (base_i, size_i, ways_i, way_i) in enumerate(normal):
+        for j, (base_j, size_j, ways_j, way_j) in enumerate(normal[:i]):
+            other_way = (base_i, size_i, ways_i) == (base_j, size_j, ways_j) and way_i != way_j
+            if base_i < base_j + size_j and base_j < base_i + size_i and not other_way:
                 raise ValueError(f"address_map[{i}] = ({base_i:#x}, {size_i:#x}) overlaps address_map[{j}] = "
                                  f"({base_j:#x}, {size_j:#x})")
-    return tuple(entries)
+    return tuple(normal)
 
 
 class _RoundRobin(Elaboratable):
@@ -234,8 +251,8 @@ class AXI4Crossbar(wiring.Component):
     ----------
     masters : int
         N, the number of slave ports ``s0_axi`` .. ``s{N-1}_axi``, 1..8.
-    address_map : list of (base, size)
-        One window per master port ``m0_axi`` .. ``m{M-1}_axi``, 1..8 of them.
+    address_map : list of (base, size) or (base, size, ways, way)
+        One window (or one way of an interleaved window) per master port ``m0_axi`` .. ``m{M-1}_axi``, 1..16 of them.
     addr_width, data_width, id_width, user_width : int
         Bus widths on the slave ports; master ports have ``id_width + ceil(log2(N))`` ID bits.
     max_outstanding : int
@@ -321,8 +338,11 @@ class AXI4Crossbar(wiring.Component):
         addr = getattr(bus, prefix + "addr")
         with m.If(_burst_is_illegal(bus, prefix, max_size)):
             m.d.comb += target.eq(slverr)
-        for j, (base, size) in enumerate(self.address_map):
-            with m.Elif((addr & ~(size - 1)) == base):
+        granule = INTERLEAVE_BYTES.bit_length() - 1
+        for j, (base, size, ways, way) in enumerate(self.address_map):
+            way_bits = ways.bit_length() - 1
+            on_way = addr[granule:granule + way_bits] == way if ways > 1 else 1
+            with m.Elif(((addr & ~(size - 1)) == base) & on_way):
                 m.d.comb += target.eq(j)
         with m.Else():
             m.d.comb += target.eq(decerr)

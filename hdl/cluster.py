@@ -1,20 +1,24 @@
-"""A cluster of T tiles sharing DRAM, each able to reach the others' SBUF (trntile's analogue of NeuronLink).
+"""A cluster of T tiles sharing DRAM, each able to reach the others' SBUF and semaphores (trntile's analogue
+of NeuronLink).
 
 ::
 
     host --AXI4-Lite--> demux --> tile 0 .. tile T-1 registers (tile i at i x 4 KiB)
 
-    tile 0 m_axi --+                          +--> m_axi: shared DRAM, [0, dram_bytes)
-    ...            +--> crossbar (T x (T+1)) -+--> tile 0 s_axi: its SBUF, at SBUF_WINDOWS + 0 x window
-    tile T-1 m_axi +                          +--> ...        tile j at SBUF_WINDOWS + j x window
+    tile 0 m_axi --+                                +--> m0_axi .. m{D-1}_axi: shared DRAM, [0, dram_bytes),
+    ...            +--> crossbar (T x (D + T)) -----+    4 KiB pages interleaved over the D ports
+    tile T-1 m_axi +                                +--> tile j s_axi: its window, at TILE_WINDOWS + j x window
 
-Every tile sees the same 32-bit address space: shared DRAM from 0, then, from :data:`SBUF_WINDOWS` (2 GiB),
-each tile's SBUF as a flat window (byte ``partition x sbuf_bytes + offset``, see
-:mod:`trntile.hdl.sbuf_axi`), ``window`` = the SBUF's size rounded up to a power of two. A DMA descriptor
-whose DRAM side points into tile j's window reads or writes tile j's SBUF; an address that is in no window
-gets DECERR, which stops the DMA queue (or the instruction fetch) with its error code, as in a tile alone.
-Each tile is built with ``dram_bytes`` = 4 GiB, so its own checks let every address through to the
-crossbar, which decides.
+Every tile sees the same 32-bit address space: shared DRAM from 0, then, from :data:`TILE_WINDOWS` (2 GiB),
+each tile's window (:attr:`~trntile.hdl.tile.Tile.window_bytes`, 2 x P x ``sbuf_bytes``): its SBUF, flat
+(byte ``partition x sbuf_bytes + offset``, see :mod:`trntile.hdl.sbuf_axi`), then its semaphore window
+(:mod:`trntile.hdl.semaphore_window`: a 4-byte write of ``v`` at ``+ 4 i`` adds ``v`` to semaphore i). A DMA
+descriptor whose DRAM side points into tile j's window reads or writes tile j's SBUF, or signals tile j; an
+address that is in no window gets DECERR, which stops the DMA queue (or the instruction fetch) with its
+error code, as in a tile alone. Each tile is built with ``dram_bytes`` = 4 GiB, so its own checks let every
+address through to the crossbar, which decides.
+
+With D > 1 DRAM ports, DRAM page n (4 KiB) is on port ``n mod D``; each port sees full addresses.
 
 The host reaches tile i's registers at ``i x 4 KiB`` (:class:`AXI4LiteDemux`); an address beyond the last
 tile answers DECERR.
@@ -26,14 +30,14 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .axi import AXI4LiteSignature, AXI4Signature, Resp
-from .axi_crossbar import AXI4Crossbar, _bits_for
+from .axi import AXI4LiteSignature, AXI4Signature, Resp, connect_axi4
+from .axi_crossbar import INTERLEAVE_BYTES, AXI4Crossbar, _bits_for
 from .params import (AXI_DATA_WIDTH, DMA_OUTSTANDING, DMA_QUEUES, DTYPES, PARTITIONS, SBUF_BYTES, SEMAPHORES,
                      Param)
 from .tile import REGISTER_ADDRESS_BITS, S_AXI_ID_WIDTH, Tile
 
-__all__ = ["Cluster", "ClusterBench", "AXI4LiteDemux", "TILES", "CLUSTER_DRAM_BYTES", "SBUF_WINDOWS",
-           "sbuf_window_bytes"]
+__all__ = ["Cluster", "ClusterBench", "AXI4LiteDemux", "TILES", "CLUSTER_DRAM_BYTES", "DRAM_PORTS",
+           "TILE_WINDOWS", "tile_window_bytes", "sbuf_window_address", "semaphore_address"]
 
 #: Tiles in a cluster.
 TILES = Param("tiles", default=4, minimum=1, maximum=8, help="tiles in the cluster")
@@ -42,31 +46,31 @@ TILES = Param("tiles", default=4, minimum=1, maximum=8, help="tiles in the clust
 CLUSTER_DRAM_BYTES = Param("dram_bytes", default=1 << 24, minimum=4096, maximum=1 << 31, power_of_two=True,
                            help="bytes of shared DRAM from address 0 (the SBUF windows start at 2 GiB)")
 
-#: Where the tiles' SBUF windows start in every tile's address space.
-SBUF_WINDOWS = 1 << 31
+#: The shared DRAM's AXI4 ports, its 4 KiB pages interleaved over them.
+DRAM_PORTS = Param("dram_ports", default=1, minimum=1, maximum=8, power_of_two=True,
+                   help="AXI4 ports to the shared DRAM, 4 KiB pages interleaved over them")
+
+#: Where the tiles' windows start in every tile's address space.
+TILE_WINDOWS = 1 << 31
 
 #: The tile's memory master's ID bits (instruction fetch or DMA, from the tile's own crossbar).
 _TILE_M_ID_WIDTH = 2
 
 
-def sbuf_window_bytes(partitions: int, sbuf_bytes: int) -> int:
-    """The size of one tile's SBUF window: ``partitions x sbuf_bytes`` (both powers of two)."""
-    return partitions * sbuf_bytes
+def tile_window_bytes(partitions: int, sbuf_bytes: int) -> int:
+    """The size of one tile's window: its SBUF (``partitions x sbuf_bytes``), then as much again, which starts
+    with its semaphore window."""
+    return 2 * partitions * sbuf_bytes
 
 
-def _connect_axi4(m: Module, master, slave, *, window_bits: int) -> None:
-    """Connect AXI4 ``master`` to ``slave`` whose ID is at least as wide: IDs are zero-extended towards the
-    slave and cut back towards the master (the upper bits are then zero, since the slave echoes them).
-    Addresses keep their low ``window_bits``: the crossbar passes the full address on, and the slave serves
-    its window from 0."""
-    for name, member in master.signature.members.items():
-        towards_slave = (member.flow == Out)
-        source, sink = (master, slave) if towards_slave else (slave, master)
-        value = getattr(source, name)
-        target = getattr(sink, name)
-        if name in ("awaddr", "araddr"):
-            value = value[:window_bits]
-        m.d.comb += target.eq(value if len(value) <= len(target) else value[:len(target)])
+def sbuf_window_address(tile: int, partitions: int, sbuf_bytes: int) -> int:
+    """Where tile ``tile``'s SBUF (flat) starts in every tile's address space."""
+    return TILE_WINDOWS + tile * tile_window_bytes(partitions, sbuf_bytes)
+
+
+def semaphore_address(tile: int, semaphore: int, partitions: int, sbuf_bytes: int) -> int:
+    """The address a 4-byte write goes to, to add to semaphore ``semaphore`` of tile ``tile``."""
+    return sbuf_window_address(tile, partitions, sbuf_bytes) + partitions * sbuf_bytes + 4 * semaphore
 
 
 class AXI4LiteDemux(wiring.Component):
@@ -169,7 +173,7 @@ def _pick(index, values):
 
 
 class Cluster(wiring.Component):
-    """T tiles sharing DRAM and reaching each other's SBUF (see the module docstring).
+    """T tiles sharing DRAM and reaching each other's SBUF and semaphores (see the module docstring).
 
     Parameters
     ----------
@@ -179,13 +183,16 @@ class Cluster(wiring.Component):
         Every tile's (:class:`~trntile.hdl.tile.Tile`).
     dram_bytes : int
         The shared DRAM: a power of two in 4 KiB..2 GiB, from address 0.
+    dram_ports : int
+        D, the DRAM's AXI4 ports (1, 2, 4 or 8), 4 KiB pages interleaved over them.
 
     Members
     -------
     s_axil : ``In(AXI4LiteSignature(addr_width=12 + bits(T)))``
         The host: tile i's registers (:func:`~trntile.hdl.tile.tile_register_map`) at ``i x 4 KiB``.
-    m_axi : ``Out(AXI4Signature(addr_width=32, data_width, id_width=2 + bits(T)))``
-        Shared DRAM: the tiles' instruction fetches and DMA transfers below ``dram_bytes``.
+    m{d}_axi : ``Out(AXI4Signature(addr_width=32, data_width, id_width=2 + bits(T)))``
+        Shared DRAM port d: the tiles' instruction fetches and DMA transfers to the pages below
+        ``dram_bytes`` whose page number modulo D is d (full addresses).
     irq : ``Out(T)``
         Tile i's interrupt line on bit i.
     """
@@ -193,51 +200,59 @@ class Cluster(wiring.Component):
     def __init__(self, *, tiles: int = TILES.default, partitions: int = PARTITIONS.default,
                  sbuf_bytes: int = SBUF_BYTES.default, data_width: int = AXI_DATA_WIDTH.default,
                  queues: int = DMA_QUEUES.default, outstanding: int = DMA_OUTSTANDING.default,
-                 dram_bytes: int = CLUSTER_DRAM_BYTES.default, semaphores: int = SEMAPHORES.default,
-                 dtypes: int = DTYPES.default):
+                 dram_bytes: int = CLUSTER_DRAM_BYTES.default, dram_ports: int = DRAM_PORTS.default,
+                 semaphores: int = SEMAPHORES.default, dtypes: int = DTYPES.default):
         self.params = {
             "tiles": TILES.validate(tiles), "partitions": PARTITIONS.validate(partitions),
             "sbuf_bytes": SBUF_BYTES.validate(sbuf_bytes), "data_width": AXI_DATA_WIDTH.validate(data_width),
             "queues": DMA_QUEUES.validate(queues), "outstanding": DMA_OUTSTANDING.validate(outstanding),
-            "dram_bytes": CLUSTER_DRAM_BYTES.validate(dram_bytes), "semaphores": SEMAPHORES.validate(semaphores),
-            "dtypes": DTYPES.validate(dtypes)}
+            "dram_bytes": CLUSTER_DRAM_BYTES.validate(dram_bytes), "dram_ports": DRAM_PORTS.validate(dram_ports),
+            "semaphores": SEMAPHORES.validate(semaphores), "dtypes": DTYPES.validate(dtypes)}
         tile_bits = _bits_for(tiles)
         if _TILE_M_ID_WIDTH + tile_bits > S_AXI_ID_WIDTH:
             raise ValueError(f"tiles must be at most {1 << (S_AXI_ID_WIDTH - _TILE_M_ID_WIDTH)} with the tile's "
                              f"{S_AXI_ID_WIDTH}-bit SBUF window IDs, not {tiles}")
-        self.window = sbuf_window_bytes(partitions, sbuf_bytes)
-        self.address_map = [(0, dram_bytes)] + [(SBUF_WINDOWS + j * self.window, self.window) for j in range(tiles)]
-        super().__init__({
-            "s_axil": In(AXI4LiteSignature(addr_width=REGISTER_ADDRESS_BITS + max(1, tile_bits))),
-            "m_axi": Out(AXI4Signature(addr_width=32, data_width=data_width, id_width=_TILE_M_ID_WIDTH + tile_bits)),
-            "irq": Out(tiles),
-        })
+        if dram_ports * INTERLEAVE_BYTES > dram_bytes:
+            raise ValueError(f"dram_ports must be at most dram_bytes / 4 KiB ({dram_bytes // INTERLEAVE_BYTES}) "
+                             f"so that every port has a page, not {dram_ports}")
+        self.window = tile_window_bytes(partitions, sbuf_bytes)
+        dram = ([(0, dram_bytes)] if dram_ports == 1
+                else [(0, dram_bytes, dram_ports, d) for d in range(dram_ports)])
+        self.address_map = dram + [(TILE_WINDOWS + j * self.window, self.window) for j in range(tiles)]
+        members = {"s_axil": In(AXI4LiteSignature(addr_width=REGISTER_ADDRESS_BITS + max(1, tile_bits)))}
+        members.update({f"m{d}_axi": Out(AXI4Signature(addr_width=32, data_width=data_width,
+                                                       id_width=_TILE_M_ID_WIDTH + tile_bits))
+                        for d in range(dram_ports)})
+        members["irq"] = Out(tiles)
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         prm = self.params
-        count = prm["tiles"]
-        tile_params = {name: value for name, value in prm.items() if name not in ("tiles", "dram_bytes")}
+        count, ports = prm["tiles"], prm["dram_ports"]
+        tile_params = {name: value for name, value in prm.items() if name not in ("tiles", "dram_bytes", "dram_ports")}
         m.submodules.host = demux = AXI4LiteDemux(count=count, port_bits=REGISTER_ADDRESS_BITS)
         wiring.connect(m, wiring.flipped(self.s_axil), demux.s_axil)
         m.submodules.crossbar = crossbar = AXI4Crossbar(
             masters=count, address_map=self.address_map, addr_width=32, data_width=prm["data_width"],
             id_width=_TILE_M_ID_WIDTH, max_outstanding=16)
-        wiring.connect(m, crossbar.m0_axi, wiring.flipped(self.m_axi))
+        for d in range(ports):
+            wiring.connect(m, getattr(crossbar, f"m{d}_axi"), wiring.flipped(getattr(self, f"m{d}_axi")))
         for i in range(count):
             tile = Tile(**tile_params, dram_bytes=1 << 32)
             m.submodules[f"tile{i}"] = tile
             wiring.connect(m, getattr(demux, f"m{i}_axil"), tile.s_axil)
             wiring.connect(m, tile.m_axi, getattr(crossbar, f"s{i}_axi"))
-            _connect_axi4(m, getattr(crossbar, f"m{i + 1}_axi"), tile.s_axi, window_bits=self.window.bit_length() - 1)
+            connect_axi4(m, getattr(crossbar, f"m{ports + i}_axi"), tile.s_axi,
+                         window_bits=self.window.bit_length() - 1)
             m.d.comb += self.irq[i].eq(tile.irq)
         return m
 
 
 class ClusterBench(wiring.Component):
-    """What the cluster's tests simulate (top ``cluster_bench``): a :class:`Cluster` whose ``m_axi`` goes
-    through an :class:`~trntile.hdl.axi_latency.AXI4Latency` (run-time ``latency`` on AR and B) to the test's
-    DRAM.
+    """What the cluster's tests simulate (top ``cluster_bench``): a :class:`Cluster` whose DRAM ports each go
+    through an :class:`~trntile.hdl.axi_latency.AXI4Latency` (run-time ``latency`` on AR and B, the same for
+    all) to the test's DRAM.
 
     Parameters
     ----------
@@ -246,7 +261,7 @@ class ClusterBench(wiring.Component):
 
     Members
     -------
-    s_axil, m_axi, irq
+    s_axil, m{d}_axi, irq
         The cluster's.
     latency : ``In(LATENCY_BITS)``
         DRAM latency in cycles.
@@ -266,9 +281,12 @@ class ClusterBench(wiring.Component):
 
         m = Module()
         m.submodules.cluster = cluster = self._cluster
-        m.submodules.latency = latency = AXI4Latency(cluster.m_axi.signature, depth=16)
         wiring.connect(m, wiring.flipped(self.s_axil), cluster.s_axil)
-        wiring.connect(m, cluster.m_axi, latency.s_axi)
-        wiring.connect(m, latency.m_axi, wiring.flipped(self.m_axi))
-        m.d.comb += [latency.latency.eq(self.latency), self.irq.eq(cluster.irq)]
+        for d in range(self.params["dram_ports"]):
+            port = getattr(cluster, f"m{d}_axi")
+            m.submodules[f"latency{d}"] = latency = AXI4Latency(port.signature, depth=16)
+            wiring.connect(m, port, latency.s_axi)
+            wiring.connect(m, latency.m_axi, wiring.flipped(getattr(self, f"m{d}_axi")))
+            m.d.comb += latency.latency.eq(self.latency)
+        m.d.comb += self.irq.eq(cluster.irq)
         return m

@@ -107,7 +107,7 @@ XBAR_MASTERS = Param(
     help="crossbar slave ports, one per master that connects to it")
 
 XBAR_SLAVES = Param(
-    "slaves", default=2, minimum=1, maximum=8,
+    "slaves", default=2, minimum=1, maximum=16,
     help="crossbar master ports, one per target")
 
 MAX_OUTSTANDING = Param(

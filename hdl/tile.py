@@ -18,8 +18,14 @@ started engines have all finished (``irq.done``) or some stopped with an error (
 Soft reset (``control.soft_reset``) first drains: the sequencers issue and fetch nothing more, and when the
 engines are idle and no fetch is in flight, one cycle of reset returns every engine, sequencer, semaphore and
 counter to its reset state. Registers the host wrote (program addresses, enable, watchdog) and the memories
-keep their contents. The SBUF window (``s_axi``) is never reset, so an outside transaction in progress is
+keep their contents. The window (``s_axi``) is never reset, so an outside transaction in progress is
 not cut.
+
+The window ``s_axi`` serves the SBUF, flat, from 0 (:mod:`trntile.hdl.sbuf_axi`), and the semaphore window
+from ``W`` = P x ``sbuf_bytes`` (:mod:`trntile.hdl.semaphore_window`): a 4-byte write of ``v`` at ``W + 4 i``
+adds ``v`` to semaphore i, which is how another tile signals this one. During a soft reset (from the
+``soft_reset`` pulse until the reset cycle) the semaphore window answers writes SLVERR, since the add would
+be lost; the SBUF window keeps working (soft reset keeps the memories). Other addresses get DECERR.
 
 The register map is :func:`tile_register_map`; ``docs/tile.md`` shows it as a table generated from it.
 """
@@ -31,7 +37,7 @@ from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from .act import ACTEngine
-from .axi import AXI4LiteSignature, AXI4Signature
+from .axi import AXI4LiteSignature, AXI4Signature, connect_axi4
 from .axi_crossbar import AXI4Crossbar
 from .csr import Field, RegisterBlock, RegisterMap
 from .dma import DMAEngine
@@ -42,6 +48,7 @@ from .params import (AXI_DATA_WIDTH, DMA_OUTSTANDING, DMA_QUEUES, DRAM_BYTES, DT
                      SEMAPHORES)
 from .sbuf import SBUF, sbuf_word_signature
 from .sbuf_axi import SBUFAXISlave
+from .semaphore_window import SEMAPHORE_WINDOW_BYTES, SemaphoreWindow
 from .sequencer import InstructionFetch, SemaphoreFile, Sequencer, Watchdog
 from .tensor_engine import TensorEngine, tensor_command_layout
 
@@ -177,7 +184,9 @@ class Tile(wiring.Component):
     m_axi : ``Out(AXI4Signature(addr_width=32, data_width, id_width=2))``
         DRAM: instruction fetch and DMA through the tile's crossbar.
     s_axi : ``In(AXI4Signature(addr_width=32, data_width, id_width=5))``
-        The SBUF, flat (partition x sbuf_bytes + offset), for the outside (see :mod:`trntile.hdl.sbuf_axi`).
+        The outside's window (``window_bytes`` of it): the SBUF, flat (partition x sbuf_bytes + offset,
+        :mod:`trntile.hdl.sbuf_axi`), then from P x sbuf_bytes the semaphore window
+        (:mod:`trntile.hdl.semaphore_window`).
     irq : ``Out(1)``
         ``irq.done & irq_enable.done | irq.error & irq_enable.error``.
     """
@@ -193,6 +202,7 @@ class Tile(wiring.Component):
             "semaphores": SEMAPHORES.validate(semaphores), "dtypes": DTYPES.validate(dtypes)}
         self.register_map = tile_register_map(**{k: v for k, v in self.params.items() if k != "outstanding"})
         self.engine_names = engine_names(queues)
+        self.window_bytes = 2 * partitions * sbuf_bytes  # the SBUF, then the semaphore window
         super().__init__({
             "s_axil": In(AXI4LiteSignature(addr_width=REGISTER_ADDRESS_BITS, data_width=32)),
             "m_axi": Out(AXI4Signature(addr_width=32, data_width=data_width, id_width=2)),
@@ -223,7 +233,7 @@ class Tile(wiring.Component):
                                     semaphores=s))
         fetch = core("fetch", InstructionFetch(requesters=engines, data_width=prm["data_width"],
                                                outstanding=FETCH_OUTSTANDING))
-        semaphores = core("semaphores", SemaphoreFile(count=s, sources=engines))
+        semaphores = core("semaphores", SemaphoreFile(count=s, sources=engines + 1))
         watchdog = core("watchdog", Watchdog())
         sequencers = [core(f"sequencer_{name}", Sequencer(engine_kind(index), semaphores=s, prefetch=PREFETCH))
                       for index, name in enumerate(self.engine_names)]
@@ -235,9 +245,18 @@ class Tile(wiring.Component):
         wiring.connect(m, tensor.psum_read_data, act.psum_read_data)
         wiring.connect(m, act.sbuf_read, sbuf.act)
         wiring.connect(m, act.sbuf_write, sbuf.write)
+        sbuf_window = p * prm["sbuf_bytes"]
+        m.submodules.window_split = split = AXI4Crossbar(
+            masters=1, address_map=[(0, sbuf_window), (sbuf_window, SEMAPHORE_WINDOW_BYTES)], addr_width=32,
+            data_width=prm["data_width"], id_width=S_AXI_ID_WIDTH, max_outstanding=8)
+        wiring.connect(m, wiring.flipped(self.s_axi), split.s0_axi)
         m.submodules.window = window = SBUFAXISlave(partitions=p, sbuf_bytes=prm["sbuf_bytes"],
                                                     data_width=prm["data_width"], id_width=S_AXI_ID_WIDTH)
-        wiring.connect(m, wiring.flipped(self.s_axi), window.s_axi)
+        wiring.connect(m, split.m0_axi, window.s_axi)
+        m.submodules.semaphore_window = remote = SemaphoreWindow(semaphores=s, data_width=prm["data_width"],
+                                                                 id_width=S_AXI_ID_WIDTH)
+        connect_axi4(m, split.m1_axi, remote.s_axi, window_bits=12)
+        wiring.connect(m, remote.update, semaphores.updates[engines])
         m.submodules.word_port = share = _WordPortShare(prm["data_width"])
         wiring.connect(m, dma.sbuf, share.a)
         wiring.connect(m, window.sbuf, share.b)
@@ -311,6 +330,7 @@ class Tile(wiring.Component):
         m.d.sync += core_reset.eq(0)
         with m.If(resetting & quiet_engines & ~core_reset):
             m.d.sync += [core_reset.eq(1), resetting.eq(0)]
+        m.d.comb += remote.refuse.eq(resetting | core_reset)
         deadlocked = Signal(engines)
         # A start is taken only when the tile is quiet: an engine stopped by an error may still be finishing
         # earlier work, whose completions must not be counted for a new program.

@@ -14,7 +14,7 @@ from amaranth.lib import wiring
 from . import params as p
 from .act import ACT_LANE_MODULE, ACTBlock, act_lane_verilog
 from .axi_crossbar import AXI4Crossbar
-from .cluster import CLUSTER_DRAM_BYTES, TILES, Cluster, ClusterBench
+from .cluster import CLUSTER_DRAM_BYTES, DRAM_PORTS, TILES, Cluster, ClusterBench
 from .csr import Field, RegisterBlock, RegisterMap
 from .dma import DMABlock
 from .fp import FP32Adder, FP32Multiplier, FP32Narrow, FPMultiplier
@@ -159,12 +159,13 @@ TOPS: dict[str, Top] = {top.name: top for top in [
          p.DTYPES), lambda **kwargs: TileBench(**kwargs),
         lambda params: {**_tile_probes(params, "tile."), **_tensor_engine_probes(params, "tile.tensor."),
                         **_dma_probes(params, "tile.dma.", signals=False)}),
-    Top("cluster", "T tiles sharing DRAM, each reaching the others' SBUF windows; host registers of tile i at i x 4 KiB",
+    Top("cluster", "T tiles sharing DRAM, each reaching the others' SBUF and semaphore windows; host registers of "
+        "tile i at i x 4 KiB",
         (TILES, p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, CLUSTER_DRAM_BYTES,
-         p.SEMAPHORES, p.DTYPES), lambda **kwargs: Cluster(**kwargs)),
-    Top("cluster_bench", "the cluster with a DRAM latency model on its AXI4 port (the cluster tests' top)",
+         DRAM_PORTS, p.SEMAPHORES, p.DTYPES), lambda **kwargs: Cluster(**kwargs)),
+    Top("cluster_bench", "the cluster with a DRAM latency model on each DRAM port (the cluster tests' top)",
         (TILES, p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, CLUSTER_DRAM_BYTES,
-         p.SEMAPHORES, p.DTYPES), lambda **kwargs: ClusterBench(**kwargs),
+         DRAM_PORTS, p.SEMAPHORES, p.DTYPES), lambda **kwargs: ClusterBench(**kwargs),
         lambda params: {f"tile {t}: {name}": signals for t in range(params["tiles"])
                         for name, signals in _tile_probes(params, f"cluster.tile{t}.").items()}),
 ]}

@@ -25,10 +25,11 @@ class Fault:
 class FaultyRam:
     """``AxiRam`` of ``size`` bytes on the AXI4 port ``prefix`` of ``dut``. ``read_fault`` and
     ``write_fault`` (a :class:`Fault` or ``None``) may be changed at any time; ``dram`` is a numpy view of
-    the memory."""
+    the memory. Several ports may serve one memory: give each the same ``mem`` (a ``bytearray``)."""
 
-    def __init__(self, dut, prefix: str, size: int):
-        self.ram = AxiRam(AxiBus.from_prefix(dut, prefix, bus_separator="__"), dut.clk, dut.rst, mem=bytearray(size))
+    def __init__(self, dut, prefix: str, size: int, mem: bytearray | None = None):
+        mem = bytearray(size) if mem is None else mem
+        self.ram = AxiRam(AxiBus.from_prefix(dut, prefix, bus_separator="__"), dut.clk, dut.rst, mem=mem)
         self.dram = np.frombuffer(self.ram.mem, dtype=np.uint8, count=size)
         for part in (self.ram.write_if, self.ram.read_if):
             part.log.setLevel(logging.WARNING)

@@ -1,7 +1,8 @@
-"""cocotb tests for the cluster (top ``cluster_bench``: T tiles on shared DRAM behind a latency model).
+"""cocotb tests for the cluster (top ``cluster_bench``: T tiles on shared DRAM behind latency models).
 
 The host reaches tile i's registers at ``i x 4 KiB`` through cocotbext-axi's ``AxiLiteMaster``; the shared
-DRAM is an ``AxiRam``. Protocol checkers watch both ports. The data-parallel GEMM runs on every tile at once
+DRAM is one memory served by an ``AxiRam`` on each DRAM port. Protocol checkers watch every port.
+The data-parallel GEMM runs on every tile at once
 and is compared with :class:`~trntile.golden.cluster.ClusterModel`: every DRAM byte, and each engine's state,
 error code and fault address.
 """
@@ -16,10 +17,10 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
 from trntile.golden import numerics
 from trntile.golden.cluster import ClusterModel
 from trntile.golden.dma import DmaError, Endpoint
-from trntile.hdl.cluster import SBUF_WINDOWS, sbuf_window_bytes
+from trntile.hdl.cluster import TILE_WINDOWS, sbuf_window_address, semaphore_address
 from trntile.hdl.isa import EngineError, engine_names
 from trntile.hdl.tile import TILE_MAGIC, tile_register_map
-from trntile.sw.asm import Copy, End, Instruction, encode_program
+from trntile.sw.asm import Copy, End, Instruction, Signal, Wait, encode_program
 from trntile.sw.cluster import parallel_gemm
 from trntile.tb.axi_checker import AxiProtocolChecker
 from trntile.tb.common import ClockedTB, pauses
@@ -36,18 +37,32 @@ class ClusterTB(ClockedTB):
         self.sbuf_bytes, self.dram_bytes = params["sbuf_bytes"], params["dram_bytes"]
         self.semaphores, self.dtypes = params["semaphores"], params["dtypes"]
         self.names = engine_names(self.queues)
-        self.memory = FaultyRam(dut, "m_axi", self.dram_bytes)
-        self.dram = self.memory.dram
+        shared = bytearray(self.dram_bytes)
+        self.ports = params["dram_ports"]
+        self.memories = [FaultyRam(dut, f"m{d}_axi", self.dram_bytes, mem=shared) for d in range(self.ports)]
+        self.dram = self.memories[0].dram
         self.host = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil", bus_separator="__"), dut.clk, dut.rst)
         for part in (self.host.write_if, self.host.read_if):
             part.log.setLevel("WARNING")
-        self.checkers = [AxiProtocolChecker(dut, "m_axi", dut.clk, dut.rst),
-                         AxiProtocolChecker(dut, "s_axil", dut.clk, dut.rst, lite=True)]
+        self.checkers = [AxiProtocolChecker(dut, f"m{d}_axi", dut.clk, dut.rst) for d in range(self.ports)]
+        self.checkers.append(AxiProtocolChecker(dut, "s_axil", dut.clk, dut.rst, lite=True))
         dut.latency.value = 0
         self.map = {r["name"]: r for r in tile_register_map(
             partitions=self.p, sbuf_bytes=self.sbuf_bytes, data_width=params["data_width"], queues=self.queues,
             semaphores=self.semaphores, dram_bytes=1 << 32, dtypes=self.dtypes).describe()}
-        self.log.info("%d tiles", self.tiles)
+        self.log.info("%d tiles, %d DRAM ports", self.tiles, self.ports)
+
+    @property
+    def channels(self):
+        """Every DRAM port's five channels (for pause generators)."""
+        return [channel for memory in self.memories for channel in memory.channels]
+
+    def backpressure(self, fraction: float) -> None:
+        """Pauses on every DRAM channel a ``fraction`` of the time (0: none)."""
+        for channel in self.channels:
+            channel.set_pause_generator(pauses(self.rng, fraction) if fraction else None)
+            if not fraction:
+                channel.pause = False   # a generator stopped mid-pause would leave it paused
 
     def _address(self, tile: int, register: str) -> int:
         return tile * TILE_STRIDE + self.map[register]["offset"]
@@ -85,7 +100,10 @@ class ClusterTB(ClockedTB):
             for index, name in enumerate(self.names):
                 got, want = await self.engine(tile, index), tile_model.status[index].as_tuple()
                 assert got == want, f"{what}: tile {tile} engine {name} is {got}, the golden model says {want}"
-        bad = np.flatnonzero(self.dram != model.dram)
+            got = [await self.read(tile, f"semaphore{i}") for i in range(self.semaphores)]
+            want = [int(v) for v in tile_model.semaphores]
+            assert got == want, f"{what}: tile {tile}'s semaphores are {got}, the golden model says {want}"
+        bad = np.flatnonzero((self.dram != model.dram) & ~model.dram_undefined)
         assert not bad.size, (f"{what}: {bad.size} DRAM bytes differ, first at {bad[0]:#x}: RTL "
                               f"{self.dram[bad[0]]:#04x}, model {model.dram[bad[0]]:#04x}")
         for checker in self.checkers:
@@ -139,10 +157,7 @@ async def data_parallel_gemm(dut):
     for round_ in range(rounds):
         latency, backpressure = tb.rng.choice([0, 20, 64]), tb.rng.choice([0.0, 0.3])
         dut.latency.value = latency
-        for channel in tb.memory.channels:
-            channel.set_pause_generator(pauses(tb.rng, backpressure) if backpressure else None)
-            if not backpressure:
-                channel.pause = False   # a generator stopped mid-pause would leave it paused
+        tb.backpressure(backpressure)
         dtype = tb.rng.choice(numerics.dtypes_in(tb.dtypes))
         m, k = tb.rng.randint(1, 2 * tb.p), tb.rng.randint(1, 2 * tb.p + 1)
         n = tb.rng.randint(tb.tiles, 6 * tb.p)
@@ -178,12 +193,11 @@ async def remote_sbuf_access(dut):
     tb = ClusterTB(dut)
     await tb.reset()
     p, sbuf_bytes = tb.p, tb.sbuf_bytes
-    window = sbuf_window_bytes(p, sbuf_bytes)
     rows, length = tb.rng.randint(1, p), 4 * tb.rng.randint(1, min(64, sbuf_bytes // 4))
     first = tb.rng.randint(0, p - rows)
     offset = 4 * tb.rng.randint(0, (sbuf_bytes - length) // 4)
     source, back, local = 0x4000, 0x8000, 0xC000
-    remote = SBUF_WINDOWS + window + first * sbuf_bytes + offset   # tile 1's partition `first`, at `offset`
+    remote = sbuf_window_address(1, p, sbuf_bytes) + first * sbuf_bytes + offset   # tile 1's partition `first`
     walk = [(sbuf_bytes // 4, rows), (1, length // 4)]             # 4-byte elements, row by row
     tb.log.info("%d rows of %d bytes into tile 1's partitions %d.. at offset %d", rows, length, first, offset)
     programs = {
@@ -211,7 +225,7 @@ async def remote_sbuf_access(dut):
     model.dram[:] = image
     tb.dram[:] = image
     # Last, tile 1's tensor engine is started at an address in no window: its fetch gets DECERR (FETCH).
-    nowhere = {0: (tb.dram_bytes + SBUF_WINDOWS) // 2 // 64 * 64}
+    nowhere = {0: (tb.dram_bytes + TILE_WINDOWS) // 2 // 64 * 64}
     for phase in ([starts[0]] + [{}] * (tb.tiles - 1), [{}, starts[1]] + [{}] * (tb.tiles - 2),
                   [{}, nowhere] + [{}] * (tb.tiles - 2)):
         model.run(phase)
@@ -224,3 +238,79 @@ async def remote_sbuf_access(dut):
         error = (await tb.engine(0, 3))[1]
         assert error == EngineError.DMA + DmaError.WRITE_RESPONSE, f"the write to nowhere ended with {error:#x}"
     assert (await tb.engine(1, 0))[1] == EngineError.FETCH, "a fetch from no window did not stop with FETCH"
+
+
+def _load(image: np.ndarray, programs: dict, base: int = 0x1000) -> list[dict[int, int]]:
+    """Put ``programs[(tile, engine)]`` in ``image`` 1 KiB apart from ``base``; each tile's start addresses."""
+    tiles = 1 + max(tile for tile, _ in programs)
+    starts = [{} for _ in range(tiles)]
+    for number, ((tile, engine), program) in enumerate(sorted(programs.items())):
+        address = base + 0x400 * number
+        raw = np.frombuffer(encode_program(program), dtype=np.uint8)
+        image[address:address + raw.size] = raw
+        starts[tile][engine] = address
+    return starts
+
+
+@cocotb.test(timeout_time=2000, timeout_unit="ms")
+async def producer_signals_consumer(dut):
+    """Tile 0 hands a block to tile 1 with no host in between: its DMA queue copies the block from DRAM into
+    tile 1's SBUF, waits for that copy to complete, then writes a word v into tile 1's semaphore window;
+    tile 1's queue waits for its semaphore to reach v and copies the block from its SBUF to DRAM. On a
+    second queue, tile 0 makes a bad access to tile 1's semaphore window (a write of two words, a write
+    beyond the last semaphore, or a read), which stops that queue with the bus error code and changes no
+    semaphore. DRAM, every engine's status and every semaphore against the golden cluster model, at random
+    DRAM latency and backpressure."""
+    tb = ClusterTB(dut)
+    await tb.reset()
+    p, sbuf_bytes = tb.p, tb.sbuf_bytes
+    dut.latency.value = tb.rng.choice([0, 20, 64])
+    tb.backpressure(tb.rng.choice([0.0, 0.3]))
+    rows, length = tb.rng.randint(1, p), 4 * tb.rng.randint(1, min(64, sbuf_bytes // 4))
+    first = tb.rng.randint(0, p - rows)
+    offset = 4 * tb.rng.randint(0, (sbuf_bytes - length) // 4)
+    semaphore, value = tb.rng.randrange(tb.semaphores), tb.rng.randint(1, 1000)
+    source, local, word = 0x4000, 0xC000, 0x3F00
+    remote = sbuf_window_address(1, p, sbuf_bytes) + first * sbuf_bytes + offset
+    walk = [(sbuf_bytes // 4, rows), (1, length // 4)]
+    block = Endpoint.dram(source, [(1, rows * length // 4)])
+    signal = semaphore_address(1, semaphore, p, sbuf_bytes)
+    programs = {
+        (0, 2): [Instruction(Copy(block, Endpoint.dram(remote, walk), 4), signal=Signal(0, 1)),
+                 Instruction(Copy(Endpoint.dram(word, [(1, 1)]), Endpoint.dram(signal, [(1, 1)]), 4),
+                             wait=Wait(0, 1)),
+                 Instruction(End())],
+        (1, 2): [Instruction(Copy(Endpoint.sbuf(first, rows, offset, [(1, length // 4)]),
+                                  Endpoint.dram(local, [(1, rows * length // 4)]), 4), wait=Wait(semaphore, value)),
+                 Instruction(End())],
+    }
+    kind = "none"
+    if tb.queues > 1:
+        first_semaphore = semaphore_address(1, 0, p, sbuf_bytes)
+        kinds = {"two words": Copy(Endpoint.dram(word, [(1, 2)]), Endpoint.dram(first_semaphore, [(1, 2)]), 4),
+                 "a read": Copy(Endpoint.dram(first_semaphore, [(1, 1)]), Endpoint.dram(word + 64, [(1, 1)]), 4)}
+        if 4 * tb.semaphores < 4096:
+            beyond = semaphore_address(1, tb.semaphores, p, sbuf_bytes)
+            kinds["beyond the last semaphore"] = Copy(Endpoint.dram(word, [(1, 1)]), Endpoint.dram(beyond, [(1, 1)]), 4)
+        kind = tb.rng.choice(sorted(kinds))
+        programs[(0, 3)] = [Instruction(kinds[kind]), Instruction(End())]
+    tb.log.info("%d rows of %d bytes to tile 1's partitions %d.. at %d, then +%d on its semaphore %d; bad access: %s",
+                rows, length, first, offset, value, semaphore, kind)
+    image = np.zeros(tb.dram_bytes, dtype=np.uint8)
+    image[source:source + rows * length] = tb.np_rng.integers(0, 256, rows * length, dtype=np.uint8)
+    image[word:word + 8] = np.frombuffer(int(value).to_bytes(4, "little") * 2, dtype=np.uint8)
+    starts = _load(image, programs)
+    starts += [{}] * (tb.tiles - len(starts))
+    model = ClusterModel(tiles=tb.tiles, dram_bytes=tb.dram_bytes, partitions=p, sbuf_bytes=sbuf_bytes,
+                         queues=tb.queues, semaphores=tb.semaphores, dtypes=tb.dtypes)
+    model.dram[:] = image
+    model.run(starts)
+    tb.dram[:] = image
+    await tb.run(starts)
+    await tb.compare(model, "producer and consumer")
+    assert (tb.dram[local:local + rows * length] == image[source:source + rows * length]).all(), \
+        "the consumer's copy differs from the block"
+    if kind != "none":
+        error = (await tb.engine(0, 3))[1]
+        want = DmaError.READ_RESPONSE if kind == "a read" else DmaError.WRITE_RESPONSE
+        assert error == EngineError.DMA + want, f"{kind} in the semaphore window ended with {error:#x}"

@@ -15,11 +15,12 @@ import numpy as np
 from cocotb.triggers import ClockCycles
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiMaster, AxiResp
 
+from trntile.golden.dma import Endpoint
 from trntile.golden.tensor_engine import AccessPattern, LoadStationary, MultiplyMoving
 from trntile.golden.tile import TileModel
 from trntile.hdl.isa import INSTRUCTION_BYTES, EngineError, EngineState, engine_names
 from trntile.hdl.tile import TILE_MAGIC, tile_register_map
-from trntile.sw.asm import End, Instruction, Nop, Raw, SemSet, Signal, Wait
+from trntile.sw.asm import Copy, End, Instruction, Nop, Raw, SemSet, Signal, Wait, encode_program
 from trntile.tb.axi_checker import AxiProtocolChecker
 from trntile.tb.common import ClockedTB, pauses
 from trntile.tb.dram import Fault, FaultyRam
@@ -324,3 +325,68 @@ async def prefetch_keeps_the_tensor_engine_busy(dut):
     if ideal == pairs * 4 * tb.p:  # compute-bound: latency must cost one round trip, not one per instruction
         assert cycles[64] - cycles[0] <= 64 + 40, \
             f"latency 64 costs {cycles[64] - cycles[0]} cycles more: the fetch starves the engine"
+
+
+@cocotb.test(timeout_time=2000, timeout_unit="ms")
+async def semaphore_window_adds_and_refuses(dut):
+    """Writes of one word into the semaphore window (from P x sbuf_bytes in ``s_axi``) add to that semaphore;
+    a write of two words, of part of
+    a word, beyond the last semaphore, or during a soft reset answers SLVERR and changes nothing; reads answer
+    SLVERR; beyond the window, DECERR. The semaphores are checked against a running sum after each step."""
+    tb = TileTB(dut)
+    await tb.start(clear_sbuf=False)
+    base = tb.p * tb.sbuf_bytes
+    want = [0] * tb.semaphores
+
+    async def check(what):
+        got = [await tb.read(f"semaphore{i}") for i in range(tb.semaphores)]
+        assert got == want, f"{what}: semaphores {got}, expected {want}"
+
+    for _ in range(8):
+        index, value = tb.rng.randrange(tb.semaphores), tb.rng.getrandbits(32)
+        response = await tb.window.write(base + 4 * index, value.to_bytes(4, "little"))
+        assert response.resp == AxiResp.OKAY, f"adding to semaphore {index} answered {response.resp!r}"
+        want[index] = (want[index] + value) & 0xFFFF_FFFF
+        await check(f"after adding {value:#x} to semaphore {index}")
+    index = tb.rng.randrange(tb.semaphores - 1) if tb.semaphores > 1 else 0
+    bad = [("two words", base + 4 * index, 8), ("half a word", base + 4 * index, 2)]
+    if 4 * tb.semaphores < 4096:
+        bad.append(("a word beyond the last semaphore", base + 4 * tb.semaphores, 4))
+    for what, address, length in bad:
+        if what == "two words" and index + 1 >= tb.semaphores:
+            continue
+        response = await tb.window.write(address, bytes([1] * length))
+        assert response.resp == AxiResp.SLVERR, f"a write of {what} answered {response.resp!r}"
+        await check(f"after a write of {what}")
+    read = await tb.window.read(base, 4)
+    assert read.resp == AxiResp.SLVERR, f"a read of the semaphore window answered {read.resp!r}"
+    beyond = await tb.window.write(base + 4096, bytes(4))
+    assert beyond.resp == AxiResp.DECERR, f"a write beyond the semaphore window answered {beyond.resp!r}"
+    # During a soft reset: the tile drains a long copy (DRAM latency 64) while the window refuses adds.
+    dut.latency.value = 64
+    for channel in tb.memory.channels:
+        channel.set_pause_generator(pauses(tb.rng, 0.5))
+    rows = tb.p
+    copy = Copy(Endpoint.dram(0x1000, [(1, rows * tb.sbuf_bytes // 4)]),
+                Endpoint.sbuf(0, rows, 0, [(1, tb.sbuf_bytes // 4)]), 4)
+    program = [Instruction(copy) for _ in range(4)] + [Instruction(End())]
+    raw = np.frombuffer(encode_program(program), dtype=np.uint8)
+    tb.dram[0x100:0x100 + raw.size] = raw
+    await tb.write(f"{tb.names[2]}_program", 0x100)
+    await tb.write("enable", 1 << 2)
+    await tb.write("control", 1)
+    await ClockCycles(dut.clk, 100)
+    await tb.write("control", 2)
+    assert (await tb.status())["resetting"], "the soft reset finished before the test could write during it"
+    response = await tb.window.write(base, (7).to_bytes(4, "little"))
+    assert (await tb.status())["resetting"], "the soft reset finished before the write was answered"
+    assert response.resp == AxiResp.SLVERR, f"an add during a soft reset answered {response.resp!r}"
+    await tb.soft_reset()
+    want = [0] * tb.semaphores
+    await check("after the soft reset")
+    response = await tb.window.write(base, (7).to_bytes(4, "little"))
+    assert response.resp == AxiResp.OKAY, f"an add after the soft reset answered {response.resp!r}"
+    want[0] = 7
+    await check("after an add following the soft reset")
+    for checker in tb.checkers:
+        checker.check(idle=True)

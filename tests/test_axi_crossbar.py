@@ -32,8 +32,8 @@ def test_crossbar(params, sim):
     ([(0x0, 0x800)], r"address_map\[0\] = \(0x0, 0x800\): size must be a power of two of at least 0x1000"),
     ([(0x0, 0x3000)], r"address_map\[0\] = \(0x0, 0x3000\): size must be a power of two"),
     ([(0xFFFF_F000, 0x2000)], r"base must be a multiple|does not fit"),
-    ([], r"1\.\.8 entries"),
-    ([(0x1000 * k, 0x1000) for k in range(9)], r"1\.\.8 entries"),
+    ([], r"1\.\.16 entries"),
+    ([(0x1000 * k, 0x1000) for k in range(17)], r"1\.\.16 entries"),
 ])
 def test_bad_address_map(address_map, message):
     with pytest.raises(ValueError, match=message):

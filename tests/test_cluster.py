@@ -14,10 +14,10 @@ from trntile.sw.cluster import parallel_gemm
 
 BASE = {"partitions": 4, "sbuf_bytes": 1024, "semaphores": 32, "dram_bytes": 1 << 20}
 CASES = [
-    pytest.param({"tiles": 2, "data_width": 128, "queues": 3, "outstanding": 8}, "verilator",
-                 marks=pytest.mark.verilator, id="T2-P4-128bit-verilator"),
-    pytest.param({"tiles": 4, "data_width": 128, "queues": 3, "outstanding": 4}, "verilator",
-                 marks=pytest.mark.verilator, id="T4-P4-128bit-verilator"),
+    pytest.param({"tiles": 2, "data_width": 128, "queues": 3, "outstanding": 8, "dram_ports": 2}, "verilator",
+                 marks=pytest.mark.verilator, id="T2-P4-128bit-2ports-verilator"),
+    pytest.param({"tiles": 4, "data_width": 128, "queues": 3, "outstanding": 4, "dram_ports": 4}, "verilator",
+                 marks=pytest.mark.verilator, id="T4-P4-128bit-4ports-verilator"),
     pytest.param({"tiles": 2, "data_width": 32, "queues": 2, "outstanding": 2}, "icarus",
                  marks=pytest.mark.icarus, id="T2-P4-32bit-2queues-icarus"),
 ]
@@ -49,6 +49,8 @@ def test_parallel_gemm_splits_n_and_matches_one_matmul():
     ({"tiles": 9}, r"tiles must be an integer in 1\.\.8, not 9"),
     ({"dram_bytes": 1 << 32}, r"dram_bytes must be a power of two in 4096\.\.2147483648"),
     ({"partitions": 6}, r"partitions must be a power of two in 4\.\.128, not 6"),
+    ({"dram_ports": 3}, r"dram_ports must be a power of two in 1\.\.8, not 3"),
+    ({"dram_ports": 4, "dram_bytes": 8192}, r"dram_ports must be at most dram_bytes / 4 KiB \(2\)"),
 ])
 def test_parameters_are_checked(given, message):
     with pytest.raises(ValueError, match=message):
@@ -62,20 +64,59 @@ def test_demux_and_split_limits_are_checked():
         parallel_gemm(4, 3, 4, "bf16", tiles=4, partitions=4, queues=3, sbuf_bytes=1024, dram_bytes=1 << 20)
 
 
-def test_cluster_memory_routes_dram_and_windows():
+def test_cluster_memory_routes_dram_windows_and_semaphores():
     """The golden cluster's address space: DRAM below dram_bytes, tile j's SBUF (partition-major) at
-    SBUF_WINDOWS + j x window, by index arrays and by slices."""
+    TILE_WINDOWS + j x window, then its semaphores, where a written word adds to one; by index arrays and by
+    slices."""
     from trntile.golden.cluster import ClusterMemory
-    from trntile.hdl.cluster import SBUF_WINDOWS
+    from trntile.hdl.cluster import TILE_WINDOWS
 
     dram = np.zeros(4096, dtype=np.uint8)
     sbufs = [np.zeros((4, 16), dtype=np.uint8) for _ in range(2)]
-    memory = ClusterMemory(dram, sbufs, window=64)
-    addresses = np.array([5, SBUF_WINDOWS + 17, SBUF_WINDOWS + 64 + 63, 4095])
+    semaphores = [np.zeros(4, dtype=np.uint32) for _ in range(2)]
+    memory = ClusterMemory(dram, sbufs, window=128, semaphores=semaphores)
+    addresses = np.array([5, TILE_WINDOWS + 17, TILE_WINDOWS + 128 + 63, 4095])
     memory[addresses] = [1, 2, 3, 4]
     assert dram[5] == 1 and dram[4095] == 4
     assert sbufs[0][1, 1] == 2 and sbufs[1][3, 15] == 3
     assert sbufs[0].sum() == 2 and sbufs[1].sum() == 3
     assert memory[addresses].tolist() == [1, 2, 3, 4]
-    assert memory[SBUF_WINDOWS + 16:SBUF_WINDOWS + 20].tolist() == [0, 2, 0, 0]
+    assert memory[TILE_WINDOWS + 16:TILE_WINDOWS + 20].tolist() == [0, 2, 0, 0]
     assert memory.size == 1 << 32
+    signal = TILE_WINDOWS + 128 + 64 + 4 * 2   # tile 1's semaphore 2
+    memory[signal:signal + 4] = list((0x0102_0304).to_bytes(4, "little"))
+    memory[signal:signal + 4] = list((0xFFFF_FFFF).to_bytes(4, "little"))
+    assert semaphores[1].tolist() == [0, 0, 0x0102_0303, 0] and not semaphores[0].any()
+    assert sbufs[1].sum() == 3, "a semaphore write reached the SBUF"
+
+
+def test_golden_cluster_refuses_bad_semaphore_writes():
+    """A COPY into a semaphore window must write exactly one aligned word of a semaphore that exists: two
+    words, a word beyond the last semaphore and a read stop the queue with the bus error, as the RTL's SLVERR
+    does; the good one adds."""
+    from trntile.golden.dma import DmaError, Endpoint
+    from trntile.hdl.cluster import semaphore_address
+    from trntile.hdl.isa import EngineError
+    from trntile.sw.asm import Copy, End, Instruction, encode_program
+
+    word = 0x100
+    target = semaphore_address(1, 0, 4, 1024)
+    cases = {
+        "one word": (Copy(Endpoint.dram(word, [(1, 1)]), Endpoint.dram(target + 4, [(1, 1)]), 4), 0),
+        "two words": (Copy(Endpoint.dram(word, [(1, 2)]), Endpoint.dram(target, [(1, 2)]), 4),
+                      EngineError.DMA + DmaError.WRITE_RESPONSE),
+        "beyond": (Copy(Endpoint.dram(word, [(1, 1)]), Endpoint.dram(target + 4 * 8, [(1, 1)]), 4),
+                   EngineError.DMA + DmaError.WRITE_RESPONSE),
+        "half a word": (Copy(Endpoint.dram(word, [(1, 1)]), Endpoint.dram(target, [(1, 1)]), 2),
+                        EngineError.DMA + DmaError.WRITE_RESPONSE),
+        "a read": (Copy(Endpoint.dram(target, [(1, 1)]), Endpoint.dram(word, [(1, 1)]), 4),
+                   EngineError.DMA + DmaError.READ_RESPONSE),
+    }
+    for what, (copy, error) in cases.items():
+        model = ClusterModel(tiles=2, dram_bytes=1 << 16, partitions=4, sbuf_bytes=1024, queues=1, semaphores=8)
+        model.dram[word:word + 8] = [5, 0, 0, 0, 6, 0, 0, 0]
+        program = np.frombuffer(encode_program([Instruction(copy), Instruction(End())]), dtype=np.uint8)
+        model.dram[0x1000:0x1000 + program.size] = program
+        model.run([{2: 0x1000}, {}])
+        assert model.tiles[0].status[2].error == error, what
+        assert model.tiles[1].semaphores.tolist() == ([0, 5] if not error else [0, 0]) + [0] * 6, what
