@@ -1,9 +1,25 @@
-"""Kernels for a cluster of tiles (:mod:`trntile.hdl.cluster`): a data-parallel GEMM.
+"""Kernels for a cluster of tiles (:mod:`trntile.hdl.cluster`): a data-parallel GEMM and a ring all-reduce.
 
 :func:`parallel_gemm` splits ``C = A @ B`` by columns: tile t computes ``C[:, columns[t]] = A @ B[:, columns[t]]``
 with the single-tile GEMM kernel (:func:`trntile.sw.gemm.gemm_kernel`) on its own slice of the shared DRAM
 (``region`` bytes from ``t x region``, ``region`` = ``dram_bytes / T`` rounded down to a power of two), holding its own copy of A.T, its columns of B and
 of C, and its programs. The tiles never wait for each other, so the cluster's time is the slowest tile's.
+
+:func:`all_reduce` sums a ``[P, n]`` fp32 or int32 tensor held at the same SBUF offset of every tile, leaving
+the sum in every tile, with no host in between: a ring reduce-scatter then a ring all-gather (each of T - 1
+steps) over T chunks of the free dimension. Tile t sends to tile t + 1 (mod T) only, by DMA into its SBUF
+window, and signals it through its semaphore window; the receiving tile's ACT engine adds what arrived into
+its own copy with an accumulate ACTIVATE (:mod:`trntile.golden.act`). Chunk c is summed in ring order
+starting at tile c, ``x[c] + x[c+1] + ... + x[c-1]`` (fp32, rounded after each addition; int32 saturating
+after each, as ACT's int32 output does).
+
+Semaphores the all-reduce uses on every tile (it needs ``semaphores`` >= 5):
+
+- ``SENT`` (0): my DMA queue's data copies completed (local);
+- ``RECEIVED`` (1): chunks my predecessor has put in my SBUF (its increments);
+- ``ADDED`` (2): my ACT engine's accumulates done (local);
+- ``READY`` (3): my successor has finished its reduce-scatter, so I may overwrite its chunks (its increment);
+- ``LOADED`` (4): my optional load from DRAM done (local).
 """
 
 from __future__ import annotations
@@ -12,12 +28,17 @@ import dataclasses
 
 import numpy as np
 
-from ..hdl.cluster import CLUSTER_DRAM_BYTES, TILES
+from ..golden.act import Activate, Space as ActSpace
+from ..golden.dma import Endpoint
+from ..golden.tensor_engine import AccessPattern
+from ..hdl.cluster import CLUSTER_DRAM_BYTES, TILES, sbuf_window_address, semaphore_address
 from ..hdl.isa import INSTRUCTION_BYTES
+from ..hdl.params import PARTITIONS, SBUF_BYTES
+from .asm import Copy, End, Instruction, Nop, Signal, Wait, encode_program
 from .gemm import gemm_kernel
 from .kernel import Kernel
 
-__all__ = ["ParallelGemm", "parallel_gemm"]
+__all__ = ["ParallelGemm", "parallel_gemm", "AllReduce", "all_reduce", "ring_sum"]
 
 
 @dataclasses.dataclass
@@ -75,3 +96,161 @@ def parallel_gemm(m: int, n: int, k: int, dtype: str, *, tiles: int, partitions:
             raise ValueError(f"tile {t}'s share of the GEMM needs {end - t * region} bytes of DRAM, more than "
                              f"its slice of {region} bytes (dram_bytes / T, rounded down to a power of two)")
     return ParallelGemm(kernels, columns, dram_bytes, region)
+
+
+#: The semaphores :func:`all_reduce` uses on every tile (module docstring).
+SENT, RECEIVED, ADDED, READY, LOADED = range(5)
+_ACT, _QUEUE0 = 1, 2
+
+
+@dataclasses.dataclass
+class AllReduce:
+    """A ring all-reduce over the tiles of a cluster (see :func:`all_reduce`)."""
+
+    tiles: int
+    partitions: int
+    elements: int                       #: per partition
+    dtype: str                          #: "fp32" or "int32"
+    offset: int                         #: SBUF byte offset of the tensor on every tile
+    staging: int                        #: SBUF byte offset of the T - 1 chunk-sized landing slots
+    chunks: list[tuple[int, int]]       #: chunk c is elements [start, stop) of every partition
+    programs: list[dict[int, list[Instruction]]]   #: tile t's programs by engine index (1 ACT, 2 queue 0)
+    addresses: list[dict[int, int]]     #: where they go in DRAM
+    one: list[int]                      #: tile t's DRAM word holding 1, the increment its signals write
+    dram_bytes: int
+
+    @property
+    def starts(self) -> list[dict[int, int]]:
+        """Each tile's engines' program addresses."""
+        return [dict(addresses) for addresses in self.addresses]
+
+    @property
+    def bytes(self) -> int:
+        """Bytes of the tensor on one tile (``P x elements x 4``)."""
+        return self.partitions * self.elements * 4
+
+    def image(self, dram: np.ndarray | None = None) -> np.ndarray:
+        """``dram`` (or zeros) with every tile's programs and its word of 1 written in."""
+        image = np.zeros(self.dram_bytes, dtype=np.uint8) if dram is None else dram
+        for t in range(self.tiles):
+            image[self.one[t]:self.one[t] + 4] = [1, 0, 0, 0]
+            for engine, address in self.addresses[t].items():
+                raw = np.frombuffer(encode_program(self.programs[t][engine]), dtype=np.uint8)
+                image[address:address + raw.size] = raw
+        return image
+
+
+def ring_sum(tensors: list[np.ndarray], chunks: list[tuple[int, int]]) -> np.ndarray:
+    """What :func:`all_reduce` leaves in every tile for tile t's tensor ``tensors[t]`` (``[P, n]``, fp32 or
+    int32): chunk c summed in ring order from tile c, rounded (fp32) or saturated (int32) after each add."""
+    tiles = len(tensors)
+    out = np.array(tensors[0], copy=True)
+    for c, (start, stop) in enumerate(chunks):
+        total = tensors[c % tiles][:, start:stop].copy()
+        for k in range(1, tiles):
+            addend = tensors[(c + k) % tiles][:, start:stop]
+            if total.dtype == np.float32:
+                with np.errstate(all="ignore"):
+                    total = np.add(addend, total, dtype=np.float32)
+            else:
+                wide = addend.astype(np.int64) + total.astype(np.int64)
+                total = np.clip(wide, -(1 << 31), (1 << 31) - 1).astype(np.int32)
+        out[:, start:stop] = total
+    return out
+
+
+def all_reduce(elements: int, dtype: str, *, tiles: int, partitions: int, sbuf_bytes: int, dram_bytes: int,
+               offset: int = 0, load: list[int] | None = None, store: list[int] | None = None) -> AllReduce:
+    """Sum the ``[partitions, elements]`` ``dtype`` tensor at SBUF byte ``offset`` of every tile into every
+    tile (module docstring). The landing slots follow the tensor in SBUF. With ``load``, tile t first copies
+    its tensor from DRAM address ``load[t]`` (row-major, ``P x elements``); with ``store``, it copies the sum
+    to ``store[t]`` at the end. Each tile's programs and its word of 1 go at the start of its slice of DRAM
+    (``dram_bytes / T`` rounded down to a power of two). ``ValueError`` naming the limit when something
+    does not fit."""
+    TILES.validate(tiles)
+    PARTITIONS.validate(partitions)
+    SBUF_BYTES.validate(sbuf_bytes)
+    CLUSTER_DRAM_BYTES.validate(dram_bytes)
+    if dtype not in ("fp32", "int32"):
+        raise ValueError(f"dtype must be fp32 or int32 (the ACT engine adds those), not {dtype!r}")
+    if isinstance(elements, bool) or not isinstance(elements, int) or elements < tiles:
+        raise ValueError(f"elements must be an integer of at least the number of tiles ({tiles}), not {elements!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0 or offset % 4:
+        raise ValueError(f"offset must be a non-negative multiple of 4, not {offset!r}")
+    for name, addresses in (("load", load), ("store", store)):
+        if addresses is not None and len(addresses) != tiles:
+            raise ValueError(f"{name} must give one DRAM address per tile ({tiles}), not {len(addresses)}")
+    base, extra = divmod(elements, tiles)
+    chunks, start = [], 0
+    for c in range(tiles):
+        stop = start + base + (c < extra)
+        chunks.append((start, stop))
+        start = stop
+    slot = 4 * (base + (extra > 0))
+    staging = offset + 4 * elements
+    end = staging + (tiles - 1) * slot
+    if end > sbuf_bytes:
+        raise ValueError(f"the tensor and its {tiles - 1} landing slots need {end} bytes of each SBUF "
+                         f"partition from offset {offset}, more than sbuf_bytes ({sbuf_bytes})")
+    region = dram_bytes >> (tiles - 1).bit_length()
+    p = partitions
+    row = sbuf_bytes // 4        # one partition further in a window, in 4-byte elements
+
+    def local(c: int, at: int | None = None) -> Endpoint:   # chunk c of my tensor (or of a slot at byte `at`)
+        start, stop = chunks[c]
+        return Endpoint.sbuf(0, p, offset + 4 * start if at is None else at, [(1, stop - start)])
+
+    def remote(tile: int, c: int, at: int | None = None) -> Endpoint:   # the same in tile's SBUF window
+        start, stop = chunks[c]
+        address = sbuf_window_address(tile, p, sbuf_bytes) + (offset + 4 * start if at is None else at)
+        return Endpoint.dram(address, [(row, p), (1, stop - start)])
+
+    programs, addresses, ones = [], [], []
+    for t in range(tiles):
+        successor, predecessor = (t + 1) % tiles, (t - 1) % tiles
+        one = Endpoint.dram(t * region, [(1, 1)])
+
+        def signal(tile: int, semaphore: int, wait: Wait | None) -> Instruction:
+            target = Endpoint.dram(semaphore_address(tile, semaphore, p, sbuf_bytes), [(1, 1)])
+            return Instruction(Copy(one, target, 4), wait=wait)
+
+        queue, act = [], []
+        if load is not None:
+            queue.append(Instruction(Copy(Endpoint.dram(load[t], [(1, p * elements)]),
+                                          Endpoint.sbuf(0, p, offset, [(1, elements)]), 4),
+                                     signal=Signal(LOADED, 1)))
+            act.append(Instruction(Nop(), wait=Wait(LOADED, 1)))
+        for s in range(tiles - 1):   # reduce-scatter: chunk t - s, summed over s + 1 tiles, to the successor
+            c = (t - s) % tiles
+            queue.append(Instruction(Copy(local(c), remote(successor, c, staging + s * slot), 4),
+                                     wait=Wait(ADDED, s) if s else None, signal=Signal(SENT, 1)))
+            queue.append(signal(successor, RECEIVED, Wait(SENT, s + 1)))
+            received = (t - 1 - s) % tiles   # what the predecessor sent me at step s
+            start, stop = chunks[received]
+            act.append(Instruction(Activate(
+                source=AccessPattern(staging + s * slot, ((1, stop - start),)),
+                destination=AccessPattern(offset + 4 * start, ((1, stop - start),)), partition=0, partitions=p,
+                source_space=ActSpace.SBUF, dtype=dtype, scale=1.0 if dtype == "fp32" else 1, accumulate=True),
+                wait=Wait(RECEIVED, s + 1), signal=Signal(ADDED, 1)))
+        if tiles > 1:   # my chunks are no longer read or added to: my predecessor may overwrite them
+            queue.append(signal(predecessor, READY, Wait(ADDED, tiles - 1)))
+        for s in range(tiles - 1):   # all-gather: the whole chunk t + 1 - s, to the successor's own copy
+            c = (t + 1 - s) % tiles
+            wait = Wait(READY, 1) if s == 0 else Wait(RECEIVED, tiles - 1 + s)
+            queue.append(Instruction(Copy(local(c), remote(successor, c), 4), wait=wait, signal=Signal(SENT, 1)))
+            queue.append(signal(successor, RECEIVED, Wait(SENT, tiles + s)))
+        if store is not None:
+            queue.append(Instruction(Copy(Endpoint.sbuf(0, p, offset, [(1, elements)]),
+                                          Endpoint.dram(store[t], [(1, p * elements)]), 4),
+                                     wait=Wait(RECEIVED, 2 * (tiles - 1))))
+        queue.append(Instruction(End()))
+        act.append(Instruction(End()))
+        act_address = t * region + INSTRUCTION_BYTES
+        queue_address = act_address + INSTRUCTION_BYTES * len(act)
+        if queue_address + INSTRUCTION_BYTES * len(queue) > (t + 1) * region:
+            raise ValueError(f"tile {t}'s all-reduce programs do not fit its slice of DRAM ({region} bytes)")
+        programs.append({_ACT: act, _QUEUE0: queue})
+        addresses.append({_ACT: act_address, _QUEUE0: queue_address})
+        ones.append(t * region)
+    return AllReduce(tiles, partitions, elements, dtype, offset, staging, chunks, programs, addresses, ones,
+                     dram_bytes)

@@ -120,3 +120,52 @@ def test_golden_cluster_refuses_bad_semaphore_writes():
         model.run([{2: 0x1000}, {}])
         assert model.tiles[0].status[2].error == error, what
         assert model.tiles[1].semaphores.tolist() == ([0, 5] if not error else [0, 0]) + [0] * 6, what
+
+
+@pytest.mark.parametrize("tiles,elements,dtype", [(2, 7, "fp32"), (3, 10, "int32"), (4, 9, "fp32"), (4, 16, "int32"),
+                                                  (1, 5, "fp32")])
+def test_all_reduce_on_the_golden_cluster(tiles, elements, dtype):
+    """The ring all-reduce on the golden cluster leaves ring_sum (chunk c summed in ring order from tile c) in
+    every tile, which for int32 without overflow is the plain sum; every engine ends DONE."""
+    from trntile.hdl.isa import EngineState
+    from trntile.sw.cluster import all_reduce, ring_sum
+
+    rng = np.random.default_rng(tiles * 100 + elements)
+    p, sbuf_bytes, dram_bytes = 4, 1024, 1 << 20
+    region = dram_bytes >> (tiles - 1).bit_length()
+    load = [t * region + region // 2 for t in range(tiles)]
+    store = [address + 0x1000 for address in load]
+    reduce = all_reduce(elements, dtype, tiles=tiles, partitions=p, sbuf_bytes=sbuf_bytes, dram_bytes=dram_bytes,
+                        offset=64, load=load, store=store)
+    numpy_type = np.float32 if dtype == "fp32" else np.int32
+    if dtype == "fp32":
+        tensors = [rng.standard_normal((p, elements)).astype(np.float32) for _ in range(tiles)]
+    else:
+        tensors = [rng.integers(-1000, 1000, (p, elements)).astype(np.int32) for _ in range(tiles)]
+    model = ClusterModel(tiles=tiles, dram_bytes=dram_bytes, partitions=p, sbuf_bytes=sbuf_bytes, queues=1)
+    for t in range(tiles):
+        model.dram[load[t]:load[t] + tensors[t].nbytes] = tensors[t].view(np.uint8).reshape(-1)
+    reduce.image(model.dram)
+    model.run(reduce.starts)
+    for t, tile in enumerate(model.tiles):
+        assert all(s.state == EngineState.DONE for s in (tile.status[1], tile.status[2])), [s for s in tile.status]
+    want = ring_sum(tensors, reduce.chunks)
+    if dtype == "int32":
+        assert (want == sum(t.astype(np.int64) for t in tensors)).all()
+    for t in range(tiles):
+        got = model.dram[store[t]:store[t] + want.nbytes].copy().view(numpy_type).reshape(p, elements)
+        assert (got.view(np.uint32) == want.view(np.uint32)).all(), f"tile {t}"
+
+
+def test_all_reduce_limits_are_checked():
+    from trntile.sw.cluster import all_reduce
+
+    common = dict(tiles=4, partitions=4, sbuf_bytes=1024, dram_bytes=1 << 20)
+    with pytest.raises(ValueError, match=r"dtype must be fp32 or int32"):
+        all_reduce(16, "bf16", **common)
+    with pytest.raises(ValueError, match=r"elements must be an integer of at least the number of tiles \(4\)"):
+        all_reduce(3, "fp32", **common)
+    with pytest.raises(ValueError, match=r"need 1120 bytes of each SBUF partition from offset 0, more than sbuf_bytes"):
+        all_reduce(160, "fp32", **common)
+    with pytest.raises(ValueError, match=r"load must give one DRAM address per tile \(4\), not 1"):
+        all_reduce(16, "fp32", load=[0], **common)
