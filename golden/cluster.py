@@ -131,10 +131,14 @@ class ClusterModel:
             tile.dma.dram = self.memory
             tile.dram_undefined = _DramFlags(self.dram_undefined)
 
-    def run(self, starts: list[dict[int, int]], *, max_instructions: int = 1_000_000) -> None:
+    def run(self, starts: list[dict[int, int]], *, max_instructions: int = 1_000_000, rng=None) -> None:
         """Start tile t's engines at ``starts[t]`` (engine index to program address; an empty dict leaves the
         tile idle) and run every started engine of every tile, one instruction at a time in turn, until each
-        is done or stopped; when none can move, the ones still waiting stop with ``DEADLOCK``."""
+        is done or stopped; when none can move, the ones still waiting stop with ``DEADLOCK``.
+
+        With ``rng`` (a ``random.Random``), each round visits the engines in a random order and lets each run a
+        random number of instructions, so that kernels whose semaphores leave a race show it by ending
+        differently from one schedule to the next."""
         if len(starts) != len(self.tiles):
             raise ValueError(f"starts must give one dict per tile ({len(self.tiles)}), not {len(starts)}")
         for tile, programs in zip(self.tiles, starts):
@@ -146,9 +150,13 @@ class ClusterModel:
                        if status.state == EngineState.RUNNING]
             if not running:
                 return
+            if rng is not None:
+                rng.shuffle(running)
             progress = False
             for tile, index in running:
-                if tile.status[index].state == EngineState.RUNNING and tile._step(index):
+                for _ in range(1 if rng is None else rng.choice([1, 1, 2, 5, 20])):
+                    if tile.status[index].state != EngineState.RUNNING or not tile._step(index):
+                        break
                     progress = True
                     executed += 1
             if executed > max_instructions:

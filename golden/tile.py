@@ -23,6 +23,7 @@ Semantics (``docs/isa.md`` has the whole story):
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -50,6 +51,13 @@ class EngineStatus:
     def as_tuple(self) -> tuple[int, int, int]:
         """(state, error code, fault address): what RTL and model must agree on."""
         return int(self.state), int(self.error), int(self.fault_address)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _decode(word: bytes) -> asm.Instruction:
+    """An instruction word decoded (cached: decoding goes through Amaranth layouts, which is slow, and a
+    program's words repeat from run to run)."""
+    return asm.decode(word, strict=False)
 
 
 def _overlaps(low: int, high: int, ranges) -> bool:
@@ -107,7 +115,7 @@ class TileModel:
     def _fetch(self, pc: int) -> asm.Instruction | None:
         if pc + INSTRUCTION_BYTES > self.dram.size or _overlaps(pc, pc + INSTRUCTION_BYTES, self.read_faults):
             return None
-        return asm.decode(bytes(self.dram[pc:pc + INSTRUCTION_BYTES]), strict=False)
+        return _decode(bytes(self.dram[pc:pc + INSTRUCTION_BYTES]))
 
     def _signal(self, signal) -> None:
         if signal and signal.increment:

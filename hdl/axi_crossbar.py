@@ -3,9 +3,10 @@
 Address decode
     Master port *j* serves the window ``address_map[j] = (base, size)``: ``size`` a power of two of at
     least 4 KiB, ``base`` a multiple of ``size``, windows disjoint. An entry ``(base, size, ways, way)``
-    serves only every ``ways``-th 4 KiB page of its window, those whose page number modulo ``ways`` is
-    ``way``: ``ways`` entries with the same window and ways 0..ways - 1 interleave it over ``ways`` ports
-    (a legal burst never crosses 4 KiB, so it stays on one). The full address is passed on. A
+    serves only every ``ways``-th block of its window, those whose block number modulo ``ways`` is ``way``,
+    blocks of 4 KiB or of ``granule`` bytes with ``(base, size, ways, way, granule)``: ``ways`` entries with
+    the same window and ways 0..ways - 1 interleave it over ``ways`` ports (a legal burst never crosses
+    4 KiB, so it stays on one). The full address is passed on. A
     request that hits no window goes to an internal slave that answers DECERR; a request that breaks a
     burst rule (an INCR burst crossing 4 KiB, a WRAP burst of a length other than 2/4/8/16 or not aligned
     to its beat size, a FIXED burst of more than 16 beats, the reserved burst type, or a beat wider than
@@ -59,14 +60,14 @@ LOOKUP_BITS = Param("lookup_bits", default=2, minimum=0, maximum=4,
                     help="low ID bits the crossbar's per-ID ordering table is indexed by")
 
 
-#: The interleaving granule of an interleaved window: 4 KiB, which a legal burst never crosses, so a burst
-#: stays on one way.
+#: The smallest (and default) interleaving granule of an interleaved window: 4 KiB, which a legal burst
+#: never crosses, so a burst stays on one way.
 INTERLEAVE_BYTES = 4096
 
 
-def validate_address_map(address_map, addr_width: int) -> tuple[tuple[int, int, int, int], ...]:
-    """Check an address map; return it as a tuple of ``(base, size, ways, way)`` (``ways`` 1 for a plain
-    window). Errors name the entry."""
+def validate_address_map(address_map, addr_width: int) -> tuple[tuple[int, int, int, int, int], ...]:
+    """Check an address map; return it as a tuple of ``(base, size, ways, way, granule)`` (``ways`` 1 for a
+    plain window). Errors name the entry."""
     try:
         entries = [tuple(entry) for entry in address_map]
     except TypeError:
@@ -76,10 +77,11 @@ def validate_address_map(address_map, addr_width: int) -> tuple[tuple[int, int, 
                          f"not {len(entries)}")
     normal = []
     for index, entry in enumerate(entries):
-        if len(entry) not in (2, 4) or not all(isinstance(v, int) and not isinstance(v, bool) for v in entry):
-            raise TypeError(f"address_map[{index}] must be a (base, size) pair or a (base, size, ways, way) "
-                            f"tuple of integers, not {entry!r}")
-        base, size, ways, way = entry if len(entry) == 4 else (*entry, 1, 0)
+        if len(entry) not in (2, 4, 5) or not all(isinstance(v, int) and not isinstance(v, bool) for v in entry):
+            raise TypeError(f"address_map[{index}] must be a (base, size) pair or a (base, size, ways, way"
+                            f"[, granule]) tuple of integers, not {entry!r}")
+        base, size, ways, way, granule = (*entry, 1, 0, INTERLEAVE_BYTES)[:5] if len(entry) == 2 else \
+            (*entry, INTERLEAVE_BYTES)[:5]
         if size < 4096 or size & (size - 1):
             raise ValueError(f"address_map[{index}] = ({base:#x}, {size:#x}): size must be a power of two "
                              f"of at least 0x1000 (4 KiB)")
@@ -89,13 +91,17 @@ def validate_address_map(address_map, addr_width: int) -> tuple[tuple[int, int, 
         if base + size > 1 << addr_width:
             raise ValueError(f"address_map[{index}] = ({base:#x}, {size:#x}) does not fit in a "
                              f"{addr_width}-bit address")
-        if ways < 1 or ways & (ways - 1) or ways * INTERLEAVE_BYTES > size or not 0 <= way < ways:
-            raise ValueError(f"address_map[{index}]: ways must be a power of two with ways x 4 KiB <= size "
+        if granule < INTERLEAVE_BYTES or granule & (granule - 1):
+            raise ValueError(f"address_map[{index}]: granule must be a power of two of at least 0x1000 (4 KiB), "
+                             f"not {granule:#x}")
+        if ways < 1 or ways & (ways - 1) or ways * granule > size or not 0 <= way < ways:
+            raise ValueError(f"address_map[{index}]: ways must be a power of two with ways x granule <= size "
                              f"({size:#x}), and way in 0..ways - 1, not ways {ways}, way {way}")
-        normal.append((base, size, ways, way))
-    for i, (base_i, size_i, ways_i, way_i) in enumerate(normal):
-        for j, (base_j, size_j, ways_j, way_j) in enumerate(normal[:i]):
-            other_way = (base_i, size_i, ways_i) == (base_j, size_j, ways_j) and way_i != way_j
+        normal.append((base, size, ways, way, granule))
+    for i, (base_i, size_i, ways_i, way_i, granule_i) in enumerate(normal):
+        for j, (base_j, size_j, ways_j, way_j, granule_j) in enumerate(normal[:i]):
+            other_way = ((base_i, size_i, ways_i, granule_i) == (base_j, size_j, ways_j, granule_j)
+                         and way_i != way_j)
             if base_i < base_j + size_j and base_j < base_i + size_i and not other_way:
                 raise ValueError(f"address_map[{i}] = ({base_i:#x}, {size_i:#x}) overlaps address_map[{j}] = "
                                  f"({base_j:#x}, {size_j:#x})")
@@ -251,7 +257,7 @@ class AXI4Crossbar(wiring.Component):
     ----------
     masters : int
         N, the number of slave ports ``s0_axi`` .. ``s{N-1}_axi``, 1..8.
-    address_map : list of (base, size) or (base, size, ways, way)
+    address_map : list of (base, size), (base, size, ways, way) or (base, size, ways, way, granule)
         One window (or one way of an interleaved window) per master port ``m0_axi`` .. ``m{M-1}_axi``, 1..16 of them.
     addr_width, data_width, id_width, user_width : int
         Bus widths on the slave ports; master ports have ``id_width + ceil(log2(N))`` ID bits.
@@ -338,10 +344,9 @@ class AXI4Crossbar(wiring.Component):
         addr = getattr(bus, prefix + "addr")
         with m.If(_burst_is_illegal(bus, prefix, max_size)):
             m.d.comb += target.eq(slverr)
-        granule = INTERLEAVE_BYTES.bit_length() - 1
-        for j, (base, size, ways, way) in enumerate(self.address_map):
-            way_bits = ways.bit_length() - 1
-            on_way = addr[granule:granule + way_bits] == way if ways > 1 else 1
+        for j, (base, size, ways, way, granule) in enumerate(self.address_map):
+            way_bits, shift = ways.bit_length() - 1, granule.bit_length() - 1
+            on_way = addr[shift:shift + way_bits] == way if ways > 1 else 1
             with m.Elif(((addr & ~(size - 1)) == base) & on_way):
                 m.d.comb += target.eq(j)
         with m.Else():

@@ -18,7 +18,8 @@ address that is in no window gets DECERR, which stops the DMA queue (or the inst
 error code, as in a tile alone. Each tile is built with ``dram_bytes`` = 4 GiB, so its own checks let every
 address through to the crossbar, which decides.
 
-With D > 1 DRAM ports, DRAM page n (4 KiB) is on port ``n mod D``; each port sees full addresses.
+With D > 1 DRAM ports, DRAM block n (``dram_interleave`` bytes, 4 KiB by default) is on port ``n mod D``;
+each port sees full addresses.
 
 The host reaches tile i's registers at ``i x 4 KiB`` (:class:`AXI4LiteDemux`); an address beyond the last
 tile answers DECERR.
@@ -36,7 +37,7 @@ from .params import (AXI_DATA_WIDTH, DMA_OUTSTANDING, DMA_QUEUES, DTYPES, PARTIT
                      Param)
 from .tile import REGISTER_ADDRESS_BITS, S_AXI_ID_WIDTH, Tile
 
-__all__ = ["Cluster", "ClusterBench", "AXI4LiteDemux", "TILES", "CLUSTER_DRAM_BYTES", "DRAM_PORTS",
+__all__ = ["Cluster", "ClusterBench", "AXI4LiteDemux", "TILES", "CLUSTER_DRAM_BYTES", "DRAM_PORTS", "DRAM_INTERLEAVE",
            "TILE_WINDOWS", "tile_window_bytes", "sbuf_window_address", "semaphore_address"]
 
 #: Tiles in a cluster.
@@ -49,6 +50,10 @@ CLUSTER_DRAM_BYTES = Param("dram_bytes", default=1 << 24, minimum=4096, maximum=
 #: The shared DRAM's AXI4 ports, its 4 KiB pages interleaved over them.
 DRAM_PORTS = Param("dram_ports", default=1, minimum=1, maximum=8, power_of_two=True,
                    help="AXI4 ports to the shared DRAM, 4 KiB pages interleaved over them")
+
+#: The interleaving granule of the DRAM ports.
+DRAM_INTERLEAVE = Param("dram_interleave", default=4096, minimum=4096, maximum=1 << 30, power_of_two=True,
+                        help="bytes of DRAM on one port before the next (4 KiB pages by default)")
 
 #: Where the tiles' windows start in every tile's address space.
 TILE_WINDOWS = 1 << 31
@@ -184,7 +189,10 @@ class Cluster(wiring.Component):
     dram_bytes : int
         The shared DRAM: a power of two in 4 KiB..2 GiB, from address 0.
     dram_ports : int
-        D, the DRAM's AXI4 ports (1, 2, 4 or 8), 4 KiB pages interleaved over them.
+        D, the DRAM's AXI4 ports (1, 2, 4 or 8), interleaved.
+    dram_interleave : int
+        Bytes of DRAM on one port before the next: block n of ``dram_interleave`` bytes is on port n mod D
+        (4 KiB, the default, up to ``dram_bytes / D``, where each port serves one contiguous slice).
 
     Members
     -------
@@ -201,12 +209,14 @@ class Cluster(wiring.Component):
                  sbuf_bytes: int = SBUF_BYTES.default, data_width: int = AXI_DATA_WIDTH.default,
                  queues: int = DMA_QUEUES.default, outstanding: int = DMA_OUTSTANDING.default,
                  dram_bytes: int = CLUSTER_DRAM_BYTES.default, dram_ports: int = DRAM_PORTS.default,
-                 semaphores: int = SEMAPHORES.default, dtypes: int = DTYPES.default):
+                 dram_interleave: int = DRAM_INTERLEAVE.default, semaphores: int = SEMAPHORES.default,
+                 dtypes: int = DTYPES.default):
         self.params = {
             "tiles": TILES.validate(tiles), "partitions": PARTITIONS.validate(partitions),
             "sbuf_bytes": SBUF_BYTES.validate(sbuf_bytes), "data_width": AXI_DATA_WIDTH.validate(data_width),
             "queues": DMA_QUEUES.validate(queues), "outstanding": DMA_OUTSTANDING.validate(outstanding),
             "dram_bytes": CLUSTER_DRAM_BYTES.validate(dram_bytes), "dram_ports": DRAM_PORTS.validate(dram_ports),
+            "dram_interleave": DRAM_INTERLEAVE.validate(dram_interleave),
             "semaphores": SEMAPHORES.validate(semaphores), "dtypes": DTYPES.validate(dtypes)}
         tile_bits = _bits_for(tiles)
         if _TILE_M_ID_WIDTH + tile_bits > S_AXI_ID_WIDTH:
@@ -215,9 +225,12 @@ class Cluster(wiring.Component):
         if dram_ports * INTERLEAVE_BYTES > dram_bytes:
             raise ValueError(f"dram_ports must be at most dram_bytes / 4 KiB ({dram_bytes // INTERLEAVE_BYTES}) "
                              f"so that every port has a page, not {dram_ports}")
+        if dram_ports * dram_interleave > dram_bytes:
+            raise ValueError(f"dram_interleave must be at most dram_bytes / dram_ports "
+                             f"({dram_bytes // dram_ports:#x}), not {dram_interleave:#x}")
         self.window = tile_window_bytes(partitions, sbuf_bytes)
         dram = ([(0, dram_bytes)] if dram_ports == 1
-                else [(0, dram_bytes, dram_ports, d) for d in range(dram_ports)])
+                else [(0, dram_bytes, dram_ports, d, dram_interleave) for d in range(dram_ports)])
         self.address_map = dram + [(TILE_WINDOWS + j * self.window, self.window) for j in range(tiles)]
         members = {"s_axil": In(AXI4LiteSignature(addr_width=REGISTER_ADDRESS_BITS + max(1, tile_bits)))}
         members.update({f"m{d}_axi": Out(AXI4Signature(addr_width=32, data_width=data_width,
@@ -230,7 +243,8 @@ class Cluster(wiring.Component):
         m = Module()
         prm = self.params
         count, ports = prm["tiles"], prm["dram_ports"]
-        tile_params = {name: value for name, value in prm.items() if name not in ("tiles", "dram_bytes", "dram_ports")}
+        tile_params = {name: value for name, value in prm.items()
+                       if name not in ("tiles", "dram_bytes", "dram_ports", "dram_interleave")}
         m.submodules.host = demux = AXI4LiteDemux(count=count, port_bits=REGISTER_ADDRESS_BITS)
         wiring.connect(m, wiring.flipped(self.s_axil), demux.s_axil)
         m.submodules.crossbar = crossbar = AXI4Crossbar(

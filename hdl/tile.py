@@ -347,10 +347,13 @@ class Tile(wiring.Component):
                          getattr(regs, f"{group}_pc").address.eq(sequencer.pc),
                          getattr(regs, f"{group}_wait_cycles").count.eq(sequencer.wait_cycles),
                          getattr(regs, f"{group}_executed").count.eq(sequencer.executed)]
+        # Traffic into the window (another tile filling this one's SBUF) is progress too.
+        window_traffic = Cat(self.s_axi.awvalid, self.s_axi.wvalid, self.s_axi.bvalid, self.s_axi.arvalid,
+                             self.s_axi.rvalid).any()
         m.d.comb += [watchdog.limit.eq(regs.watchdog.limit),
                      watchdog.waiting.eq(Cat(*(seq.waiting for seq in sequencers)).any()),
                      watchdog.quiet.eq(~Cat(*(seq.active for seq in sequencers)).any() & quiet_engines
-                                       & ~semaphores.changed)]
+                                       & ~semaphores.changed & ~window_traffic)]
         with m.If(watchdog.fire):
             m.d.sync += deadlocked.eq(deadlocked | Cat(*(seq.waiting for seq in sequencers)))
         with m.If(start | core_reset):

@@ -14,7 +14,7 @@ from amaranth.lib import wiring
 from . import params as p
 from .act import ACT_LANE_MODULE, ACTBlock, act_lane_verilog
 from .axi_crossbar import AXI4Crossbar
-from .cluster import CLUSTER_DRAM_BYTES, DRAM_PORTS, TILES, Cluster, ClusterBench
+from .cluster import CLUSTER_DRAM_BYTES, DRAM_INTERLEAVE, DRAM_PORTS, TILES, Cluster, ClusterBench
 from .csr import Field, RegisterBlock, RegisterMap
 from .dma import DMABlock
 from .fp import FP32Adder, FP32Multiplier, FP32Narrow, FPMultiplier
@@ -162,10 +162,10 @@ TOPS: dict[str, Top] = {top.name: top for top in [
     Top("cluster", "T tiles sharing DRAM, each reaching the others' SBUF and semaphore windows; host registers of "
         "tile i at i x 4 KiB",
         (TILES, p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, CLUSTER_DRAM_BYTES,
-         DRAM_PORTS, p.SEMAPHORES, p.DTYPES), lambda **kwargs: Cluster(**kwargs)),
+         DRAM_PORTS, DRAM_INTERLEAVE, p.SEMAPHORES, p.DTYPES), lambda **kwargs: Cluster(**kwargs)),
     Top("cluster_bench", "the cluster with a DRAM latency model on each DRAM port (the cluster tests' top)",
         (TILES, p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, CLUSTER_DRAM_BYTES,
-         DRAM_PORTS, p.SEMAPHORES, p.DTYPES), lambda **kwargs: ClusterBench(**kwargs),
+         DRAM_PORTS, DRAM_INTERLEAVE, p.SEMAPHORES, p.DTYPES), lambda **kwargs: ClusterBench(**kwargs),
         lambda params: {f"tile {t}: {name}": signals for t in range(params["tiles"])
                         for name, signals in _tile_probes(params, f"cluster.tile{t}.").items()}),
 ]}

@@ -159,9 +159,23 @@ def _waves(args) -> int:
     return 0
 
 
+def _bench_run(bench: str, top: str, params: dict, module: str, sim: str, json_path: str, env: dict) -> dict | None:
+    """Run bench module ``module`` on ``top``; its figures (the JSON it wrote to ``json_path``), or ``None``
+    after saying on standard error why the run failed."""
+    from trntile.sim.runner import SimulationFailed, run
+
+    out = Path(json_path).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        run(top, params, module, sim=sim, extra_env={"TRNTILE_BENCH_JSON": str(out), **env})
+    except (SimulationFailed, FileNotFoundError, RuntimeError) as error:
+        print(f"trntile bench {bench}: {error}", file=sys.stderr)
+        return None
+    return json.loads(out.read_text())
+
+
 def _bench_xbar(args) -> int:
     from trntile.hdl.params import AXI_DATA_WIDTH, XBAR_MASTERS, XBAR_SLAVES
-    from trntile.sim.runner import SimulationFailed, run
 
     params = {}
     for param, value in ((XBAR_MASTERS, args.masters), (XBAR_SLAVES, args.slaves), (AXI_DATA_WIDTH, args.data_width)):
@@ -169,18 +183,12 @@ def _bench_xbar(args) -> int:
             params[param.name] = param.validate(value)
         except (TypeError, ValueError) as error:
             raise UsageError(f"{param.option}: {error}") from None
-    out = Path(args.json).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        run("axi_crossbar", params, "trntile.tb.bench_axi_crossbar", sim=args.sim,
-            extra_env={"TRNTILE_BENCH_JSON": str(out)})
-    except (SimulationFailed, FileNotFoundError, RuntimeError) as error:
-        print(f"trntile bench xbar: {error}", file=sys.stderr)
+    figures = _bench_run("xbar", "axi_crossbar", params, "trntile.tb.bench_axi_crossbar", args.sim, args.json, {})
+    if figures is None:
         return 1
-    figures = json.loads(out.read_text())
     for key in ("masters", "slaves", "disjoint_efficiency", "hotspot_efficiency", "min_share", "max_share"):
         print(f"{key:<20} {figures[key]}")
-    print(f"wrote {out}")
+    print(f"wrote {Path(args.json).resolve()}")
     return 0
 
 
@@ -188,7 +196,6 @@ def _bench_tensor(args) -> int:
     from trntile.golden.numerics import DTYPES
     from trntile.hdl.params import PARTITIONS
     from trntile.hdl.sbuf_model import TEST_SBUF_BYTES
-    from trntile.sim.runner import SimulationFailed, run
 
     try:
         p = PARTITIONS.validate(args.partitions)
@@ -202,26 +209,20 @@ def _bench_tensor(args) -> int:
     # Two operand sets of P + N elements each, with gaps; the block tests' SBUF size when they fit.
     needed = 2 * (p + n) * DTYPES[args.dtype].numpy.itemsize + 64
     sbuf_bytes = max(TEST_SBUF_BYTES, 1 << (needed - 1).bit_length())
-    out = Path(args.json).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        run("tensor_engine", {"partitions": p, "sbuf_bytes": sbuf_bytes}, "trntile.tb.bench_tensor_engine",
-            sim=args.sim, extra_env={"TRNTILE_BENCH_JSON": str(out), "TRNTILE_BENCH_DTYPE": args.dtype,
-                                     "TRNTILE_BENCH_N": str(n), "TRNTILE_BENCH_PAIRS": str(args.pairs)})
-    except (SimulationFailed, FileNotFoundError, RuntimeError) as error:
-        print(f"trntile bench tensor: {error}", file=sys.stderr)
+    f = _bench_run("tensor", "tensor_engine", {"partitions": p, "sbuf_bytes": sbuf_bytes},
+                   "trntile.tb.bench_tensor_engine", args.sim, args.json,
+                   {"TRNTILE_BENCH_DTYPE": args.dtype, "TRNTILE_BENCH_N": str(n), "TRNTILE_BENCH_PAIRS": str(args.pairs)})
+    if f is None:
         return 1
-    f = json.loads(out.read_text())
     print(f"tensor P={f['partitions']} {f['dtype']} N={f['n']}: {f['pairs']} LoadStationary+MultiplyMoving pairs, "
           f"{f['macs']} MACs in {f['cycles']} cycles, mfu {f['mfu']:.4f} (one pair alone: {f['single_pair_cycles']} "
-          f"cycles); wrote {out}")
+          f"cycles); wrote {Path(args.json).resolve()}")
     return 0
 
 
 def _bench_dma(args) -> int:
     from trntile.hdl.params import PARTITIONS
     from trntile.hdl.axi_latency import LATENCY_BITS
-    from trntile.sim.runner import SimulationFailed, run
 
     try:
         p = PARTITIONS.validate(args.partitions)
@@ -240,50 +241,99 @@ def _bench_dma(args) -> int:
     dram_bytes = max(1 << 20, 1 << (2 * transfers * args.bytes - 1).bit_length())
     if sbuf_bytes > 256 * 1024:
         raise UsageError(f"--bytes: {args.bytes} bytes x {transfers} transfers do not fit a {p}-partition SBUF")
-    out = Path(args.json).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
     params = {"partitions": p, "sbuf_bytes": sbuf_bytes, "dram_bytes": dram_bytes}
-    try:
-        run("dma", params, "trntile.tb.bench_dma", sim=args.sim,
-            extra_env={"TRNTILE_BENCH_JSON": str(out), "TRNTILE_BENCH_LATENCY": str(args.latency),
-                       "TRNTILE_BENCH_BYTES": str(args.bytes), "TRNTILE_BENCH_TRANSFERS": str(transfers)})
-    except (SimulationFailed, FileNotFoundError, RuntimeError) as error:
-        print(f"trntile bench dma: {error}", file=sys.stderr)
+    f = _bench_run("dma", "dma", params, "trntile.tb.bench_dma", args.sim, args.json,
+                   {"TRNTILE_BENCH_LATENCY": str(args.latency), "TRNTILE_BENCH_BYTES": str(args.bytes),
+                    "TRNTILE_BENCH_TRANSFERS": str(transfers)})
+    if f is None:
         return 1
-    f = json.loads(out.read_text())
     for name in ("read", "write", "small"):
         run_ = f[name]
         print(f"dma {name:<5} {run_['transfer_bytes']:>6}-byte transfers, latency {f['latency']}: "
               f"{run_['bytes_per_cycle']:.2f} of {f['bus_bytes_per_cycle']} bytes/cycle, efficiency "
               f"{run_['efficiency']:.4f} (one transfer alone: {run_['first_transfer_cycles']} cycles)")
-    print(f"wrote {out}")
+    print(f"wrote {Path(args.json).resolve()}")
     return 0
 
 
 def _bench_tile(args) -> int:
     from trntile.hdl.params import PARTITIONS
-    from trntile.sim.runner import SimulationFailed, run
 
     try:
         p = PARTITIONS.validate(args.partitions)
     except (TypeError, ValueError) as error:
         raise UsageError(f"--partitions: {error}") from None
-    out = Path(args.json).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
     params = {"partitions": p, "sbuf_bytes": 4096, "data_width": 128, "queues": 2, "outstanding": 8,
               "dram_bytes": 1 << 16, "semaphores": 32}
-    try:
-        run("tile_bench", params, "trntile.tb.bench_tile", sim=args.sim,
-            extra_env={"TRNTILE_BENCH_JSON": str(out), "TRNTILE_BENCH_CHECKERS": "0" if args.no_checkers else "1"})
-    except (SimulationFailed, FileNotFoundError, RuntimeError) as error:
-        print(f"trntile bench tile: {error}", file=sys.stderr)
+    f = _bench_run("tile", "tile_bench", params, "trntile.tb.bench_tile", args.sim, args.json,
+                   {"TRNTILE_BENCH_CHECKERS": "0" if args.no_checkers else "1"})
+    if f is None:
         return 1
-    f = json.loads(out.read_text())
     for run_ in f["runs"]:
         print(f"tile P={p} {args.sim}: {run_['name']:<8} {run_['cycles']:>7} cycles in {run_['seconds']:.2f} s "
               f"= {run_['cycles_per_second']} cycles/s")
     print(f"tile P={p} {args.sim}: {f['cycles']} cycles in {f['seconds']:.2f} s = {f['cycles_per_second']} cycles/s")
-    print(f"wrote {out}")
+    print(f"wrote {Path(args.json).resolve()}")
+    return 0
+
+
+def _bench_cluster(args) -> int:
+    from trntile.golden.numerics import DTYPES
+    from trntile.hdl.cluster import DRAM_INTERLEAVE, DRAM_PORTS, TILES
+    from trntile.hdl.params import PARTITIONS
+
+    try:
+        tiles = TILES.validate(args.tiles)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--tiles: {error}") from None
+    try:
+        p = PARTITIONS.validate(args.partitions)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--partitions: {error}") from None
+    ports = tiles if args.dram_ports is None else args.dram_ports
+    try:
+        DRAM_PORTS.validate(ports)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--dram-ports: {error}") from None
+    if args.dtype not in DTYPES:
+        raise UsageError(f"--dtype: dtype must be one of {', '.join(DTYPES)}, not {args.dtype!r}")
+    for name in ("m", "k"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name}: {name} must be a positive integer, not {getattr(args, name)}")
+    if args.n < tiles:
+        raise UsageError(f"--n: n must be at least the number of tiles ({tiles}), not {args.n}")
+    if args.elements < tiles:
+        raise UsageError(f"--elements: elements must be at least the number of tiles ({tiles}), not {args.elements}")
+    params = _gemm_tile_params(p, args.m, args.n, args.k, args.dtype)
+    sbuf = params["sbuf_bytes"]
+    needed = 4 * args.elements + 4 * (tiles - 1) * -(-args.elements // tiles)
+    if needed > sbuf:
+        raise UsageError(f"--elements: the all-reduce needs {needed} bytes of each SBUF partition, more than the "
+                         f"{sbuf} the GEMM's tile has; at most {sbuf * tiles // (8 * tiles - 4)}")
+    dram = min(1 << 31, params["dram_bytes"] * tiles)
+    interleave = dram // ports if args.dram_interleave is None else args.dram_interleave
+    try:
+        DRAM_INTERLEAVE.validate(interleave)
+        if interleave * ports > dram:
+            raise ValueError(f"dram_interleave must be at most dram_bytes / dram_ports ({dram // ports}), "
+                             f"not {interleave}")
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--dram-interleave: {error}") from None
+    params = {"tiles": tiles, "partitions": p, "sbuf_bytes": sbuf, "data_width": params["data_width"],
+              "queues": params["queues"], "outstanding": params["outstanding"], "dram_bytes": dram,
+              "dram_ports": ports, "dram_interleave": interleave, "semaphores": 32}
+    spec = {"m": args.m, "n": args.n, "k": args.k, "dtype": args.dtype, "elements": args.elements}
+    f = _bench_run("cluster", "cluster_bench", params, "trntile.tb.bench_cluster", args.sim, args.json,
+                   {"TRNTILE_BENCH_SPEC": json.dumps(spec), "TRNTILE_BENCH_CHECKERS": "0" if args.no_checkers else "1"})
+    if f is None:
+        return 1
+    print(f"cluster T={tiles} P={p}, {f['data_width']}-bit, {ports} DRAM port(s) interleaved by {interleave}: "
+          f"GEMM {args.m} x {args.n} x {args.k} {args.dtype}: {f['gemm_cycles_1']} cycles on 1 tile, "
+          f"{f['gemm_cycles_t']} on {tiles}, speedup {f['gemm_speedup']:.3f}")
+    peak = f["allreduce_peak_bytes_per_cycle"]
+    print(f"all-reduce of {f['allreduce_bytes']} bytes per tile: {f['allreduce_cycles']} cycles, "
+          f"{f['allreduce_bytes_per_cycle']:.2f} bytes/cycle" + (f" (the ports' peak: {peak:.2f})" if peak else ""))
+    print(f"wrote {Path(args.json).resolve()}")
     return 0
 
 
@@ -657,6 +707,25 @@ def _parser() -> argparse.ArgumentParser:
     gemm.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
     gemm.add_argument("--json", metavar="FILE", required=True, help="where to write the figures")
     gemm.set_defaults(run=_bench_gemm)
+    cluster = benches.add_parser("cluster", help="a cluster of tiles: one GEMM on 1 and on T tiles, and a ring "
+                                                 "all-reduce, in cycles")
+    cluster.add_argument("--tiles", type=int, default=4, metavar="T", help="T (default 4)")
+    cluster.add_argument("--partitions", type=int, default=8, metavar="P", help="P (default 8)")
+    cluster.add_argument("--dram-ports", type=int, default=None, metavar="D",
+                         help="DRAM ports (default T)")
+    cluster.add_argument("--dram-interleave", type=int, default=None, metavar="BYTES",
+                         help="bytes of DRAM on one port before the next (default dram_bytes / D: each tile's "
+                              "slice on a port of its own when D = T)")
+    for name in ("m", "n", "k"):
+        cluster.add_argument(f"--{name}", type=int, default=128, metavar=name.upper(),
+                             help=f"{name.upper()} of the GEMM (default 128)")
+    cluster.add_argument("--dtype", default="bf16", help="the GEMM's operand type (default bf16)")
+    cluster.add_argument("--elements", type=int, default=2048, metavar="E",
+                         help="fp32 elements per partition in the all-reduce (default 2048)")
+    cluster.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
+    cluster.add_argument("--no-checkers", action="store_true", help="leave the AXI protocol checkers out")
+    cluster.add_argument("--json", metavar="FILE", required=True, help="where to write the figures")
+    cluster.set_defaults(run=_bench_cluster)
     matmul = commands.add_parser("matmul", help="C = A @ B on the RTL tile, checked against the golden simulator")
     matmul.add_argument("--a", required=True, metavar="A.npy", help="M x K, any numeric dtype")
     matmul.add_argument("--b", required=True, metavar="B.npy", help="K x N, any numeric dtype")

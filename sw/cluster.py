@@ -160,13 +160,16 @@ def ring_sum(tensors: list[np.ndarray], chunks: list[tuple[int, int]]) -> np.nda
 
 
 def all_reduce(elements: int, dtype: str, *, tiles: int, partitions: int, sbuf_bytes: int, dram_bytes: int,
-               offset: int = 0, load: list[int] | None = None, store: list[int] | None = None) -> AllReduce:
+               queues: int = 1, pieces: int | None = None, offset: int = 0, load: list[int] | None = None,
+               store: list[int] | None = None) -> AllReduce:
     """Sum the ``[partitions, elements]`` ``dtype`` tensor at SBUF byte ``offset`` of every tile into every
-    tile (module docstring). The landing slots follow the tensor in SBUF. With ``load``, tile t first copies
-    its tensor from DRAM address ``load[t]`` (row-major, ``P x elements``); with ``store``, it copies the sum
-    to ``store[t]`` at the end. Each tile's programs and its word of 1 go at the start of its slice of DRAM
-    (``dram_bytes / T`` rounded down to a power of two). ``ValueError`` naming the limit when something
-    does not fit."""
+    tile (module docstring). The landing slots follow the tensor in SBUF. Each chunk moves in ``pieces``
+    parts (default: 4, or fewer for chunks that short), so that a tile adds one part while the next arrives.
+    DMA queue 0 moves the data; with ``queues`` >= 2, queue 1 writes the signals, so that the data queue
+    does not wait for them. With ``load``, tile t first copies its tensor from DRAM address ``load[t]``
+    (row-major, ``P x elements``); with ``store``, it copies the sum to ``store[t]`` at the end. Each tile's
+    programs and its word of 1 go at the start of its slice of DRAM (``dram_bytes / T`` rounded down to a
+    power of two). ``ValueError`` naming the limit when something does not fit."""
     TILES.validate(tiles)
     PARTITIONS.validate(partitions)
     SBUF_BYTES.validate(sbuf_bytes)
@@ -177,10 +180,15 @@ def all_reduce(elements: int, dtype: str, *, tiles: int, partitions: int, sbuf_b
         raise ValueError(f"elements must be an integer of at least the number of tiles ({tiles}), not {elements!r}")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0 or offset % 4:
         raise ValueError(f"offset must be a non-negative multiple of 4, not {offset!r}")
+    if isinstance(queues, bool) or not isinstance(queues, int) or queues < 1:
+        raise ValueError(f"queues must be a positive integer, not {queues!r}")
+    base, extra = divmod(elements, tiles)
+    pieces = min(4, base) if pieces is None else pieces
+    if isinstance(pieces, bool) or not isinstance(pieces, int) or not 1 <= pieces <= base:
+        raise ValueError(f"pieces must be an integer in 1..{base} (the shortest chunk), not {pieces!r}")
     for name, addresses in (("load", load), ("store", store)):
         if addresses is not None and len(addresses) != tiles:
             raise ValueError(f"{name} must give one DRAM address per tile ({tiles}), not {len(addresses)}")
-    base, extra = divmod(elements, tiles)
     chunks, start = [], 0
     for c in range(tiles):
         stop = start + base + (c < extra)
@@ -193,64 +201,84 @@ def all_reduce(elements: int, dtype: str, *, tiles: int, partitions: int, sbuf_b
         raise ValueError(f"the tensor and its {tiles - 1} landing slots need {end} bytes of each SBUF "
                          f"partition from offset {offset}, more than sbuf_bytes ({sbuf_bytes})")
     region = dram_bytes >> (tiles - 1).bit_length()
-    p = partitions
+    p, k = partitions, pieces
     row = sbuf_bytes // 4        # one partition further in a window, in 4-byte elements
 
-    def local(c: int, at: int | None = None) -> Endpoint:   # chunk c of my tensor (or of a slot at byte `at`)
+    def parts(c: int) -> list[tuple[int, int]]:   # chunk c's pieces, as element ranges
         start, stop = chunks[c]
-        return Endpoint.sbuf(0, p, offset + 4 * start if at is None else at, [(1, stop - start)])
+        step, more = divmod(stop - start, k)
+        bounds = [start + q * step + min(q, more) for q in range(k + 1)]
+        return list(zip(bounds, bounds[1:]))
 
-    def remote(tile: int, c: int, at: int | None = None) -> Endpoint:   # the same in tile's SBUF window
-        start, stop = chunks[c]
-        address = sbuf_window_address(tile, p, sbuf_bytes) + (offset + 4 * start if at is None else at)
-        return Endpoint.dram(address, [(row, p), (1, stop - start)])
+    def at(start: int, stop: int, byte: int, tile: int | None = None) -> Endpoint:
+        """Elements start..stop of every partition at SBUF byte ``byte``: mine, or through ``tile``'s window."""
+        if tile is None:
+            return Endpoint.sbuf(0, p, byte, [(1, stop - start)])
+        return Endpoint.dram(sbuf_window_address(tile, p, sbuf_bytes) + byte, [(row, p), (1, stop - start)])
 
+    data_engine, signal_engine = _QUEUE0, (_QUEUE0 + 1 if queues >= 2 else _QUEUE0)
     programs, addresses, ones = [], [], []
     for t in range(tiles):
         successor, predecessor = (t + 1) % tiles, (t - 1) % tiles
         one = Endpoint.dram(t * region, [(1, 1)])
+        data, act = [], []
+        signals = data if signal_engine == data_engine else []   # one queue: each signal after its copy
+        sent = 0
 
-        def signal(tile: int, semaphore: int, wait: Wait | None) -> Instruction:
+        def signal(tile: int, semaphore: int, wait: Wait | None) -> None:
             target = Endpoint.dram(semaphore_address(tile, semaphore, p, sbuf_bytes), [(1, 1)])
-            return Instruction(Copy(one, target, 4), wait=wait)
+            signals.append(Instruction(Copy(one, target, 4), wait=wait))
 
-        queue, act = [], []
+        def send(start: int, stop: int, mine: int, theirs: int, wait: Wait | None) -> None:
+            nonlocal sent
+            data.append(Instruction(Copy(at(start, stop, mine), at(start, stop, theirs, successor), 4), wait=wait,
+                                    signal=Signal(SENT, 1)))
+            sent += 1
+            signal(successor, RECEIVED, Wait(SENT, sent))
+
         if load is not None:
-            queue.append(Instruction(Copy(Endpoint.dram(load[t], [(1, p * elements)]),
-                                          Endpoint.sbuf(0, p, offset, [(1, elements)]), 4),
-                                     signal=Signal(LOADED, 1)))
+            data.append(Instruction(Copy(Endpoint.dram(load[t], [(1, p * elements)]),
+                                         Endpoint.sbuf(0, p, offset, [(1, elements)]), 4),
+                                    signal=Signal(LOADED, 1)))
             act.append(Instruction(Nop(), wait=Wait(LOADED, 1)))
         for s in range(tiles - 1):   # reduce-scatter: chunk t - s, summed over s + 1 tiles, to the successor
-            c = (t - s) % tiles
-            queue.append(Instruction(Copy(local(c), remote(successor, c, staging + s * slot), 4),
-                                     wait=Wait(ADDED, s) if s else None, signal=Signal(SENT, 1)))
-            queue.append(signal(successor, RECEIVED, Wait(SENT, s + 1)))
-            received = (t - 1 - s) % tiles   # what the predecessor sent me at step s
-            start, stop = chunks[received]
-            act.append(Instruction(Activate(
-                source=AccessPattern(staging + s * slot, ((1, stop - start),)),
-                destination=AccessPattern(offset + 4 * start, ((1, stop - start),)), partition=0, partitions=p,
-                source_space=ActSpace.SBUF, dtype=dtype, scale=1.0 if dtype == "fp32" else 1, accumulate=True),
-                wait=Wait(RECEIVED, s + 1), signal=Signal(ADDED, 1)))
+            c, received = (t - s) % tiles, (t - 1 - s) % tiles
+            for q, (start, stop) in enumerate(parts(c)):
+                first = chunks[c][0]
+                send(start, stop, offset + 4 * start, staging + s * slot + 4 * (start - first),
+                     Wait(ADDED, (s - 1) * k + q + 1) if s else None)
+            for q, (start, stop) in enumerate(parts(received)):   # what the predecessor sends me at step s
+                first = chunks[received][0]
+                act.append(Instruction(Activate(
+                    source=AccessPattern(staging + s * slot + 4 * (start - first), ((1, stop - start),)),
+                    destination=AccessPattern(offset + 4 * start, ((1, stop - start),)), partition=0,
+                    partitions=p, source_space=ActSpace.SBUF, dtype=dtype, scale=1.0 if dtype == "fp32" else 1,
+                    accumulate=True), wait=Wait(RECEIVED, s * k + q + 1), signal=Signal(ADDED, 1)))
         if tiles > 1:   # my chunks are no longer read or added to: my predecessor may overwrite them
-            queue.append(signal(predecessor, READY, Wait(ADDED, tiles - 1)))
+            signal(predecessor, READY, Wait(ADDED, (tiles - 1) * k))
+        if tiles > 1:   # the successor's chunks are mine to overwrite
+            data.append(Instruction(Nop(), wait=Wait(READY, 1)))
         for s in range(tiles - 1):   # all-gather: the whole chunk t + 1 - s, to the successor's own copy
             c = (t + 1 - s) % tiles
-            wait = Wait(READY, 1) if s == 0 else Wait(RECEIVED, tiles - 1 + s)
-            queue.append(Instruction(Copy(local(c), remote(successor, c), 4), wait=wait, signal=Signal(SENT, 1)))
-            queue.append(signal(successor, RECEIVED, Wait(SENT, tiles + s)))
+            for q, (start, stop) in enumerate(parts(c)):
+                # step 0: my own last add made it final; later: my predecessor sent it
+                wait = Wait(ADDED, (tiles - 2) * k + q + 1) if s == 0 else Wait(RECEIVED, (tiles - 2 + s) * k + q + 1)
+                send(start, stop, offset + 4 * start, offset + 4 * start, wait)
         if store is not None:
-            queue.append(Instruction(Copy(Endpoint.sbuf(0, p, offset, [(1, elements)]),
-                                          Endpoint.dram(store[t], [(1, p * elements)]), 4),
-                                     wait=Wait(RECEIVED, 2 * (tiles - 1))))
-        queue.append(Instruction(End()))
-        act.append(Instruction(End()))
-        act_address = t * region + INSTRUCTION_BYTES
-        queue_address = act_address + INSTRUCTION_BYTES * len(act)
-        if queue_address + INSTRUCTION_BYTES * len(queue) > (t + 1) * region:
+            data.append(Instruction(Copy(Endpoint.sbuf(0, p, offset, [(1, elements)]),
+                                         Endpoint.dram(store[t], [(1, p * elements)]), 4),
+                                    wait=Wait(RECEIVED, 2 * (tiles - 1) * k) if tiles > 1 else None))
+        programs_t = {_ACT: act + [Instruction(End())], data_engine: data + [Instruction(End())]}
+        if signal_engine != data_engine:
+            programs_t[signal_engine] = signals + [Instruction(End())]
+        address, placed = t * region + INSTRUCTION_BYTES, {}
+        for engine, program in programs_t.items():
+            placed[engine] = address
+            address += INSTRUCTION_BYTES * len(program)
+        if address > (t + 1) * region:
             raise ValueError(f"tile {t}'s all-reduce programs do not fit its slice of DRAM ({region} bytes)")
-        programs.append({_ACT: act, _QUEUE0: queue})
-        addresses.append({_ACT: act_address, _QUEUE0: queue_address})
+        programs.append(programs_t)
+        addresses.append(placed)
         ones.append(t * region)
     return AllReduce(tiles, partitions, elements, dtype, offset, staging, chunks, programs, addresses, ones,
                      dram_bytes)

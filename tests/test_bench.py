@@ -96,3 +96,33 @@ def test_bench_dma_bad_input_exits_2(tmp_path):
                                  str(tmp_path / "d.json")], capture_output=True, text=True)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert name in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bench_cluster_writes_consistent_figures(tmp_path):
+    """A small run (T = 2, P = 4, an 8 x 8 x 8 GEMM, 16 elements a partition): the JSON has the issue's keys,
+    and they add up. The T = 4, P = 8, 128^3 scaling is a benchmark figure (docs/cluster.md)."""
+    require_simulator("verilator")
+    out = tmp_path / "cluster.json"
+    result = subprocess.run([sys.executable, "-m", "trntile", "bench", "cluster", "--tiles", "2", "--partitions", "4",
+                             "--m", "8", "--n", "8", "--k", "8", "--elements", "16", "--json", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    f = json.loads(out.read_text())
+    assert {"tiles", "allreduce_bytes", "allreduce_cycles", "allreduce_bytes_per_cycle", "gemm_cycles_1",
+            "gemm_cycles_t", "gemm_speedup"} <= set(f)
+    assert (f["tiles"], f["partitions"], f["dram_ports"]) == (2, 4, 2)
+    assert f["allreduce_bytes"] == 4 * 16 * 4
+    assert f["allreduce_bytes_per_cycle"] == round(f["allreduce_bytes"] / f["allreduce_cycles"], 3)
+    assert f["allreduce_bytes_per_cycle"] <= f["allreduce_peak_bytes_per_cycle"] == 16.0
+    assert f["gemm_speedup"] == round(f["gemm_cycles_1"] / f["gemm_cycles_t"], 3) and f["gemm_cycles_t"] > 0
+    assert f"speedup {f['gemm_speedup']:.3f}" in result.stdout
+
+
+def test_bench_cluster_bad_input_exits_2(tmp_path):
+    for args, name in ((["--tiles", "9"], "--tiles"), (["--partitions", "6"], "--partitions"),
+                       (["--dram-ports", "3"], "--dram-ports"), (["--n", "2"], "--n"), (["--dtype", "fp16"], "--dtype"),
+                       (["--elements", "100000"], "--elements"), (["--dram-interleave", "100"], "--dram-interleave")):
+        result = subprocess.run([sys.executable, "-m", "trntile", "bench", "cluster", *args, "--json",
+                                 str(tmp_path / "c.json")], capture_output=True, text=True)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert name in result.stderr and "Traceback" not in result.stderr

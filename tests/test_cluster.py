@@ -122,11 +122,16 @@ def test_golden_cluster_refuses_bad_semaphore_writes():
         assert model.tiles[1].semaphores.tolist() == ([0, 5] if not error else [0, 0]) + [0] * 6, what
 
 
-@pytest.mark.parametrize("tiles,elements,dtype", [(2, 7, "fp32"), (3, 10, "int32"), (4, 9, "fp32"), (4, 16, "int32"),
-                                                  (1, 5, "fp32")])
-def test_all_reduce_on_the_golden_cluster(tiles, elements, dtype):
+@pytest.mark.parametrize("tiles,elements,dtype,queues,pieces", [
+    (2, 7, "fp32", 1, None), (3, 10, "int32", 2, None), (4, 9, "fp32", 3, 1), (4, 19, "int32", 2, 3),
+    (4, 40, "fp32", 1, None), (1, 5, "fp32", 2, None)])
+def test_all_reduce_on_the_golden_cluster(tiles, elements, dtype, queues, pieces):
     """The ring all-reduce on the golden cluster leaves ring_sum (chunk c summed in ring order from tile c) in
-    every tile, which for int32 without overflow is the plain sum; every engine ends DONE."""
+    every tile, which for int32 without overflow is the plain sum; every engine ends DONE. Under the fixed
+    schedule and 8 random ones (engines in random order, each running 1 to 20 instructions a turn), so that
+    a missing wait shows as a wrong sum."""
+    import random
+
     from trntile.hdl.isa import EngineState
     from trntile.sw.cluster import all_reduce, ring_sum
 
@@ -136,25 +141,27 @@ def test_all_reduce_on_the_golden_cluster(tiles, elements, dtype):
     load = [t * region + region // 2 for t in range(tiles)]
     store = [address + 0x1000 for address in load]
     reduce = all_reduce(elements, dtype, tiles=tiles, partitions=p, sbuf_bytes=sbuf_bytes, dram_bytes=dram_bytes,
-                        offset=64, load=load, store=store)
+                        queues=queues, pieces=pieces, offset=64, load=load, store=store)
     numpy_type = np.float32 if dtype == "fp32" else np.int32
     if dtype == "fp32":
         tensors = [rng.standard_normal((p, elements)).astype(np.float32) for _ in range(tiles)]
     else:
         tensors = [rng.integers(-1000, 1000, (p, elements)).astype(np.int32) for _ in range(tiles)]
-    model = ClusterModel(tiles=tiles, dram_bytes=dram_bytes, partitions=p, sbuf_bytes=sbuf_bytes, queues=1)
-    for t in range(tiles):
-        model.dram[load[t]:load[t] + tensors[t].nbytes] = tensors[t].view(np.uint8).reshape(-1)
-    reduce.image(model.dram)
-    model.run(reduce.starts)
-    for t, tile in enumerate(model.tiles):
-        assert all(s.state == EngineState.DONE for s in (tile.status[1], tile.status[2])), [s for s in tile.status]
     want = ring_sum(tensors, reduce.chunks)
     if dtype == "int32":
         assert (want == sum(t.astype(np.int64) for t in tensors)).all()
-    for t in range(tiles):
-        got = model.dram[store[t]:store[t] + want.nbytes].copy().view(numpy_type).reshape(p, elements)
-        assert (got.view(np.uint32) == want.view(np.uint32)).all(), f"tile {t}"
+    for schedule in [None] + list(range(8)):
+        model = ClusterModel(tiles=tiles, dram_bytes=dram_bytes, partitions=p, sbuf_bytes=sbuf_bytes, queues=queues)
+        for t in range(tiles):
+            model.dram[load[t]:load[t] + tensors[t].nbytes] = tensors[t].view(np.uint8).reshape(-1)
+        reduce.image(model.dram)
+        model.run(reduce.starts, rng=None if schedule is None else random.Random(schedule))
+        for t, tile in enumerate(model.tiles):
+            assert all(s.state == EngineState.DONE for s in tile.status[1:2 + min(queues, 2)]), \
+                (schedule, [s for s in tile.status])
+        for t in range(tiles):
+            got = model.dram[store[t]:store[t] + want.nbytes].copy().view(numpy_type).reshape(p, elements)
+            assert (got.view(np.uint32) == want.view(np.uint32)).all(), f"schedule {schedule}: tile {t}"
 
 
 def test_all_reduce_limits_are_checked():
@@ -169,3 +176,5 @@ def test_all_reduce_limits_are_checked():
         all_reduce(160, "fp32", **common)
     with pytest.raises(ValueError, match=r"load must give one DRAM address per tile \(4\), not 1"):
         all_reduce(16, "fp32", load=[0], **common)
+    with pytest.raises(ValueError, match=r"pieces must be an integer in 1\.\.4 \(the shortest chunk\), not 5"):
+        all_reduce(16, "fp32", pieces=5, **common)
