@@ -15,11 +15,12 @@ Each signature describes the master's side (``Out`` = driven by the master); a s
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat
+from amaranth.hdl import Cat, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["AXI4Signature", "AXI4LiteSignature", "Burst", "Resp", "CHANNELS", "channel_payload", "connect_axi4"]
+__all__ = ["AXI4Signature", "AXI4LiteSignature", "Burst", "Resp", "CHANNELS", "channel_payload", "connect_axi4",
+           "pick"]
 
 
 class Burst:
@@ -174,3 +175,12 @@ def connect_axi4(m: Module, master, slave, *, window_bits: int) -> None:
         if name in ("awaddr", "araddr"):
             value = value[:window_bits]
         m.d.comb += target.eq(value if len(value) <= len(target) else value[:len(target)])
+
+
+def pick(index, values):
+    """``values[index]`` as a chain of muxes (``values[0]`` for an index beyond the list): how a bus
+    multiplexer chooses among its ports' signals."""
+    result = values[0]
+    for i, value in enumerate(values[1:], start=1):
+        result = Mux(index == i, value, result)
+    return result

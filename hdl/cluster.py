@@ -31,7 +31,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .axi import AXI4LiteSignature, AXI4Signature, Resp, connect_axi4
+from .axi import AXI4LiteSignature, AXI4Signature, Resp, connect_axi4, pick
 from .axi_crossbar import INTERLEAVE_BYTES, AXI4Crossbar, _bits_for
 from .params import (AXI_DATA_WIDTH, DMA_OUTSTANDING, DMA_QUEUES, DTYPES, PARTITIONS, SBUF_BYTES, SEMAPHORES,
                      Param)
@@ -136,11 +136,11 @@ class AXI4LiteDemux(wiring.Component):
                     m.d.sync += aw_sent.eq(1)
                 with m.If(port.wvalid & port.wready):
                     m.d.sync += w_sent.eq(1)
-        m.d.comb += host.wready.eq(w_busy & ~w_sent & Mux(w_bad, 1, _pick(w_port, [p.wready for p in ports])))
+        m.d.comb += host.wready.eq(w_busy & ~w_sent & Mux(w_bad, 1, pick(w_port, [p.wready for p in ports])))
         with m.If(w_busy & w_bad & host.wvalid & host.wready):
             m.d.sync += [w_sent.eq(1), b_valid.eq(1), b_resp.eq(Resp.DECERR)]
-        m.d.comb += [host.bvalid.eq(Mux(w_bad, b_valid, w_sent & _pick(w_port, [p.bvalid for p in ports]))),
-                     host.bresp.eq(Mux(w_bad, b_resp, _pick(w_port, [p.bresp for p in ports])))]
+        m.d.comb += [host.bvalid.eq(Mux(w_bad, b_valid, w_sent & pick(w_port, [p.bvalid for p in ports]))),
+                     host.bresp.eq(Mux(w_bad, b_resp, pick(w_port, [p.bresp for p in ports])))]
         with m.If(host.bvalid & host.bready):
             m.d.sync += [w_busy.eq(0), b_valid.eq(0)]
 
@@ -160,21 +160,13 @@ class AXI4LiteDemux(wiring.Component):
             with m.If(mine & port.arvalid & port.arready):
                 m.d.sync += ar_sent.eq(1)
         m.d.comb += [
-            host.rvalid.eq(r_busy & Mux(r_bad, 1, ar_sent & _pick(r_port, [p.rvalid for p in ports]))),
-            host.rdata.eq(Mux(r_bad, 0, _pick(r_port, [p.rdata for p in ports]))),
-            host.rresp.eq(Mux(r_bad, Resp.DECERR, _pick(r_port, [p.rresp for p in ports]))),
+            host.rvalid.eq(r_busy & Mux(r_bad, 1, ar_sent & pick(r_port, [p.rvalid for p in ports]))),
+            host.rdata.eq(Mux(r_bad, 0, pick(r_port, [p.rdata for p in ports]))),
+            host.rresp.eq(Mux(r_bad, Resp.DECERR, pick(r_port, [p.rresp for p in ports]))),
         ]
         with m.If(host.rvalid & host.rready):
             m.d.sync += r_busy.eq(0)
         return m
-
-
-def _pick(index, values):
-    """``values[index]`` as a chain of muxes (``values[0]`` for an index beyond the list)."""
-    result = values[0]
-    for i, value in enumerate(values[1:], start=1):
-        result = Mux(index == i, value, result)
-    return result
 
 
 class Cluster(wiring.Component):

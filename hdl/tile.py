@@ -39,6 +39,7 @@ from amaranth.lib.wiring import In, Out
 from .act import ACTEngine
 from .axi import AXI4LiteSignature, AXI4Signature, connect_axi4
 from .axi_crossbar import AXI4Crossbar
+from .axi_split import AXI4Split
 from .csr import Field, RegisterBlock, RegisterMap
 from .dma import DMAEngine
 from .dma_descriptor import descriptor_layout
@@ -246,10 +247,10 @@ class Tile(wiring.Component):
         wiring.connect(m, act.sbuf_read, sbuf.act)
         wiring.connect(m, act.sbuf_write, sbuf.write)
         sbuf_window = p * prm["sbuf_bytes"]
-        m.submodules.window_split = split = AXI4Crossbar(
-            masters=1, address_map=[(0, sbuf_window), (sbuf_window, SEMAPHORE_WINDOW_BYTES)], addr_width=32,
-            data_width=prm["data_width"], id_width=S_AXI_ID_WIDTH, max_outstanding=8)
-        wiring.connect(m, wiring.flipped(self.s_axi), split.s0_axi)
+        m.submodules.window_split = split = AXI4Split(
+            AXI4Signature(addr_width=32, data_width=prm["data_width"], id_width=S_AXI_ID_WIDTH),
+            [(0, sbuf_window), (sbuf_window, SEMAPHORE_WINDOW_BYTES)])
+        wiring.connect(m, wiring.flipped(self.s_axi), split.s_axi)
         m.submodules.window = window = SBUFAXISlave(partitions=p, sbuf_bytes=prm["sbuf_bytes"],
                                                     data_width=prm["data_width"], id_width=S_AXI_ID_WIDTH)
         wiring.connect(m, split.m0_axi, window.s_axi)

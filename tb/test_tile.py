@@ -360,8 +360,13 @@ async def semaphore_window_adds_and_refuses(dut):
         await check(f"after a write of {what}")
     read = await tb.window.read(base, 4)
     assert read.resp == AxiResp.SLVERR, f"a read of the semaphore window answered {read.resp!r}"
-    beyond = await tb.window.write(base + 4096, bytes(4))
+    beyond = await tb.window.write(base + 4096, bytes(64))
     assert beyond.resp == AxiResp.DECERR, f"a write beyond the semaphore window answered {beyond.resp!r}"
+    beyond = await tb.window.read(base + 4096, 64)
+    assert beyond.resp == AxiResp.DECERR, f"a read beyond the semaphore window answered {beyond.resp!r}"
+    data = bytes(tb.rng.getrandbits(8) for _ in range(64))   # and the SBUF part still works after them
+    await tb.window.write(base - 64, data)
+    assert (await tb.window.read(base - 64, 64)).data == data, "the SBUF window after errors on the split"
     # During a soft reset: the tile drains a long copy (DRAM latency 64) while the window refuses adds.
     dut.latency.value = 64
     for channel in tb.memory.channels:

@@ -14,7 +14,10 @@ from trntile.sw.cluster import parallel_gemm
 
 BASE = {"partitions": 4, "sbuf_bytes": 1024, "semaphores": 32, "dram_bytes": 1 << 20}
 CASES = [
-    pytest.param({"tiles": 2, "data_width": 128, "queues": 3, "outstanding": 8, "dram_ports": 2}, "verilator",
+    # The cluster `trntile bench cluster --tiles 2 --partitions 4` builds (tests/test_bench.py), so one build
+    # serves both: 64 KiB of SBUF, 32 MiB of DRAM with each tile's half on its own port.
+    pytest.param({"tiles": 2, "sbuf_bytes": 65536, "data_width": 128, "queues": 3, "outstanding": 8,
+                  "dram_bytes": 1 << 25, "dram_ports": 2, "dram_interleave": 1 << 24}, "verilator",
                  marks=pytest.mark.verilator, id="T2-P4-128bit-2ports-verilator"),
     pytest.param({"tiles": 4, "data_width": 128, "queues": 3, "outstanding": 4, "dram_ports": 4}, "verilator",
                  marks=pytest.mark.verilator, id="T4-P4-128bit-4ports-verilator"),
