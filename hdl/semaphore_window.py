@@ -54,6 +54,8 @@ class SemaphoreWindow(wiring.Component):
         Answer writes SLVERR instead of adding (the tile is in soft reset).
     adds, refused : ``Out(32)``
         Counters: writes added; requests answered SLVERR.
+    clear : ``In(1)``
+        Zero both counters (the tile's soft reset; the window itself is never reset).
     """
 
     def __init__(self, *, semaphores: int = SEMAPHORES.default, data_width: int = AXI_DATA_WIDTH.default,
@@ -65,7 +67,7 @@ class SemaphoreWindow(wiring.Component):
             "s_axi": In(self._signature),
             "update": Out(stream.Signature(update_layout)),
             "refuse": In(1),
-            "adds": Out(32), "refused": Out(32),
+            "adds": Out(32), "refused": Out(32), "clear": In(1),
         })
 
     def elaborate(self, platform):
@@ -125,4 +127,6 @@ class SemaphoreWindow(wiring.Component):
         refused_b = bus.bvalid & bus.bready & (b_resp == Resp.SLVERR)
         refused_r = bus.rvalid & bus.rready & bus.rlast
         m.d.sync += self.refused.eq(self.refused + refused_b + refused_r)
+        with m.If(self.clear):
+            m.d.sync += [self.adds.eq(0), self.refused.eq(0)]
         return m

@@ -73,7 +73,7 @@ FETCH_OUTSTANDING = 16
 
 #: 64-bit counters, each as two registers ``<name>_lo`` and ``<name>_hi``, then 32-bit ones.
 COUNTERS_64 = ("cycles", "tensor_busy", "macs", "act_busy")
-COUNTERS_32 = ("dma_read_bytes", "dma_written_bytes")
+COUNTERS_32 = ("dma_read_bytes", "dma_written_bytes", "remote_adds", "remote_refused")
 
 
 def tile_register_map(*, partitions: int, sbuf_bytes: int, data_width: int, queues: int, semaphores: int,
@@ -331,7 +331,7 @@ class Tile(wiring.Component):
         m.d.sync += core_reset.eq(0)
         with m.If(resetting & quiet_engines & ~core_reset):
             m.d.sync += [core_reset.eq(1), resetting.eq(0)]
-        m.d.comb += remote.refuse.eq(resetting | core_reset)
+        m.d.comb += [remote.refuse.eq(resetting | core_reset), remote.clear.eq(core_reset)]
         deadlocked = Signal(engines)
         # A start is taken only when the tile is quiet: an engine stopped by an error may still be finishing
         # earlier work, whose completions must not be counted for a new program.
@@ -378,7 +378,8 @@ class Tile(wiring.Component):
                    "act_busy": act.busy_cycles}
         for name, value in sources.items():
             m.d.comb += [getattr(regs, f"{name}_lo").count.eq(value[:32]), getattr(regs, f"{name}_hi").count.eq(value[32:])]
-        m.d.comb += [regs.dma_read_bytes.count.eq(dma.read_bytes), regs.dma_written_bytes.count.eq(dma.written_bytes)]
+        m.d.comb += [regs.dma_read_bytes.count.eq(dma.read_bytes), regs.dma_written_bytes.count.eq(dma.written_bytes),
+                     regs.remote_adds.count.eq(remote.adds), regs.remote_refused.count.eq(remote.refused)]
         for index in range(s):
             m.d.comb += getattr(regs, f"semaphore{index}").value.eq(semaphores.values[index])
         return m

@@ -360,6 +360,9 @@ async def semaphore_window_adds_and_refuses(dut):
         await check(f"after a write of {what}")
     read = await tb.window.read(base, 4)
     assert read.resp == AxiResp.SLVERR, f"a read of the semaphore window answered {read.resp!r}"
+    refusals = 1 + sum(1 for what, _, _ in bad if not (what == "two words" and index + 1 >= tb.semaphores))
+    assert (await tb.read("remote_adds"), await tb.read("remote_refused")) == (8, refusals), \
+        "the window's counters disagree with the adds and refusals made"
     beyond = await tb.window.write(base + 4096, bytes(64))
     assert beyond.resp == AxiResp.DECERR, f"a write beyond the semaphore window answered {beyond.resp!r}"
     beyond = await tb.window.read(base + 4096, 64)
@@ -393,5 +396,8 @@ async def semaphore_window_adds_and_refuses(dut):
     assert response.resp == AxiResp.OKAY, f"an add after the soft reset answered {response.resp!r}"
     want[0] = 7
     await check("after an add following the soft reset")
+    # The window's counters: every add (8 + 1 before the reset, cleared by it, and 1 after) and refusal.
+    assert await tb.read("remote_adds") == 1, "remote_adds after the soft reset"
+    assert await tb.read("remote_refused") == 0, "remote_refused after the soft reset"
     for checker in tb.checkers:
         checker.check(idle=True)
