@@ -97,6 +97,24 @@ class ClusterTB(ClockedTB):
             assert waited < limit, f"the cluster still runs after {limit} cycles"
         return [(await self.read(t, "cycles_lo")) | (await self.read(t, "cycles_hi")) << 32 for t in range(self.tiles)]
 
+    def model(self) -> ClusterModel:
+        """A fresh golden model of this cluster."""
+        return ClusterModel(tiles=self.tiles, dram_bytes=self.dram_bytes, partitions=self.p,
+                            sbuf_bytes=self.sbuf_bytes, queues=self.queues, semaphores=self.semaphores,
+                            dtypes=self.dtypes)
+
+    async def run_checked(self, image: np.ndarray, starts: list[dict[int, int]], what: str) -> list[int]:
+        """``image`` in DRAM and ``starts`` on the golden model and, after a soft reset of every tile (so that
+        semaphores start at 0 as the model's do), on the RTL; everything compared; each tile's cycles."""
+        model = self.model()
+        model.dram[:] = image
+        model.run(starts)
+        await soft_reset_all(self)
+        self.dram[:] = image
+        cycles = await self.run(starts)
+        await self.compare(model, what)
+        return cycles
+
     async def compare(self, model: ClusterModel, what: str) -> None:
         for tile, tile_model in enumerate(model.tiles):
             for index, name in enumerate(self.names):
@@ -171,15 +189,7 @@ async def data_parallel_gemm(dut):
         a = tb.np_rng.integers(-8, 8, (m, k)) if dtype == "int8" else tb.np_rng.standard_normal((m, k))
         b = tb.np_rng.integers(-8, 8, (k, n)) if dtype == "int8" else tb.np_rng.standard_normal((k, n))
         a, b = numerics.cast(a, dtype), numerics.cast(b, dtype)
-        image = gemm.image(a, b)
-        model = ClusterModel(tiles=tb.tiles, dram_bytes=tb.dram_bytes, partitions=tb.p, sbuf_bytes=tb.sbuf_bytes,
-                             queues=tb.queues, semaphores=tb.semaphores, dtypes=tb.dtypes)
-        model.dram[:] = image
-        model.run(gemm.starts)
-        await soft_reset_all(tb)
-        tb.dram[:] = image
-        cycles = await tb.run(gemm.starts)
-        await tb.compare(model, what)
+        cycles = await tb.run_checked(gemm.image(a, b), gemm.starts, what)
         c, want = gemm.read(tb.dram), numerics.chunked_matmul(a, b, dtype, partitions=tb.p)
         assert (c.view(np.uint32) == want.view(np.uint32)).all(), f"{what}: C differs from chunked_matmul"
         tb.log.info("%s: matches the golden model; cycles per tile %s", what, cycles)
@@ -223,8 +233,7 @@ async def remote_sbuf_access(dut):
         raw = np.frombuffer(encode_program(program), dtype=np.uint8)
         image[address:address + raw.size] = raw
         starts[tile][engine] = address
-    model = ClusterModel(tiles=tb.tiles, dram_bytes=tb.dram_bytes, partitions=p, sbuf_bytes=sbuf_bytes,
-                         queues=tb.queues, semaphores=tb.semaphores, dtypes=tb.dtypes)
+    model = tb.model()
     model.dram[:] = image
     tb.dram[:] = image
     # Last, tile 1's tensor engine is started at an address in no window: its fetch gets DECERR (FETCH).
@@ -307,13 +316,7 @@ async def producer_signals_consumer(dut):
     image[word:word + 8] = np.frombuffer(int(value).to_bytes(4, "little") * 2, dtype=np.uint8)
     starts = _load(image, programs)
     starts += [{}] * (tb.tiles - len(starts))
-    model = ClusterModel(tiles=tb.tiles, dram_bytes=tb.dram_bytes, partitions=p, sbuf_bytes=sbuf_bytes,
-                         queues=tb.queues, semaphores=tb.semaphores, dtypes=tb.dtypes)
-    model.dram[:] = image
-    model.run(starts)
-    tb.dram[:] = image
-    await tb.run(starts)
-    await tb.compare(model, "producer and consumer")
+    await tb.run_checked(image, starts, "producer and consumer")
     assert (tb.dram[local:local + rows * length] == image[source:source + rows * length]).all(), \
         "the consumer's copy differs from the block"
     if kind != "none":
@@ -359,15 +362,7 @@ async def ring_all_reduce(dut):
         image = np.zeros(tb.dram_bytes, dtype=np.uint8)
         for t in range(tb.tiles):
             image[load[t]:load[t] + tensors[t].nbytes] = tensors[t].view(np.uint8).reshape(-1)
-        reduce.image(image)
-        model = ClusterModel(tiles=tb.tiles, dram_bytes=tb.dram_bytes, partitions=p, sbuf_bytes=sbuf_bytes,
-                             queues=tb.queues, semaphores=tb.semaphores, dtypes=tb.dtypes)
-        model.dram[:] = image
-        model.run(reduce.starts)
-        await soft_reset_all(tb)
-        tb.dram[:] = image
-        cycles = await tb.run(reduce.starts)
-        await tb.compare(model, what)
+        cycles = await tb.run_checked(reduce.image(image), reduce.starts, what)
         want = ring_sum(tensors, reduce.chunks)
         for t in range(tb.tiles):
             got = tb.dram[store[t]:store[t] + want.nbytes].copy().view(want.dtype).reshape(want.shape)
