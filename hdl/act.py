@@ -23,9 +23,13 @@ the same way). A column enters the stages when both its source word and its old 
 The check stage refuses a destination walk that might visit an element twice, so a read never needs a
 write still in the stages: no hazard logic is needed. With a PSUM source an accumulate still writes a
 column per cycle (port B alternates a read and a write); with an SBUF source, a third of that.
+
+Lanes: the engine builds ``act_lanes`` physical lanes (P by default). With fewer, say P / 4 for a small FPGA,
+each column goes through them in four passes of P / 4 elements, one per cycle, and is written once its last
+pass is out; the results are the same, the stream is four times slower.
 """
 
-from amaranth.hdl import Cat, ClockSignal, Instance, Module, Mux, ResetSignal, Signal, signed
+from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -34,7 +38,7 @@ from ..golden.act import ActError, ActFunc, psum_bytes
 from .access_pattern import ADDRESS_BITS, COUNT_BITS, PATTERN_DIMS, STRIDE_BITS, AccessPatternWalker
 from .fp import FP32Adder, FP32Multiplier, FP32Narrow
 from .isa import activate_payload_layout
-from .params import PARTITIONS, SBUF_BYTES
+from .params import ACT_LANES, PARTITIONS, SBUF_BYTES
 from .psum import PSUM_BANKS, psum_read_layout
 from .sbuf import SBUF, sbuf_element_read_signature, sbuf_element_write_signature
 
@@ -122,6 +126,9 @@ class ACTEngine(wiring.Component):
         P, a power of two in 4..128.
     sbuf_bytes : int
         Bytes per SBUF partition (a power of two in 1 KiB..256 KiB); patterns must stay inside.
+    act_lanes : int
+        Physical lanes built (:data:`~trntile.hdl.params.ACT_LANES`; at most P, more means P): with fewer
+        than P, each column takes P / lanes cycles in the lanes, and the results are the same.
 
     Members
     -------
@@ -146,9 +153,11 @@ class ACTEngine(wiring.Component):
         Counters: cycles with a command in progress; columns written.
     """
 
-    def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default):
+    def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default,
+                 act_lanes: int = ACT_LANES.default):
         self._p = PARTITIONS.validate(partitions)
         self._sbuf_bytes = SBUF_BYTES.validate(sbuf_bytes)
+        self._lanes = min(ACT_LANES.validate(act_lanes), self._p)
         p = self._p
         super().__init__({
             "command": In(stream.Signature(activate_payload_layout)),
@@ -355,35 +364,62 @@ class ACTEngine(wiring.Component):
             m.d.sync += [ask_addend.eq(1), answer_addend.eq(1), addend_valid.eq(0)]
 
         # ---- three stages: every stage advances together when the last can hand over its column ------------
+        # With fewer physical lanes than partitions, a column goes through the lanes in ``groups`` passes, one
+        # group of lanes' elements per cycle: the column's answer and destination address are taken with its
+        # last group, and the write goes out with the last group's results, the earlier groups' held in
+        # ``held``. With a lane per partition (one group) this is the plain three-stage pipeline.
+        lanes, groups = self._lanes, p // self._lanes
+        passes = groups > 1
+        feed = Signal(range(groups)) if passes else Const(0)   # the group of the column going into the lanes
+        last_feed = feed == groups - 1 if passes else Const(1)
         stages = [Signal(name=f"stage{i}_valid") for i in range(3)]
         lasts = [Signal(name=f"stage{i}_last") for i in range(3)]
         addresses = [Signal(ADDRESS_BITS, name=f"stage{i}_address") for i in range(3)]
+        stage_groups = [Signal(range(groups), name=f"stage{i}_group") if passes else Const(0) for i in range(3)]
+        last_out = stage_groups[2] == groups - 1 if passes else Const(1)
         write = self.sbuf_write.request
         advance = Signal()
-        m.d.comb += advance.eq(~stages[2] | write.ready)
+        m.d.comb += advance.eq(~(stages[2] & last_out) | write.ready)
         column_in = answer_valid & destination_walker.address.valid
-        m.d.comb += [take_answer.eq(advance & column_in),
-                     destination_walker.address.ready.eq(advance & answer_valid)]
+        m.d.comb += [take_answer.eq(advance & column_in & last_feed),
+                     destination_walker.address.ready.eq(advance & answer_valid & last_feed)]
         with m.If(advance):
             m.d.sync += [stages[0].eq(column_in), stages[1].eq(stages[0]), stages[2].eq(stages[1]),
                          lasts[0].eq(destination_walker.address.payload.last), lasts[1].eq(lasts[0]),
                          lasts[2].eq(lasts[1]),
                          addresses[0].eq(destination_walker.address.payload.address), addresses[1].eq(addresses[0]),
                          addresses[2].eq(addresses[1])]
+            if passes:
+                m.d.sync += [stage_groups[0].eq(feed), stage_groups[1].eq(stage_groups[0]),
+                             stage_groups[2].eq(stage_groups[1])]
+                with m.If(column_in):
+                    m.d.sync += feed.eq(Mux(last_feed, 0, feed + 1))
         written = Signal()
         m.d.comb += written.eq(write.valid & write.ready)
 
         relu = Signal()
         m.d.comb += relu.eq(run.func == ActFunc.RELU)
-        for lane in range(p):
+        addend_or_bias = Mux(accumulate, addend.as_value(), bias.as_value())
+        held = [Signal(data.ArrayLayout(32, lanes), name=f"held{g}") for g in range(groups - 1)]
+
+        def pick(items):   # the item of the group going in
+            return Array(items)[feed] if passes else items[0]
+
+        for lane in range(lanes):
+            x = pick([answer[g * lanes + lane] for g in range(groups)])
+            b = pick([addend_or_bias[32 * (g * lanes + lane):][:32] for g in range(groups)])
             out = Signal(32, name=f"lane{lane}_out")
             m.submodules[f"lane{lane}"] = Instance(
                 ACT_LANE_MODULE, i_clk=ClockSignal(), i_rst=ResetSignal(),
-                i_x=answer[lane], i_bias=Mux(accumulate, addend[lane], bias[lane]), i_scale=run.scale, i_float_path=float_path, i_relu=relu,
+                i_x=x, i_bias=b, i_scale=run.scale, i_float_path=float_path, i_relu=relu,
                 i_dtype=run.dtype, i_advance=advance, o_out=out)
-            m.d.comb += write.payload.data[lane].eq(out)
+            m.d.comb += write.payload.data[(groups - 1) * lanes + lane].eq(out)
+            for g in range(groups - 1):
+                m.d.comb += write.payload.data[g * lanes + lane].eq(held[g][lane])
+                with m.If(advance & stages[2] & (stage_groups[2] == g)):
+                    m.d.sync += held[g][lane].eq(out)
         m.d.comb += [
-            write.valid.eq(stages[2]),
+            write.valid.eq(stages[2] & last_out),
             write.payload.address.eq(addresses[2]),
             write.payload.size.eq(Mux(run.dtype == 0, 1, Mux((run.dtype == _FP32) | (run.dtype == _INT32), 2, 0))),
             write.payload.mask.eq(mask),
@@ -459,6 +495,8 @@ class ACTBlock(wiring.Component):
     ----------
     partitions, sbuf_bytes : int
         As for :class:`ACTEngine`.
+    act_lanes : int
+        As for :class:`ACTEngine`.
     data_width : int
         The SBUF's word width.
 
@@ -476,8 +514,8 @@ class ACTBlock(wiring.Component):
                "columns")
 
     def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default,
-                 data_width: int = 128):
-        self._engine = ACTEngine(partitions=partitions, sbuf_bytes=sbuf_bytes)
+                 data_width: int = 128, act_lanes: int = ACT_LANES.default):
+        self._engine = ACTEngine(partitions=partitions, sbuf_bytes=sbuf_bytes, act_lanes=act_lanes)
         self._sbuf = SBUF(partitions=partitions, sbuf_bytes=sbuf_bytes, data_width=data_width)
         self._psum = PSUMModel(partitions)
         members = {name: self._engine.signature.members[name] for name in self._PASSED}

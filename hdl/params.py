@@ -11,7 +11,7 @@ import dataclasses
 
 __all__ = ["Param", "PARTITIONS", "SBUF_BYTES", "SBUF_LATENCY", "STREAM_WIDTH", "FIFO_DEPTH", "AXI_DATA_WIDTH", "AXI_ID_WIDTH",
            "XBAR_MASTERS", "XBAR_SLAVES", "MAX_OUTSTANDING", "REGISTER_SLICES", "DMA_QUEUES", "DMA_OUTSTANDING",
-           "DRAM_BYTES", "DTYPES", "SEMAPHORES", "is_power_of_two"]
+           "DRAM_BYTES", "DTYPES", "SEMAPHORES", "ACT_LANES", "is_power_of_two"]
 
 
 def is_power_of_two(value: int) -> bool:
@@ -76,7 +76,7 @@ class Param:
 
 PARTITIONS = Param(
     "partitions", default=16, minimum=4, maximum=128, power_of_two=True,
-    help="P: SBUF/PSUM partitions = systolic array rows = columns = ACT lanes")
+    help="P: SBUF/PSUM partitions = systolic array rows = columns = (logical) ACT lanes")
 
 SBUF_BYTES = Param(
     "sbuf_bytes", default=16 * 1024, minimum=1024, maximum=256 * 1024, power_of_two=True,
@@ -138,3 +138,8 @@ DTYPES = Param(
 SEMAPHORES = Param(
     "semaphores", default=32, minimum=1, maximum=256,
     help="semaphores in the tile's semaphore file")
+
+ACT_LANES = Param(
+    "act_lanes", default=128, minimum=1, maximum=128, power_of_two=True,
+    help="physical ACT lanes built, at most P (a larger value means P): with fewer, a column takes "
+         "P / act_lanes cycles; for FPGAs")

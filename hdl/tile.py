@@ -45,7 +45,7 @@ from .dma import DMAEngine
 from .dma_descriptor import descriptor_layout
 from .isa import (EngineError, EngineState, Opcode, activate_payload_layout, copy_payload_layout,
                   engine_kind, engine_names, tensor_payload_layout)
-from .params import (AXI_DATA_WIDTH, DMA_OUTSTANDING, DMA_QUEUES, DRAM_BYTES, DTYPES, PARTITIONS, SBUF_BYTES,
+from .params import (ACT_LANES, AXI_DATA_WIDTH, DMA_OUTSTANDING, DMA_QUEUES, DRAM_BYTES, DTYPES, PARTITIONS, SBUF_BYTES,
                      SEMAPHORES)
 from .sbuf import SBUF, sbuf_word_signature
 from .sbuf_axi import SBUFAXISlave
@@ -77,7 +77,8 @@ COUNTERS_32 = ("dma_read_bytes", "dma_written_bytes", "remote_adds", "remote_ref
 
 
 def tile_register_map(*, partitions: int, sbuf_bytes: int, data_width: int, queues: int, semaphores: int,
-                      dram_bytes: int, dtypes: int = DTYPES.default) -> RegisterMap:
+                      dram_bytes: int, dtypes: int = DTYPES.default,
+                      act_lanes: int = ACT_LANES.default) -> RegisterMap:
     """The tile's host register map (32-bit registers; see the module docstring)."""
     engines = len(engine_names(queues))
     regs = RegisterMap()
@@ -90,6 +91,8 @@ def tile_register_map(*, partitions: int, sbuf_bytes: int, data_width: int, queu
     regs.add("config1", Field("sbuf_kib", 9, "ro", const=sbuf_bytes // 1024),
              Field("dram_log2", 6, "ro", const=dram_bytes.bit_length() - 1),
              Field("dtypes", 4, "ro", const=dtypes, doc="tensor engine formats: 1 bf16, 2 E4M3, 4 E5M2, 8 int8"),
+             Field("act_lanes_log2", 3, "ro", const=min(act_lanes, partitions).bit_length() - 1,
+                   doc="physical ACT lanes: a column takes P >> this cycles"),
              doc="parameters")
     regs.add("control", Field("start", 1, "pulse", doc="start the enabled engines; ignored unless the tile is quiet "
                                                         "(status.running 0) and not resetting"),
@@ -173,10 +176,11 @@ class Tile(wiring.Component):
 
     Parameters
     ----------
-    partitions, sbuf_bytes, data_width, queues, outstanding, dram_bytes, semaphores, dtypes : int
+    partitions, sbuf_bytes, data_width, queues, outstanding, dram_bytes, semaphores, dtypes, act_lanes : int
         P; bytes per SBUF partition; AXI data width; DMA queues; DMA bursts in flight per direction; DRAM
         bytes from address 0 (the window ``m_axi`` serves; instruction fetches outside get DECERR); semaphores;
-        the tensor engine's operand formats, a mask (:data:`trntile.hdl.params.DTYPES`).
+        the tensor engine's operand formats, a mask (:data:`trntile.hdl.params.DTYPES`); the ACT engine's
+        physical lanes (:data:`trntile.hdl.params.ACT_LANES`).
 
     Members
     -------
@@ -195,12 +199,14 @@ class Tile(wiring.Component):
     def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default,
                  data_width: int = AXI_DATA_WIDTH.default, queues: int = DMA_QUEUES.default,
                  outstanding: int = DMA_OUTSTANDING.default, dram_bytes: int = DRAM_BYTES.default,
-                 semaphores: int = SEMAPHORES.default, dtypes: int = DTYPES.default):
+                 semaphores: int = SEMAPHORES.default, dtypes: int = DTYPES.default,
+                 act_lanes: int = ACT_LANES.default):
         self.params = {
             "partitions": PARTITIONS.validate(partitions), "sbuf_bytes": SBUF_BYTES.validate(sbuf_bytes),
             "data_width": AXI_DATA_WIDTH.validate(data_width), "queues": DMA_QUEUES.validate(queues),
             "outstanding": DMA_OUTSTANDING.validate(outstanding), "dram_bytes": DRAM_BYTES.validate(dram_bytes),
-            "semaphores": SEMAPHORES.validate(semaphores), "dtypes": DTYPES.validate(dtypes)}
+            "semaphores": SEMAPHORES.validate(semaphores), "dtypes": DTYPES.validate(dtypes),
+            "act_lanes": ACT_LANES.validate(act_lanes)}
         self.register_map = tile_register_map(**{k: v for k, v in self.params.items() if k != "outstanding"})
         self.engine_names = engine_names(queues)
         self.window_bytes = 2 * partitions * sbuf_bytes  # the SBUF, then the semaphore window
@@ -228,7 +234,7 @@ class Tile(wiring.Component):
         sbuf = SBUF(partitions=p, sbuf_bytes=prm["sbuf_bytes"], data_width=prm["data_width"])
         m.submodules.sbuf = sbuf
         tensor = core("tensor", TensorEngine(partitions=p, sbuf_bytes=prm["sbuf_bytes"], dtypes=prm["dtypes"]))
-        act = core("act", ACTEngine(partitions=p, sbuf_bytes=prm["sbuf_bytes"]))
+        act = core("act", ACTEngine(partitions=p, sbuf_bytes=prm["sbuf_bytes"], act_lanes=prm["act_lanes"]))
         dma = core("dma", DMAEngine(partitions=p, sbuf_bytes=prm["sbuf_bytes"], data_width=prm["data_width"],
                                     queues=q, outstanding=prm["outstanding"], dram_bytes=prm["dram_bytes"],
                                     semaphores=s))

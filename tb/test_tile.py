@@ -274,7 +274,9 @@ async def host_registers(dut):
     assert config0 & 0xFF == tb.p % 256 and config0 >> 8 & 0x1F == tb.queues and config0 >> 13 & 0x1FF == tb.semaphores
     config1 = await tb.read("config1")
     assert config1 & 0x1FF == tb.sbuf_bytes // 1024 and config1 >> 9 & 0x3F == tb.dram_bytes.bit_length() - 1
-    assert config1 >> 15 == tb.dtypes, f"config1.dtypes {config1 >> 15}, built with {tb.dtypes}"
+    assert config1 >> 15 & 0xF == tb.dtypes, f"config1.dtypes {config1 >> 15 & 0xF}, built with {tb.dtypes}"
+    lanes = min(tb.params["act_lanes"], tb.p)
+    assert 1 << (config1 >> 19) == lanes, f"config1.act_lanes_log2 {config1 >> 19}, built with {lanes} lanes"
     assert await tb.read("enable") == (1 << len(tb.names)) - 1
     assert await tb.read("watchdog") == 4096
     for index, name in enumerate(tb.names):

@@ -20,6 +20,7 @@ PARAMS = {
              "dram_bytes": 1 << 20},
 }
 PARAMS["tile_bench"] = PARAMS["tile"]
+PARAMS["tile"] = {**PARAMS["tile"], "act_lanes": 2}   # and the ACT engine's passes through fewer lanes
 PARAMS["cluster"] = PARAMS["cluster_bench"] = {"tiles": 2, "partitions": 4, "sbuf_bytes": 1024, "semaphores": 32,
                                                "dram_bytes": 1 << 20, "data_width": 128, "queues": 3,
                                                "outstanding": 8}
