@@ -250,10 +250,11 @@ class RegisterBlock(wiring.Component):
         read = Signal()
         m.d.comb += read.eq(bus.arvalid & bus.arready)
         with m.If(read):
-            m.d.sync += [r_pending.eq(1), r_data.eq(0), r_resp.eq(Resp.SLVERR)]
+            m.d.sync += r_pending.eq(1)
 
         write_word = aw_addr[word_bits:]
         read_word = bus.araddr[word_bits:]
+        readable = []   # (word, value) of every register
         for register in regs.registers:
             group = getattr(self, register.name, None)
             word = register.offset >> word_bits
@@ -284,7 +285,15 @@ class RegisterBlock(wiring.Component):
                         m.d.sync += port.eq(new & enable)
             with m.If(hit_write):
                 m.d.sync += b_resp.eq(Resp.OKAY)
-            with m.If(read & (read_word == word)):
-                m.d.sync += [r_data.eq(value), r_resp.eq(Resp.OKAY)]
+            readable.append((word, value))
+        # One case per register, so the read multiplexer is a parallel one (an AND-OR tree), not a chain of
+        # ~100 two-way multiplexers in the map's order.
+        with m.If(read):
+            with m.Switch(read_word):
+                for word, value in readable:
+                    with m.Case(word):
+                        m.d.sync += [r_data.eq(value), r_resp.eq(Resp.OKAY)]
+                with m.Default():
+                    m.d.sync += [r_data.eq(0), r_resp.eq(Resp.SLVERR)]
         return m
 
