@@ -6,19 +6,27 @@ Dataflow (``dst[m, n] = sum_k stationary[k, m] * moving[k, n]``):
   buffer while data that uses the other is still in flight).
 - ``moving[k, n]`` enters row k at the left, k cycles after the column it belongs to was offered (the
   skew), and moves one PE to the right per cycle.
-- Partial sums move one PE down per cycle: PE(k, m) passes ``s + p`` with ``p = stationary[k, m] * moving[k, n]``
-  (or ``s`` unchanged if row k takes no part, ``k >= K``), starting from +0.0 above row 0, so a column's sum
-  is taken in k order exactly as :mod:`trntile.golden.numerics` defines.
-- ``result[m]`` carries ``dst[m, n]`` out of the bottom of column m, ``P + m`` cycles after column n was
-  offered. Each column is its own PSUM partition, so no deskew is needed.
+- A PE works in two stages (:data:`PE_STAGES`): in the cycle ``moving[k, n]`` reaches PE(k, m) it registers
+  the product ``p = stationary[k, m] * moving[k, n]``; in the next, the partial sum from the row above arrives
+  and the PE passes ``s + p`` down (or ``s`` unchanged if row k takes no part, ``k >= K``). The multiplier
+  and the adder are so never in one cycle, and partial sums still move one row down per cycle. Sums start
+  from +0.0 above row 0, so a column's sum is taken in k order exactly as :mod:`trntile.golden.numerics`
+  defines.
+- ``result[m]`` carries ``dst[m, n]`` out of the bottom of column m, ``P + 1 + m`` cycles
+  (:func:`result_latency` + m) after column n was offered. Each column is its own PSUM partition, so no
+  deskew is needed.
 
-Cycle diagram for P = 3 (``xk`` = moving[k, n] for one n offered at cycle 0; ``s`` = its partial sums)::
+Cycle diagram for P = 3 (``xk`` = moving[k, n] for one n offered at cycle 0, its product taken; ``sk`` = the
+partial sum after row k, added the cycle after)::
 
-    cycle      0      1      2      3      4      5
-    row 0    x0@m0  x0@m1  x0@m2
-    row 1           x1@m0  x1@m1  x1@m2
-    row 2                  x2@m0  x2@m1  x2@m2
-    result                        dst[0] dst[1] dst[2]   (column m at cycle P + m)
+    cycle        0      1      2      3      4      5      6
+    row 0  x   x0@m0  x0@m1  x0@m2
+           s          s0@m0  s0@m1  s0@m2
+    row 1  x          x1@m0  x1@m1  x1@m2
+           s                 s1@m0  s1@m1  s1@m2
+    row 2  x                 x2@m0  x2@m1  x2@m2
+           s                        s2@m0  s2@m1  s2@m2
+    result                                 dst[0] dst[1] dst[2]   (column m at cycle P + 1 + m)
 
 Each element carries its own weight-buffer select, dtype and "row active" flag, so one MultiplyMoving
 can follow another, or a LoadStationary, with no gap; the caller must not load a buffer while data that
@@ -34,7 +42,7 @@ hierarchical block: P row instances cost its model far less glue than P x P PE i
 
 import functools
 
-from amaranth.hdl import ClockSignal, Instance, Module, Mux, ResetSignal, Signal
+from amaranth.hdl import ClockSignal, Instance, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -42,7 +50,7 @@ from ..golden.numerics import DTYPES as DTYPES_BY_NAME
 from .fp import FP32Adder, FPMultiplier
 from .params import DTYPES, PARTITIONS
 
-__all__ = ["SystolicArray", "INT8", "PE_MODULE", "pe_module", "pe_verilog", "pe_row_module", "pe_row_verilog",
+__all__ = ["SystolicArray", "INT8", "PE_STAGES", "result_latency", "PE_MODULE", "pe_module", "pe_verilog", "pe_row_module", "pe_row_verilog",
            "load_layout", "moving_layout", "result_layout"]
 
 #: Name of the processing element's Verilog module (built for every dtype).
@@ -50,6 +58,16 @@ PE_MODULE = "trntile_pe"
 
 #: dtype code of int8 (codes 0..2 are the float formats of :data:`trntile.hdl.fp.FP_FORMATS`).
 INT8 = 3
+
+#: Cycles from a moving element reaching a PE to the PE's partial sum leaving it: the product is registered
+#: in the first, added to the partial sum from above in the second.
+PE_STAGES = 2
+
+
+def result_latency(partitions: int) -> int:
+    """Cycles from a column being offered to the array to its result leaving column 0 (column m's leaves m
+    cycles later): P - 1 rows of skew, then the last row's PE."""
+    return partitions - 1 + PE_STAGES
 
 
 def load_layout(partitions: int) -> data.StructLayout:
@@ -113,23 +131,31 @@ class _ProcessingElement(wiring.Component):
         x = self.x_in
         weight = Mux(x.buffer, weights[1], weights[0])
 
+        # Stage 1, the cycle the element arrives: its product, registered (it does not depend on the partial
+        # sum, which arrives a cycle later). Stage 2: the product added to the partial sum from above.
         floats = [d.code for d in DTYPES_BY_NAME.values() if d.is_float and self._dtypes >> d.code & 1]
+        use, integer = Signal(), Signal()
+        m.d.sync += [use.eq(x.item & x.active), integer.eq(x.dtype == INT8)]
         sums = []
         if floats:
             m.submodules.multiplier = multiplier = FPMultiplier()
             m.submodules.adder = adder = FP32Adder()
+            product_f = Signal(32)
             m.d.comb += [multiplier.a.eq(weight), multiplier.b.eq(x.value),
-                         multiplier.format.eq(x.dtype if len(floats) > 1 else floats[0]),
-                         adder.a.eq(self.s_in), adder.b.eq(multiplier.product)]
+                         multiplier.format.eq(x.dtype if len(floats) > 1 else floats[0])]
+            m.d.sync += product_f.eq(multiplier.product)
+            m.d.comb += [adder.a.eq(self.s_in), adder.b.eq(product_f)]
             sums.append(adder.sum)
         if self._dtypes >> INT8 & 1:
+            product_i = Signal(signed(16))
+            m.d.sync += product_i.eq(weight[:8].as_signed() * x.value[:8].as_signed())
             int_sum = Signal(32)
-            m.d.comb += int_sum.eq(self.s_in + (weight[:8].as_signed() * x.value[:8].as_signed()))  # wraps
+            m.d.comb += int_sum.eq(self.s_in + product_i)  # wraps
             sums.append(int_sum)
 
         m.d.sync += self.x_out.eq(x)
-        with m.If(x.item & x.active):
-            m.d.sync += self.s_out.eq(Mux(x.dtype == INT8, sums[-1], sums[0]) if len(sums) == 2 else sums[0])
+        with m.If(use):
+            m.d.sync += self.s_out.eq(Mux(integer, sums[-1], sums[0]) if len(sums) == 2 else sums[0])
         with m.Else():
             m.d.sync += self.s_out.eq(self.s_in)
         return m
@@ -202,8 +228,8 @@ class SystolicArray(wiring.Component):
         ``active[k]`` for rows that take part (k < K), the weight buffer and dtype (0 bf16, 1 E4M3, 2 E5M2,
         3 int8). Always ready: a cycle without ``valid`` is a bubble.
     result : ``Out(ArrayLayout({valid, value}, P))``
-        ``result[m]``: ``dst[m, n]`` (binary32, or int32 for int8) with ``valid``, ``P + m`` cycles after
-        column n was offered, in the order the columns were offered.
+        ``result[m]``: ``dst[m, n]`` (binary32, or int32 for int8) with ``valid``, ``P + 1 + m`` cycles
+        (:func:`result_latency` + m) after column n was offered, in the order the columns were offered.
     """
 
     def __init__(self, *, partitions: int = PARTITIONS.default, dtypes: int = DTYPES.default):
@@ -252,6 +278,13 @@ class SystolicArray(wiring.Component):
                 o_s_out=s_out[k].as_value(), o_item_out=items[k],
             )
 
+        # The last row passes an element on as the PE takes its product, so its flags are PE_STAGES - 1
+        # cycles ahead of its sums.
+        valid = items[p - 1]
+        for stage in range(PE_STAGES - 1):
+            delayed = Signal(p, name=f"result_valid{stage}")
+            m.d.sync += delayed.eq(valid)
+            valid = delayed
         for col in range(p):
-            m.d.comb += [self.result[col].valid.eq(items[p - 1][col]), self.result[col].value.eq(s_out[p - 1][col])]
+            m.d.comb += [self.result[col].valid.eq(valid[col]), self.result[col].value.eq(s_out[p - 1][col])]
         return m

@@ -38,7 +38,7 @@ from .access_pattern import (ADDRESS_BITS, COUNT_BITS, PATTERN_DIMS, STRIDE_BITS
 from .params import DTYPES as DTYPES_PARAM
 from .params import PARTITIONS, SBUF_BYTES
 from .psum import PSUM, psum_read_layout
-from .systolic import SystolicArray
+from .systolic import SystolicArray, result_latency
 
 __all__ = ["LOAD_STATIONARY", "MULTIPLY_MOVING", "COUNTER_BITS", "tensor_command_layout", "sbuf_read_signature",
            "encode_command", "TensorEngine"]
@@ -465,9 +465,10 @@ class TensorEngine(wiring.Component):
         with m.If(array.moving.valid):
             m.d.sync += self.macs.eq(self.macs + offer_macs)
 
-        # ---- completion: the last PSUM write of a column offered at t is in cycle t + 2P ------------------
-        in_flight = Signal(2 * p)   # bit j: a column was offered j + 1 cycles ago
-        last_in_flight = Signal(2 * p)
+        # ---- completion: the last PSUM write of a column offered at t is in cycle t + result_latency + P ------
+        flight = result_latency(p) + p
+        in_flight = Signal(flight)   # bit j: a column was offered j + 1 cycles ago
+        last_in_flight = Signal(flight)
         m.d.sync += [
             in_flight.eq(Cat(array.moving.valid, in_flight[:-1])),
             last_in_flight.eq(Cat(array.moving.valid & offer_last, last_in_flight[:-1])),
