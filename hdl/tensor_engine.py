@@ -129,6 +129,13 @@ def _drain_cycles(partitions: int) -> int:
     return max(partitions - 4, 0)
 
 
+def _tree_sum(values):
+    """``sum(values)`` as a balanced tree of adders (log2 n deep, not n - 1)."""
+    while len(values) > 1:
+        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i] for i in range(0, len(values), 2)]
+    return values[0]
+
+
 def _rotate(m, values, amount, partitions: int, name: str):
     """``out[k] = values[(k + amount) mod P]``: partition ``partition + k`` becomes array row k."""
     flat = Signal(16 * partitions, name=f"{name}_flat")
@@ -164,8 +171,9 @@ class TensorEngine(wiring.Component):
     idle : ``Out(1)``
         Nothing accepted is still in progress: every PSUM write of every command taken has been done.
     check_busy : ``Out(1)``
-        A command is in the check stage. It leaves dispatched or refused; when refused, ``error`` is set in
-        the cycle ``check_busy`` falls.
+        A command is in the check stage (three steps, then dispatch). It leaves dispatched or refused; when
+        refused, ``error`` is set in the cycle it leaves, so for a lone command in the cycle ``check_busy``
+        falls.
     load_done, multiply_done : ``Out(1)``
         One-cycle pulse per completed LoadStationary (weights latched) / MultiplyMoving (all its PSUM
         words written and readable), each in command order.
@@ -212,17 +220,32 @@ class TensorEngine(wiring.Component):
 
     # -- checks ------------------------------------------------------------------------------------------
 
-    def _pattern_products(self, m, payload, take):
-        """The multiplications of the pattern checks, registered with the command when ``take`` is high, so
-        the check stage only adds and compares (on an FPGA the multipliers would otherwise set the clock):
-        each dimension's span ``stride * (count - 1)`` and the products of counts 0 x 1 and 2 x 3. A pair
-        product is kept saturated at 11 bits: the walk's length (their product) is compared with a size of at
-        most 4P = 512, so a pair above that can only fail the comparison, saturated or not (every count is at
-        least 1 when it matters), and the check's own multiplication stays 11 x 11 bits."""
+    def _static_checks(self, m, payload, take):
+        """The checks that depend on the command alone, in three registered steps, one command per cycle:
+
+        1. taken (``take``): the command with its pattern's products, so that no multiplier is in a later
+           step: each dimension's span ``stride * (count - 1)`` and the products of counts 0 x 1 and 2 x 3. A
+           pair product is kept saturated at 11 bits: the walk's length (their product) is compared with a
+           size of at most 4P = 512, so a pair above that can only fail the comparison, saturated or not
+           (every count is at least 1 when it matters), and the length's multiplication is 11 x 11 bits;
+        2. the field checks (rules up to ``PSUM_OFFSET``), the walk's length (the pairs' product) and the
+           sums of its negative and positive spans;
+        3. the walk's length against M or N, its first and last byte against the partition.
+
+        Returns ``(valid, commands, advance, code)``: each step's valid bit and command, the ``advance``
+        signals the caller drives (step i hands its command on), and ``code``, registered with step 3's
+        command: the first :class:`TensorError` of those the command alone decides (0: none)."""
+        p, words = self._partitions, 4 * self._partitions
+        valid = [Signal(name=f"check{i}_valid") for i in range(3)]
+        cmds = [Signal(tensor_command_layout, name=f"check{i}_cmd") for i in range(3)]
+        advance = [Signal(name=f"check{i}_advance") for i in range(3)]
+
+        # step 1
         counts = [payload.pattern.dims[d].count for d in range(PATTERN_DIMS)]
         pairs = [Signal(11, name=f"count_pair{i}") for i in range(2)]
         spans = [Signal(signed(STRIDE_BITS + COUNT_BITS + 1), name=f"pattern_span{d}") for d in range(PATTERN_DIMS)]
         with m.If(take):
+            m.d.sync += cmds[0].eq(payload)
             for pair, (a, b) in zip(pairs, [(counts[0], counts[1]), (counts[2], counts[3])]):
                 product = Signal(2 * COUNT_BITS, name=f"{pair.name}_full")
                 m.d.comb += product.eq(a * b)
@@ -231,26 +254,62 @@ class TensorEngine(wiring.Component):
                 last_index = Signal(COUNT_BITS, name=f"pattern_last{d}")
                 m.d.comb += last_index.eq(counts[d] - 1)
                 m.d.sync += span.eq(payload.pattern.dims[d].stride * last_index)
-        return pairs, spans
 
-    def _pattern_checks(self, m, cmd, size, wide, pairs, spans):
-        """(count_ok, bounds_ok) for the command's pattern walking ``size`` elements, from the products
-        :meth:`_pattern_products` registered with it."""
+        # step 2
+        cmd = cmds[0]
+        is_load = cmd.op == LOAD_STATIONARY
+        size = Mux(is_load, cmd.m, cmd.n)
         counts = [cmd.pattern.dims[d].count for d in range(PATTERN_DIMS)]
-        # Every count is at least 1, so each is at most the product: compare small numbers only.
-        small = Cat(*((c >= 1) & (c <= size) for c in counts)).all()
-        count_ok = small & (pairs[0] * pairs[1] == size)
-
+        small = Cat(*((c >= 1) & (c <= size) for c in counts)).all()  # each count is at most the product
+        problems = [  # in TensorError order: the first that holds is reported
+            (TensorError.DTYPE, ~Const(self._dtypes, 8).bit_select(cmd.dtype, 1)),  # unknown or not built
+            (TensorError.K, (cmd.k == 0) | (cmd.k > p)),
+            (TensorError.PARTITION, cmd.partition + cmd.k > p),
+            (TensorError.SIZE, (size == 0) | (size > Mux(is_load, p, words))),
+            (TensorError.PSUM_BANK, ~is_load & (cmd.psum_bank >= PSUM_BANKS)),
+            (TensorError.PSUM_OFFSET, ~is_load & (cmd.psum_offset + cmd.n > words)),
+        ]
+        field_code = Signal(4)
+        for error, condition in reversed(problems):  # the earliest in the list is assigned last and wins
+            with m.If(condition):
+                m.d.comb += field_code.eq(error)
+        codes = [Signal(4, name=f"check{i}_code") for i in (1, 2)]
         low = Signal(signed(STRIDE_BITS + COUNT_BITS + 3), name="pattern_low")
         high = Signal(signed(STRIDE_BITS + COUNT_BITS + 3), name="pattern_high")
-        m.d.comb += [low.eq(sum(Mux(s < 0, s, 0) for s in spans)), high.eq(sum(Mux(s > 0, s, 0) for s in spans))]
+        counts_small, length = Signal(name="pattern_counts_small"), Signal(22, name="pattern_length")
+        with m.If(advance[0]):
+            m.d.sync += [cmds[1].eq(cmd), codes[0].eq(field_code), counts_small.eq(small),
+                         length.eq(pairs[0] * pairs[1]),
+                         low.eq(_tree_sum([Mux(s < 0, s, 0) for s in spans])),
+                         high.eq(_tree_sum([Mux(s > 0, s, 0) for s in spans]))]
+
+        # step 3
+        cmd = cmds[1]
+        wide = cmd.dtype == DTYPES["bf16"].code
         first_byte = Signal(signed(ADDRESS_BITS + STRIDE_BITS + COUNT_BITS + 6), name="pattern_first_byte")
-        end_byte = Signal.like(first_byte, name="pattern_end_byte")
+        last_element = Signal.like(first_byte, name="pattern_last_element")   # the byte the last element starts at
         m.d.comb += [first_byte.eq(cmd.pattern.address + Mux(wide, low << 1, low)),
-                     end_byte.eq(cmd.pattern.address + Mux(wide, (high + 1) << 1, high + 1))]
+                     last_element.eq(cmd.pattern.address + Mux(wide, high << 1, high))]
         aligned = ~wide | ~cmd.pattern.address[0]
-        bounds_ok = aligned & (first_byte >= 0) & (end_byte <= self._sbuf_bytes)
-        return count_ok, bounds_ok
+        bounds_ok = aligned & (first_byte >= 0) & (last_element <= Mux(wide, self._sbuf_bytes - 2, self._sbuf_bytes - 1))
+        count_ok = counts_small & (length == Mux(cmd.op == LOAD_STATIONARY, cmd.m, cmd.n))
+        with m.If(advance[1]):
+            m.d.sync += [cmds[2].eq(cmd),
+                         codes[1].eq(Mux(codes[0] != 0, codes[0],
+                                         Mux(~count_ok, TensorError.PATTERN_COUNT,
+                                             Mux(~bounds_ok, TensorError.PATTERN_BOUNDS, 0))))]
+
+        # valid bits: a step takes the one before when it is empty or moving on itself
+        with m.If(take):
+            m.d.sync += valid[0].eq(1)
+        with m.Elif(advance[0]):
+            m.d.sync += valid[0].eq(0)
+        for i in (1, 2):
+            with m.If(advance[i - 1]):
+                m.d.sync += valid[i].eq(1)
+            with m.Elif(advance[i]):
+                m.d.sync += valid[i].eq(0)
+        return valid, cmds, advance, codes[1]
 
     # -- the engine ----------------------------------------------------------------------------------
 
@@ -267,17 +326,18 @@ class TensorEngine(wiring.Component):
         wiring.connect(m, psum.read_data, wiring.flipped(self.psum_read_data))
         m.d.comb += [psum.result.eq(array.result), self.fault.eq(psum.orphan)]
 
-        # ---- check stage: one command, registered -------------------------------------------------------
-        cmd = Signal(tensor_command_layout)
-        cmd_valid = Signal()
+        # ---- check: three steps for what the command alone decides, then the state's checks ----------------
         cmd_done = Signal()  # dispatched or dropped this cycle
         take = self.command.valid & self.command.ready
-        with m.If(take):
-            m.d.sync += [cmd.eq(self.command.payload), cmd_valid.eq(1)]
-        pairs, spans = self._pattern_products(m, self.command.payload, take)
-        with m.Elif(cmd_done):
-            m.d.sync += cmd_valid.eq(0)
-        m.d.comb += [self.command.ready.eq(~cmd_valid | cmd_done), self.check_busy.eq(cmd_valid)]
+        check_valid, check_cmds, check_advance, static_code = self._static_checks(m, self.command.payload, take)
+        cmd, cmd_valid = check_cmds[2], check_valid[2]
+        m.d.comb += [check_advance[2].eq(cmd_done),
+                     check_advance[1].eq(check_valid[1] & (~cmd_valid | cmd_done)),
+                     check_advance[0].eq(check_valid[0] & (~check_valid[1] | check_advance[1])),
+                     # ready does not wait for the steps to move on (a long path back from the dispatch):
+                     # a command every other cycle, more than any stream of real commands needs
+                     self.command.ready.eq(~check_valid[0]),
+                     self.check_busy.eq(Cat(*check_valid).any())]
 
         # The operand the next MultiplyMoving will use: the last LoadStationary dispatched.
         stationary_valid = Signal()
@@ -288,24 +348,16 @@ class TensorEngine(wiring.Component):
 
         is_load = cmd.op == LOAD_STATIONARY
         wide = cmd.dtype == DTYPES["bf16"].code
-        size = Mux(is_load, cmd.m, cmd.n)
-        count_ok, bounds_ok = self._pattern_checks(m, cmd, size, wide, pairs, spans)
-        problems = [  # in TensorError order: the first that holds is reported
-            (TensorError.DTYPE, ~Const(self._dtypes, 8).bit_select(cmd.dtype, 1)),  # unknown or not built
-            (TensorError.K, (cmd.k == 0) | (cmd.k > p)),
-            (TensorError.PARTITION, cmd.partition + cmd.k > p),
-            (TensorError.SIZE, (size == 0) | (size > Mux(is_load, p, words))),
-            (TensorError.PSUM_BANK, ~is_load & (cmd.psum_bank >= PSUM_BANKS)),
-            (TensorError.PSUM_OFFSET, ~is_load & (cmd.psum_offset + cmd.n > words)),
-            (TensorError.PATTERN_COUNT, ~count_ok),
-            (TensorError.PATTERN_BOUNDS, ~bounds_ok),
+        state_problems = [  # in TensorError order, after every check of the command alone
             (TensorError.NO_STATIONARY, ~is_load & ~stationary_valid),
             (TensorError.MISMATCH, ~is_load & ((cmd.k != stationary_k) | (cmd.dtype != stationary_dtype))),
         ]
         code = Signal(4)
-        for error, condition in reversed(problems):  # the earliest in the list is assigned last and wins
-            with m.If(condition):
-                m.d.comb += code.eq(error)
+        m.d.comb += code.eq(static_code)
+        with m.If(static_code == 0):
+            for error, condition in reversed(state_problems):
+                with m.If(condition):
+                    m.d.comb += code.eq(error)
 
         with m.If(self.error_clear):
             m.d.sync += [self.error.eq(0), self.error_code.eq(0)]
@@ -475,7 +527,7 @@ class TensorEngine(wiring.Component):
             self.multiply_done.eq(last_in_flight[-1]),
         ]
 
-        m.d.comb += self.idle.eq(~(cmd_valid | s_busy | slot_valid | m_walker.address.valid | tags.r_rdy
+        m.d.comb += self.idle.eq(~(Cat(*check_valid).any() | s_busy | slot_valid | m_walker.address.valid | tags.r_rdy
                                    | array.load.valid | array.moving.valid | in_flight.any()))
         with m.If(~self.idle | (self.command.valid & self.command.ready)):
             m.d.sync += self.busy_cycles.eq(self.busy_cycles + 1)
