@@ -107,7 +107,7 @@ def _fpga(args) -> int:
     out = Path(args.json).parent / f"{Path(args.json).stem}-logs"
     try:
         # run_flow checks the frequency and the tools before it generates anything
-        report = run_flow(top, params, device=args.device, freq_mhz=args.freq, out=out,
+        report = run_flow(top, params, device=args.device, freq_mhz=args.freq, out=out, router=args.router,
                           started=lambda: print(f"trntile fpga: {top} {params} on {args.device} at {args.freq:g} MHz;"
                                                 f" logs in {out}", file=sys.stderr))
     except ValueError as error:   # "freq must be ..." or "device must be ...": name the option
@@ -646,7 +646,7 @@ def _add_param_options(parser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     from trntile.hdl.tops import ALL_PARAMS
-    from trntile.sim.fpga import DEVICES
+    from trntile.sim.fpga import DEVICES, ROUTERS
 
     parser = _Parser(prog="trntile", description="trntile: a Trainium-style compute tile in Amaranth HDL")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
@@ -743,6 +743,9 @@ def _parser() -> argparse.ArgumentParser:
     fpga.add_argument("--device", choices=tuple(DEVICES), default="ecp5-85k",
                       help="target FPGA (default ecp5-85k)")
     fpga.add_argument("--freq", type=float, default=100.0, metavar="MHZ", help="clock constraint (default 100)")
+    fpga.add_argument("--router", choices=ROUTERS, default="router1",
+                      help="nextpnr's router: router1 (default) times better, router2 routes a congested design "
+                           "(a whole tile) much faster")
     fpga.add_argument("--json", metavar="FILE", required=True,
                       help="where to write the figures; the logs go in a folder named after it")
     fpga.set_defaults(run=_fpga)

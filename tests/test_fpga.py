@@ -26,6 +26,7 @@ def test_int8_tensor_engine_p4_synthesises_and_places_on_ecp5(tmp_path):
     report = json.loads(out.read_text())
     assert tuple(report)[:len(FIELDS)] == FIELDS
     assert report["top"] == "tensor_engine" and report["partitions"] == 4 and report["device"] == "ecp5-85k"
+    assert report["router"] == "router1"
     assert report["fits"] is True
     assert 0 < report["lut4"] < 83_640 and 0 < report["ff"] < 83_640
     assert report["bram"] > 0, "the SBUF and PSUM memories should map to DP16KD block RAM"
@@ -47,6 +48,8 @@ def test_devices_are_the_documented_ones():
     (["--top", "tensor_engine", "--device", "xc7"], "argument --device: invalid choice: 'xc7'"),
     (["--top", "tensor_engine", "--freq", "0"], "--freq: freq must be a frequency in 1..1000 MHz, not 0"),
     (["--top", "stream_fifo", "--partitions", "4"], "top 'stream_fifo' has no parameter 'partitions'"),
+    (["--top", "tensor_engine", "--router", "router3"], "argument --router: invalid choice: 'router3'"),
+    (["--top", "tile", "--act-lanes", "3"], "--act-lanes: act_lanes must be a power of two in 1..128, not 3"),
 ])
 def test_bad_options_exit_2_with_one_line(argv, message, tmp_path):
     done = subprocess.run([sys.executable, "-m", "trntile", "fpga", *argv, "--json", str(tmp_path / "x.json")],
