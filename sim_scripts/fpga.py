@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -171,5 +172,25 @@ def run_flow(top: str, params: dict, *, device: str = "ecp5-85k", freq_mhz: floa
         report["lut4"] = utilization[dev.pnr_lut]["used"]
     report.update(fmax_mhz=round(min(achieved), 2) if achieved else None,
                   fits=all(u["used"] <= u["available"] for u in utilization.values()),
-                  utilization=utilization, seconds=round(time.perf_counter() - began, 1))
+                  utilization=utilization, critical_path=critical_path(figures),
+                  seconds=round(time.perf_counter() - began, 1))
     return report
+
+
+def _register_name(cell: str) -> str:
+    """The design's name for a cell nextpnr names after it: ``engine.pattern_span1_TRELLIS_FF_Q_35`` ->
+    ``engine.pattern_span1`` (the suffixes say which cell of the mapped logic it is)."""
+    return re.split(r"_(?:TRELLIS_|LUT4_|CCU2C_|PFUMX_|L6MUX21_|MULT18X18D|DP16KD|SB_)|\$", cell, maxsplit=1)[0]
+
+
+def critical_path(figures: dict) -> dict | None:
+    """The slowest path of nextpnr's report (``--report``): where it starts and ends (the registers or RAMs
+    named as in the design) and its nanoseconds of logic and of routing; ``None`` if the report has none."""
+    paths = figures.get("critical_paths") or []
+    if not paths:
+        return None
+    steps = max(paths, key=lambda path: sum(step["delay"] for step in path["path"]))["path"]
+    logic = sum(step["delay"] for step in steps if step["type"] != "routing")
+    routing = sum(step["delay"] for step in steps if step["type"] == "routing")
+    return {"from": _register_name(steps[0]["from"]["cell"]), "to": _register_name(steps[-1]["to"]["cell"]),
+            "logic_ns": round(logic, 2), "routing_ns": round(routing, 2)}

@@ -126,6 +126,10 @@ def _fpga(args) -> int:
         print(f"{field:<{width}}  {shown}")
     for name, use in (report.get("utilization") or {}).items():
         print(f"{'':<{width}}  {name}: {use['used']:,} of {use['available']:,}")
+    path = report.get("critical_path")
+    if path:
+        print(f"slowest path: {path['from']} -> {path['to']} ({path['logic_ns']:g} ns of logic, "
+              f"{path['routing_ns']:g} ns of routing)")
     print(f"wrote {args.json} in {report['seconds']:.0f} s (target {args.freq:g} MHz)")
     return 0 if report["fits"] else 1
 

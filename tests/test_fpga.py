@@ -32,6 +32,9 @@ def test_int8_tensor_engine_p4_synthesises_and_places_on_ecp5(tmp_path):
     assert report["bram"] > 0, "the SBUF and PSUM memories should map to DP16KD block RAM"
     assert report["mult18"] > 0, "the PEs' multipliers should map to MULT18X18D"
     assert 1 < report["fmax_mhz"] < 1000
+    path = report["critical_path"]
+    assert path["from"] and path["to"] and "TRELLIS" not in path["from"] + path["to"]
+    assert 1000 / report["fmax_mhz"] == pytest.approx(path["logic_ns"] + path["routing_ns"], rel=0.05)
     logs = out.parent / "te-logs"
     assert (logs / "yosys.log").is_file() and (logs / "nextpnr.log").is_file()
     # The table on standard output repeats the JSON.
