@@ -221,7 +221,8 @@ class TensorEngine(wiring.Component):
     # -- checks ------------------------------------------------------------------------------------------
 
     def _static_checks(self, m, payload, take):
-        """The checks that depend on the command alone, in three registered steps, one command per cycle:
+        """The checks that depend on the command alone, in three registered steps of one command each (the
+        caller takes a new command only into an empty step 1, so at most every other cycle):
 
         1. taken (``take``): the command with its pattern's products, so that no multiplier is in a later
            step: each dimension's span ``stride * (count - 1)`` and the products of counts 0 x 1 and 2 x 3. A
