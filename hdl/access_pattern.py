@@ -16,7 +16,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["PATTERN_DIMS", "ADDRESS_BITS", "STRIDE_BITS", "COUNT_BITS", "dimension_layout", "pattern_layout",
-           "make_pattern_layout", "AccessPatternWalker"]
+           "make_pattern_layout", "tree_sum", "AccessPatternWalker"]
 
 PATTERN_DIMS = 4
 #: Width of byte addresses within one SBUF partition (up to 1 MiB, above the largest SBUF allowed, so an
@@ -37,6 +37,14 @@ def make_pattern_layout(address_bits: int = ADDRESS_BITS, stride_bits: int = STR
 
 #: The SBUF-side pattern of the engines: ``{address, dims[4]}``, dims outermost first.
 pattern_layout = make_pattern_layout()
+
+
+def tree_sum(values):
+    """``sum(values)`` as a balanced tree of adders (log2 n deep, not n - 1): the engines' checks sum a
+    pattern's spans this way."""
+    while len(values) > 1:
+        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i] for i in range(0, len(values), 2)]
+    return values[0]
 
 
 class AccessPatternWalker(wiring.Component):

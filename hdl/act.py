@@ -4,14 +4,17 @@
 The arithmetic is :mod:`trntile.golden.act`'s, bit for bit. One command (an ACTIVATE payload,
 :data:`~trntile.hdl.isa.activate_payload_layout`) runs at a time:
 
-1. **Check** (3 cycles): the command is refused, in :class:`~trntile.golden.act.ActError` order, or started.
+1. **Check** (4 cycles): the command is refused, in :class:`~trntile.golden.act.ActError` order, or started.
    A refused command touches nothing; ``error`` / ``error_code`` keep the first refusal until ``error_clear``.
 2. **Bias**: with a bias, one SBUF read of the 4-byte bias at ``bias_address`` of every partition.
 3. **Stream**: a walker turns the source pattern into reads (PSUM words, or SBUF elements through the
    ``sbuf_read`` port), a second walker the destination pattern into SBUF byte addresses. Each column (one
-   element per lane) goes through three registered stages, multiply, add and relu, cast, and is written
-   through ``sbuf_write`` to the lanes of the command's partitions. Every stage holds when the next cannot
-   take its column, so the SBUF's arbitration may stall the stream at any point and nothing is lost.
+   element per lane) goes through the lanes' :data:`ACT_LANE_LATENCY` registered steps (the source word
+   registered; multiply in three steps and the product; add in four and the sum after relu; cast in two and
+   the output) and is written through ``sbuf_write`` to the lanes of the command's partitions. Every step
+   holds when the last cannot hand over its column, so the SBUF's arbitration may stall the stream at any
+   point and nothing is lost. The steps are many and short so that no binary32 operation sets the clock on
+   an FPGA; they cost a command latency, not throughput.
 4. **Done**: a one-cycle ``done`` pulse when the last column has been written.
 
 With a PSUM source and the SBUF write port to itself the engine writes one column per cycle; an SBUF source
@@ -29,20 +32,21 @@ each column goes through them in four passes of P / 4 elements, one per cycle, a
 pass is out; the results are the same, the stream is four times slower.
 """
 
-from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, signed
+from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden.act import ActError, ActFunc, psum_bytes
-from .access_pattern import ADDRESS_BITS, COUNT_BITS, PATTERN_DIMS, STRIDE_BITS, AccessPatternWalker
+from .access_pattern import ADDRESS_BITS, COUNT_BITS, PATTERN_DIMS, STRIDE_BITS, AccessPatternWalker, tree_sum
 from .fp import FP32Adder, FP32Multiplier, FP32Narrow
 from .isa import activate_payload_layout
 from .params import ACT_LANES, PARTITIONS, SBUF_BYTES
 from .psum import PSUM_BANKS, psum_read_layout
 from .sbuf import SBUF, sbuf_element_read_signature, sbuf_element_write_signature
 
-__all__ = ["ACTEngine", "ACTBlock", "PSUMModel", "ACT_COUNTER_BITS", "ACT_LANE_MODULE", "act_lane_verilog"]
+__all__ = ["ACTEngine", "ACTBlock", "PSUMModel", "ACT_COUNTER_BITS", "ACT_LANE_LATENCY", "ACT_LANE_MODULE",
+           "act_lane_verilog"]
 
 #: The Verilog module of one ACT lane; the engine instantiates it by name, P times, so that Amaranth
 #: translates it once and Verilator compiles it once (as the systolic array does its PE).
@@ -56,11 +60,21 @@ _NEGATIVE_ZERO = 0x8000_0000  # x + (-0.0) == x for every x: "no bias" on the fl
 
 
 class _Lane(wiring.Component):
-    """One lane's arithmetic in three registered stages, advancing when ``advance`` is high.
+    """One lane's arithmetic in :attr:`LATENCY` registered steps, all advancing when ``advance`` is high.
 
     ``x`` is the source word, ``bias`` the lane's bias word; ``float_path``, ``relu``, ``dtype`` and ``scale``
-    come from the command. ``out`` is the output element in the low bits of 32 (valid three advances later).
+    come from the command (they hold while a command's columns are in the lane). ``out`` is the output element
+    in the low bits of 32, valid :attr:`LATENCY` advances after its ``x``. The float path: ``x`` and ``bias``
+    registered as they arrive (nothing of the source's read, a block RAM's clock-to-output time and the
+    choice of word, is left in front of the multiplier), the binary32 multiplier's steps and the registered
+    product, the adder's steps and the sum after relu, registered, the narrowing's step and the registered
+    output. The integer path (a 32 x 32 multiply, the add, relu, saturation) runs beside it, registered after
+    each operation and delayed to come out with the float path.
     """
+
+    #: Steps from ``x`` to ``out``: the input register, the multiplier's steps and its product, the adder's
+    #: steps and the sum, the narrowing's steps and the output (13).
+    LATENCY = 1 + (len(FP32Multiplier.CUTS) + 1) + (len(FP32Adder.CUTS) + 1) + (len(FP32Narrow.CUTS) + 1)
 
     x: In(32)
     bias: In(32)
@@ -73,41 +87,47 @@ class _Lane(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # stage 1: multiply
-        m.submodules.multiply = multiply = FP32Multiplier()
-        m.d.comb += [multiply.a.eq(self.x), multiply.b.eq(self.scale)]
-        product_f = Signal(32)
-        product_i = Signal(signed(64))
-        bias1 = Signal(32)
-        with m.If(self.advance):
-            m.d.sync += [product_f.eq(multiply.product), product_i.eq(self.x.as_signed() * self.scale.as_signed()),
-                         bias1.eq(self.bias)]
-        # stage 2: add and relu
-        m.submodules.add = add = FP32Adder()
-        m.d.comb += [add.a.eq(product_f), add.b.eq(bias1)]
-        sum_f = Signal(32)
-        m.d.comb += sum_f.eq(add.sum)
-        sum_i = Signal(signed(66))
-        m.d.comb += sum_i.eq(product_i + bias1.as_signed())
+        advance = self.advance
+
+        def register(value, name, steps=1):
+            """``value`` through ``steps`` registers that load when the lane advances."""
+            for step in range(steps):
+                delayed = Signal(Value.cast(value).shape(), name=name if steps == 1 else f"{name}_{step}")
+                with m.If(advance):
+                    m.d.sync += delayed.eq(value)
+                value = delayed
+            return value
+
+        x, bias = register(self.x, "x"), register(self.bias, "bias_in")
+        # multiply
+        m.submodules.multiply = multiply = FP32Multiplier(pipelined=True)
+        m.d.comb += [multiply.a.eq(x), multiply.b.eq(self.scale), multiply.advance.eq(advance)]
+        product_f = register(multiply.product, "product_f")
+        product_i = register(register(x.as_signed() * self.scale.as_signed(), "product_i"), "product_i_delayed",
+                             steps=multiply.latency)
+        bias = register(bias, "bias", steps=multiply.latency + 1)
+        # add, then relu
+        m.submodules.add = add = FP32Adder(pipelined=True)
+        m.d.comb += [add.a.eq(product_f), add.b.eq(bias), add.advance.eq(advance)]
+        sum_f = add.sum
+        sum_i = register(register(product_i + bias.as_signed(), "sum_i"), "sum_i_delayed", steps=add.latency - 1)
         nan = (sum_f[23:31] == 0xFF) & (sum_f[:23] != 0)
-        relu_f = Signal(32)
-        relu_i = Signal(signed(66))
-        m.d.comb += [relu_f.eq(Mux(self.relu & sum_f[31] & ~nan, 0, sum_f)),
-                     relu_i.eq(Mux(self.relu & (sum_i < 0), 0, sum_i))]
-        value_f = Signal(32)
-        value_i = Signal(signed(66))
-        with m.If(self.advance):
-            m.d.sync += [value_f.eq(relu_f), value_i.eq(relu_i)]
-        # stage 3: cast
-        m.submodules.narrow = narrow = FP32Narrow()
-        m.d.comb += [narrow.value.eq(value_f), narrow.format.eq(Mux(self.dtype == _FP32, 3, self.dtype[:2]))]
+        value_f = register(Mux(self.relu & sum_f[31] & ~nan, 0, sum_f), "value_f")
+        value_i = register(Mux(self.relu & (sum_i < 0), 0, sum_i), "value_i")
+        # cast
+        m.submodules.narrow = narrow = FP32Narrow(pipelined=True)
+        m.d.comb += [narrow.value.eq(value_f), narrow.format.eq(Mux(self.dtype == _FP32, 3, self.dtype[:2])),
+                     narrow.advance.eq(advance)]
         low, high = Mux(self.dtype == _INT8, -128, -(1 << 31)), Mux(self.dtype == _INT8, 127, (1 << 31) - 1)
-        saturated = Signal(signed(66))
-        m.d.comb += saturated.eq(Mux(value_i < low, low, Mux(value_i > high, high, value_i)))
-        with m.If(self.advance):
-            m.d.sync += self.out.eq(Mux(self.float_path, narrow.result, Mux(self.dtype == _INT8, saturated[:8],
-                                                                                 saturated[:32])))
+        saturated = Mux(value_i < low, low, Mux(value_i > high, high, value_i))
+        out_i = register(Mux(self.dtype == _INT8, saturated[:8], saturated[:32]), "out_i", steps=narrow.latency)
+        with m.If(advance):
+            m.d.sync += self.out.eq(Mux(self.float_path, narrow.result, out_i))
         return m
+
+
+#: Cycles from a column entering the lanes to its results (each lane's registered steps).
+ACT_LANE_LATENCY = _Lane.LATENCY
 
 
 def act_lane_verilog() -> str:
@@ -173,27 +193,30 @@ class ACTEngine(wiring.Component):
     # ---- checks --------------------------------------------------------------------------------------
     @staticmethod
     def _walk_facts(m, pattern, name):
-        """Registered: (elements walked, lowest element offset, highest element offset) of ``pattern``."""
+        """(any count zero; elements walked, lowest element offset, highest element offset) of ``pattern``,
+        the last three registered twice (valid two cycles after ``pattern`` is set): a multiplication, then
+        the product of products or the sums, never both in one cycle."""
         counts = [pattern.dims[d].count for d in range(PATTERN_DIMS)]
         pair0, pair1 = Signal(2 * COUNT_BITS, name=f"{name}_pair0"), Signal(2 * COUNT_BITS, name=f"{name}_pair1")
         m.d.sync += [pair0.eq(counts[0] * counts[1]), pair1.eq(counts[2] * counts[3])]
         elements = Signal(4 * COUNT_BITS, name=f"{name}_elements")
-        m.d.comb += elements.eq(pair0 * pair1)
+        m.d.sync += elements.eq(pair0 * pair1)
         width = STRIDE_BITS + COUNT_BITS + 3
         low, high = Signal(signed(width), name=f"{name}_low"), Signal(signed(width), name=f"{name}_high")
         spans = []
         for d in range(PATTERN_DIMS):
             span = Signal(signed(STRIDE_BITS + COUNT_BITS + 1), name=f"{name}_span{d}")
-            m.d.comb += span.eq(pattern.dims[d].stride * (counts[d] - 1))
+            m.d.sync += span.eq(pattern.dims[d].stride * (counts[d] - 1))
             spans.append(span)
-        m.d.sync += [low.eq(sum(Mux(s < 0, s, 0) for s in spans)), high.eq(sum(Mux(s > 0, s, 0) for s in spans))]
+        m.d.sync += [low.eq(tree_sum([Mux(s < 0, s, 0) for s in spans])),
+                     high.eq(tree_sum([Mux(s > 0, s, 0) for s in spans]))]
         zero = Cat(*(c == 0 for c in counts)).any()
         return zero, elements, low, high
 
     @staticmethod
     def _visits_once(m, pattern):
-        """Whether ``pattern`` meets :func:`~trntile.golden.act.visits_once` (valid two cycles after it is
-        set): |stride| and |span| of each dimension registered, then compared."""
+        """Whether ``pattern`` meets :func:`~trntile.golden.act.visits_once` (registered, valid two cycles after
+        it is set): |stride| and |span| of each dimension registered, then compared."""
         strides, spans, multi = [], [], []
         for d in range(PATTERN_DIMS):
             dim = pattern.dims[d]
@@ -210,7 +233,9 @@ class ACTEngine(wiring.Component):
             inside = sum(Mux(multi[e] & (strides[e] <= strides[d]), spans[e], 0)
                          for e in range(PATTERN_DIMS) if e != d)
             good.append(~multi[d] | (strides[d] > inside))
-        return Cat(*good).all()
+        once = Signal(name="acc_visits_once")
+        m.d.sync += once.eq(Cat(*good).all())
+        return once
 
     @staticmethod
     def _in_bounds(address, low, high, shift, size):
@@ -228,16 +253,17 @@ class ACTEngine(wiring.Component):
         m.submodules.destination_walker = destination_walker = AccessPatternWalker()
         m.submodules.addend_walker = addend_walker = AccessPatternWalker()   # accumulate: the old elements
 
-        # ---- check stage: accept, two cycles of arithmetic, decide -----------------------------------------
+        # ---- check stage: accept, three cycles of arithmetic (products; their products and sums; the rules
+        # into a register), decide ----------------------------------------------------------------------------
         cmd = Signal(activate_payload_layout)
-        stage = Signal(range(3))
+        stage = Signal(range(4))
         checking = Signal()
         leave = Signal()
         running = Signal()
         m.d.comb += [self.command.ready.eq(~checking), self.check_busy.eq(checking)]
         with m.If(self.command.valid & self.command.ready):
             m.d.sync += [cmd.eq(self.command.payload), checking.eq(1), stage.eq(0)]
-        with m.Elif(checking & (stage != 2)):
+        with m.Elif(checking & (stage != 3)):
             m.d.sync += stage.eq(stage + 1)
         with m.If(leave):
             m.d.sync += checking.eq(0)
@@ -262,11 +288,13 @@ class ACTEngine(wiring.Component):
             (ActError.ACCUMULATE, cmd.accumulate & (((cmd.dtype != _FP32) & (cmd.dtype != _INT32))
                                                     | cmd.bias_enable | ~visits_once)),
         ]
-        code = Signal(4)
+        first_problem = Signal(4)
         for error, condition in reversed(problems):
             with m.If(condition):
-                m.d.comb += code.eq(error)
-        decide = checking & (stage == 2)
+                m.d.comb += first_problem.eq(error)
+        code = Signal(4)   # valid from stage 3: the facts above are from stage 2
+        m.d.sync += code.eq(first_problem)
+        decide = checking & (stage == 3)
         refuse = decide & (code != 0)
         start = Signal()
         m.d.comb += [start.eq(decide & (code == 0) & ~running), leave.eq(refuse | start)]
@@ -363,35 +391,34 @@ class ACTEngine(wiring.Component):
         with m.If(start):
             m.d.sync += [ask_addend.eq(1), answer_addend.eq(1), addend_valid.eq(0)]
 
-        # ---- three stages: every stage advances together when the last can hand over its column ------------
+        # ---- the lanes' steps: every step advances together when the last can hand over its column -------
         # With fewer physical lanes than partitions, a column goes through the lanes in ``groups`` passes, one
         # group of lanes' elements per cycle: the column's answer and destination address are taken with its
         # last group, and the write goes out with the last group's results, the earlier groups' held in
-        # ``held``. With a lane per partition (one group) this is the plain three-stage pipeline.
+        # ``held``. With a lane per partition (one group) this is a plain pipeline of ACT_LANE_LATENCY steps.
         lanes, groups = self._lanes, p // self._lanes
         passes = groups > 1
+        depth = ACT_LANE_LATENCY
         feed = Signal(range(groups)) if passes else Const(0)   # the group of the column going into the lanes
         last_feed = feed == groups - 1 if passes else Const(1)
-        stages = [Signal(name=f"stage{i}_valid") for i in range(3)]
-        lasts = [Signal(name=f"stage{i}_last") for i in range(3)]
-        addresses = [Signal(ADDRESS_BITS, name=f"stage{i}_address") for i in range(3)]
-        stage_groups = [Signal(range(groups), name=f"stage{i}_group") if passes else Const(0) for i in range(3)]
-        last_out = stage_groups[2] == groups - 1 if passes else Const(1)
+        stages = [Signal(name=f"stage{i}_valid") for i in range(depth)]
+        lasts = [Signal(name=f"stage{i}_last") for i in range(depth)]
+        addresses = [Signal(ADDRESS_BITS, name=f"stage{i}_address") for i in range(depth)]
+        stage_groups = [Signal(range(groups), name=f"stage{i}_group") if passes else Const(0) for i in range(depth)]
+        last_out = stage_groups[-1] == groups - 1 if passes else Const(1)
         write = self.sbuf_write.request
         advance = Signal()
-        m.d.comb += advance.eq(~(stages[2] & last_out) | write.ready)
+        m.d.comb += advance.eq(~(stages[-1] & last_out) | write.ready)
         column_in = answer_valid & destination_walker.address.valid
         m.d.comb += [take_answer.eq(advance & column_in & last_feed),
                      destination_walker.address.ready.eq(advance & answer_valid & last_feed)]
         with m.If(advance):
-            m.d.sync += [stages[0].eq(column_in), stages[1].eq(stages[0]), stages[2].eq(stages[1]),
-                         lasts[0].eq(destination_walker.address.payload.last), lasts[1].eq(lasts[0]),
-                         lasts[2].eq(lasts[1]),
-                         addresses[0].eq(destination_walker.address.payload.address), addresses[1].eq(addresses[0]),
-                         addresses[2].eq(addresses[1])]
+            m.d.sync += [stages[0].eq(column_in), lasts[0].eq(destination_walker.address.payload.last),
+                         addresses[0].eq(destination_walker.address.payload.address)]
+            m.d.sync += [signal[i].eq(signal[i - 1]) for signal in (stages, lasts, addresses) for i in range(1, depth)]
             if passes:
-                m.d.sync += [stage_groups[0].eq(feed), stage_groups[1].eq(stage_groups[0]),
-                             stage_groups[2].eq(stage_groups[1])]
+                m.d.sync += stage_groups[0].eq(feed)
+                m.d.sync += [stage_groups[i].eq(stage_groups[i - 1]) for i in range(1, depth)]
                 with m.If(column_in):
                     m.d.sync += feed.eq(Mux(last_feed, 0, feed + 1))
         written = Signal()
@@ -416,15 +443,15 @@ class ACTEngine(wiring.Component):
             m.d.comb += write.payload.data[(groups - 1) * lanes + lane].eq(out)
             for g in range(groups - 1):
                 m.d.comb += write.payload.data[g * lanes + lane].eq(held[g][lane])
-                with m.If(advance & stages[2] & (stage_groups[2] == g)):
+                with m.If(advance & stages[-1] & (stage_groups[-1] == g)):
                     m.d.sync += held[g][lane].eq(out)
         m.d.comb += [
-            write.valid.eq(stages[2] & last_out),
-            write.payload.address.eq(addresses[2]),
+            write.valid.eq(stages[-1] & last_out),
+            write.payload.address.eq(addresses[-1]),
             write.payload.size.eq(Mux(run.dtype == 0, 1, Mux((run.dtype == _FP32) | (run.dtype == _INT32), 2, 0))),
             write.payload.mask.eq(mask),
         ]
-        finished = written & lasts[2]
+        finished = written & lasts[-1]
         m.d.comb += self.done.eq(finished)
         with m.If(finished):
             m.d.sync += [running.eq(0), walkers_started.eq(0)]

@@ -4,22 +4,25 @@
 FP8 E4M3 (``float8_e4m3fn``) and FP8 E5M2 operands, both rounding to nearest even with subnormals kept,
 exactly as :mod:`trntile.golden.numerics` defines. :class:`FP32Multiplier` computes ``fp32(a * b)`` for
 binary32 operands, and :class:`FP32Narrow` converts binary32 to bf16 or FP8 as ``ml_dtypes`` does. All are
-combinational; the engine that uses them decides where the registers go.
+combinational by default, for an engine that places its own registers around them; :class:`FP32Adder`,
+:class:`FP32Multiplier` and :class:`FP32Narrow` can also be built ``pipelined``: registers inside, at the
+points listed in each class's ``CUTS``, loaded when their ``advance`` input is high, so that the unit's
+result for an operand comes ``len(CUTS)`` advances after the operand.
 
 NaN results are the canonical quiet NaN ``0x7fc00000`` (any NaN is acceptable, per the architecture brief).
 
 All units end in :func:`round_to_float` (:func:`round_to_fp32` for binary32): a non-zero integer
 significand ``S`` and the exponent ``x`` of its least significant bit (the value is ``S * 2**x``) are
-normalized, shifted into the target's subnormal range when needed, rounded to nearest even and packed,
-with overflow to infinity (or, for ``float8_e4m3fn``, to its NaN).
+normalized (:func:`normalize`), shifted into the target's subnormal range when needed, rounded to nearest
+even and packed (:func:`round_normalized`), with overflow to infinity (or, for ``float8_e4m3fn``, to its NaN).
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["FP32Adder", "FPMultiplier", "FP32Multiplier", "FP32Narrow", "FP_FORMATS", "round_to_float",
-           "round_to_fp32", "QUIET_NAN"]
+__all__ = ["FP32Adder", "FPMultiplier", "FP32Multiplier", "FP32Narrow", "FP_FORMATS", "normalize",
+           "round_prepare", "round_finish", "round_normalized", "round_to_float", "round_to_fp32", "QUIET_NAN"]
 
 QUIET_NAN = 0x7FC0_0000
 POSITIVE_INFINITY = 0x7F80_0000
@@ -40,8 +43,99 @@ def _leading_zeros(m, value, width):
     return count
 
 
+def _low_bits_lost(value, width, shift):
+    """Whether ``value >> shift`` drops a one: any of ``value``'s ``shift`` low bits is set (``shift`` may
+    exceed ``width``). Each bit's test is a comparison with a constant, so this is shallow logic, where
+    comparing ``(value >> shift) << shift`` with ``value`` would be two more shifters."""
+    return Cat(*[value[i] & (shift > i) for i in range(width)]).any()
+
+
+def normalize(m, significand, lsb_exponent):
+    """The first half of :func:`round_to_float`: ``significand`` shifted left until its leading one is the
+    top bit of ``_WORK``, and the exponent of that leading one (``signed(12)``; the value is
+    ``1.f * 2**exponent``). ``significand`` is unsigned and non-zero, at most ``_WORK`` bits."""
+    s = Signal(_WORK)
+    m.d.comb += s.eq(significand)
+    zeros = _leading_zeros(m, s, _WORK)
+    normalized = Signal(_WORK)
+    m.d.comb += normalized.eq(s << zeros)
+    exponent = Signal(signed(12))
+    m.d.comb += exponent.eq(lsb_exponent + (_WORK - 1) - zeros)
+    return normalized, exponent
+
+
+def _format_limits(exp_bits, man_bits, bias, has_inf):
+    """(smallest normal exponent, largest finite exponent) of a format."""
+    return 1 - bias, (1 << exp_bits) - 1 - bias - (1 if has_inf else 0)
+
+
+def round_prepare(m, normalized, exponent, *, exp_bits, man_bits, bias, has_inf) -> dict:
+    """The first half of :func:`round_normalized`: the significand shifted into the target's subnormal range
+    when below it, cut to the target's bits, and the rounding decided. Returns a dict of values for
+    :func:`round_finish` (a pipelined unit registers them between the two): ``kept`` (hidden bit and
+    fraction), ``round_up``, ``biased_minus_one`` (the biased exponent less one, 0 below the normal range)
+    and ``too_large`` (the exponent is above the largest finite one)."""
+    min_exponent, max_exponent = _format_limits(exp_bits, man_bits, bias, has_inf)
+    # Below the normal range the significand is shifted right so that the exponent reads as min_exponent.
+    shift = Signal(range(_WORK + 2))
+    with m.If(exponent < min_exponent):
+        with m.If(min_exponent - exponent > _WORK + 1):
+            m.d.comb += shift.eq(_WORK + 1)
+        with m.Else():
+            m.d.comb += shift.eq(min_exponent - exponent)
+    aligned = Signal(_WORK)
+    m.d.comb += aligned.eq(normalized >> shift)
+    lost = Signal()  # a one was shifted out
+    m.d.comb += lost.eq(_low_bits_lost(normalized, _WORK, shift))
+
+    kept = aligned[_WORK - (man_bits + 1):]  # hidden bit and the fraction bits
+    guard = aligned[_WORK - (man_bits + 2)]
+    sticky = Signal()
+    m.d.comb += sticky.eq(aligned[:_WORK - (man_bits + 2)].any() | lost)
+    return {"kept": kept, "round_up": guard & (sticky | kept[0]),
+            "biased_minus_one": Mux(exponent < min_exponent, 0, exponent + (bias - 1))[:12].as_signed(),
+            "too_large": exponent > max_exponent}
+
+
+def round_finish(m, sign, prepared: dict, *, exp_bits, man_bits, bias, has_inf):
+    """The second half of :func:`round_normalized`: :func:`round_prepare`'s values rounded and packed."""
+    width = 1 + exp_bits + man_bits
+    top_field = (1 << exp_bits) - 1
+    rounded = Signal(man_bits + 2)
+    m.d.comb += rounded.eq(prepared["kept"] + prepared["round_up"])
+
+    # Adding the rounded significand (hidden bit included) to (biased exponent - 1) << man_bits carries a
+    # rounding overflow into the exponent, and turns a subnormal that rounds up into the smallest normal.
+    magnitude = Signal(signed(40))
+    m.d.comb += magnitude.eq((prepared["biased_minus_one"] << man_bits) + rounded)
+    result = Signal(width)
+    if has_inf:
+        infinity = top_field << man_bits
+        overflow = prepared["too_large"] | (magnitude >= infinity)
+        overflow_pattern = infinity
+    else:
+        largest = (1 << (exp_bits + man_bits)) - 2  # all ones but the last fraction bit
+        overflow = prepared["too_large"] | (magnitude > largest)
+        overflow_pattern = (1 << (exp_bits + man_bits)) - 1  # the NaN
+    with m.If(overflow):
+        m.d.comb += result.eq(Cat(Const(overflow_pattern, width - 1), sign))
+    with m.Else():
+        m.d.comb += result.eq(Cat(magnitude[:width - 1], sign))
+    return result
+
+
+def round_normalized(m, sign, normalized, exponent, **target):
+    """The second half of :func:`round_to_float`: the bits of ``(-1)**sign * 1.f * 2**exponent``, from
+    :func:`normalize`'s ``normalized`` and ``exponent``, in the ``target`` format (``exp_bits``,
+    ``man_bits``, ``bias``, ``has_inf``), rounded to nearest even: :func:`round_prepare`, then
+    :func:`round_finish`."""
+    return round_finish(m, sign, round_prepare(m, normalized, exponent, **target), **target)
+
+
 def round_to_float(m, sign, significand, lsb_exponent, *, exp_bits, man_bits, bias, has_inf):
     """Bits of ``(-1)**sign * significand * 2**lsb_exponent`` in a binary float format, rounded to nearest even.
+
+    :func:`normalize` and then :func:`round_normalized`; a pipelined unit puts a register between the two.
 
     Parameters
     ----------
@@ -68,59 +162,12 @@ def round_to_float(m, sign, significand, lsb_exponent, *, exp_bits, man_bits, bi
         are subnormals (or a signed zero); a subnormal that rounds up to the smallest normal is packed as
         that normal.
     """
-    width = 1 + exp_bits + man_bits
-    min_exponent = 1 - bias  # of the smallest normal, and the scale of the subnormals
-    top_field = (1 << exp_bits) - 1
-    max_exponent = top_field - bias - (1 if has_inf else 0)  # of the largest finite value
+    normalized, exponent = normalize(m, significand, lsb_exponent)
+    return round_normalized(m, sign, normalized, exponent, exp_bits=exp_bits, man_bits=man_bits, bias=bias,
+                            has_inf=has_inf)
 
-    s = Signal(_WORK)
-    m.d.comb += s.eq(significand)
-    zeros = _leading_zeros(m, s, _WORK)
-    normalized = Signal(_WORK)
-    m.d.comb += normalized.eq(s << zeros)
-    # Exponent of the leading one: the value is 1.f * 2**exponent.
-    exponent = Signal(signed(12))
-    m.d.comb += exponent.eq(lsb_exponent + (_WORK - 1) - zeros)
 
-    # Below the normal range the significand is shifted right so that the exponent reads as min_exponent.
-    shift = Signal(range(_WORK + 2))
-    with m.If(exponent < min_exponent):
-        with m.If(min_exponent - exponent > _WORK + 1):
-            m.d.comb += shift.eq(_WORK + 1)
-        with m.Else():
-            m.d.comb += shift.eq(min_exponent - exponent)
-    aligned = Signal(_WORK)
-    m.d.comb += aligned.eq(normalized >> shift)
-    lost = Signal()  # a one was shifted out
-    m.d.comb += lost.eq((aligned << shift)[:_WORK] != normalized)
-
-    kept = aligned[_WORK - (man_bits + 1):]  # hidden bit and the fraction bits
-    guard = aligned[_WORK - (man_bits + 2)]
-    sticky = Signal()
-    m.d.comb += sticky.eq(aligned[:_WORK - (man_bits + 2)].any() | lost)
-    rounded = Signal(man_bits + 2)
-    m.d.comb += rounded.eq(kept + (guard & (sticky | kept[0])))
-
-    # Adding the rounded significand (hidden bit included) to (biased exponent - 1) << man_bits carries a
-    # rounding overflow into the exponent, and turns a subnormal that rounds up into the smallest normal.
-    biased_minus_one = Signal(signed(12))
-    m.d.comb += biased_minus_one.eq(Mux(exponent < min_exponent, 0, exponent + (bias - 1)))
-    magnitude = Signal(signed(40))
-    m.d.comb += magnitude.eq((biased_minus_one << man_bits) + rounded)
-    result = Signal(width)
-    if has_inf:
-        infinity = top_field << man_bits
-        overflow = (exponent > max_exponent) | (magnitude >= infinity)
-        overflow_pattern = infinity
-    else:
-        largest = (1 << (exp_bits + man_bits)) - 2  # all ones but the last fraction bit
-        overflow = (exponent > max_exponent) | (magnitude > largest)
-        overflow_pattern = (1 << (exp_bits + man_bits)) - 1  # the NaN
-    with m.If(overflow):
-        m.d.comb += result.eq(Cat(Const(overflow_pattern, width - 1), sign))
-    with m.Else():
-        m.d.comb += result.eq(Cat(magnitude[:width - 1], sign))
-    return result
+_FP32 = dict(exp_bits=8, man_bits=23, bias=127, has_inf=True)
 
 
 def round_to_fp32(m, sign, significand, lsb_exponent):
@@ -132,8 +179,88 @@ def round_to_fp32(m, sign, significand, lsb_exponent):
     return round_to_float(m, sign, significand, lsb_exponent, exp_bits=8, man_bits=23, bias=127, has_inf=True)
 
 
-class FP32Adder(wiring.Component):
-    """``sum = fp32(a + b)``: binary32 addition, round to nearest even, subnormals kept. Combinational.
+class _Steps:
+    """The registers between a unit's steps. ``step(name, key=value, ...)`` returns the values as they are in
+    a combinational unit, and in a pipelined one registers named ``<name>_<key>`` that load them when
+    ``advance`` is high. The unit checks that its steps are the ``CUTS`` it declares."""
+
+    def __init__(self, m, advance=None):
+        self._m, self._advance, self.names = m, advance, []
+
+    def __call__(self, name, **values):
+        return tuple(self.carry(name, values).values())
+
+    def carry(self, name, values: dict) -> dict:
+        """The same, for a dict of values: a dict of the values or of their registers, by the same keys."""
+        self.names.append(name)
+        if self._advance is None:
+            return dict(values)
+        registers = {}
+        for key, value in values.items():
+            value = Value.cast(value)
+            registers[key] = register = Signal(value.shape(), name=f"{name}_{key}")
+            with self._m.If(self._advance):
+                self._m.d.sync += register.eq(value)
+        return registers
+
+
+class _PipelinedUnit(wiring.Component):
+    """A unit that is combinational, or with ``pipelined=True`` has a register after each step named in
+    ``CUTS`` and an ``advance`` input that loads them all (its result comes :attr:`latency` advances after
+    its operands)."""
+
+    CUTS: tuple[str, ...] = ()
+
+    def __init__(self, members: dict, *, pipelined: bool = False):
+        if not isinstance(pipelined, bool):
+            raise ValueError(f"pipelined must be True or False, not {pipelined!r}")
+        self._pipelined = pipelined
+        if pipelined:
+            members = {**members, "advance": In(1)}
+        super().__init__(members)
+
+    @property
+    def latency(self) -> int:
+        """Advances from an operand to its result: ``len(CUTS)`` when pipelined, else 0."""
+        return len(self.CUTS) if self._pipelined else 0
+
+    def _steps(self, m) -> _Steps:
+        return _Steps(m, self.advance if self._pipelined else None)
+
+    def _check_steps(self, steps: _Steps) -> None:
+        assert tuple(steps.names) == self.CUTS, f"{type(self).__name__}: steps {steps.names} != {self.CUTS}"
+
+
+# Which result a unit gives, decided before rounding and carried through its steps with the operands.
+_FINITE, _NAN, _INF, _ZERO = range(4)
+
+
+def _special_result(m, result, special, special_sign, rounded) -> None:
+    """Drive ``result`` with the quiet NaN, a signed infinity or a signed zero (``special_sign``) as
+    ``special`` says, or else with the rounded finite value."""
+    with m.Switch(special):
+        with m.Case(_NAN):
+            m.d.comb += result.eq(QUIET_NAN)
+        with m.Case(_INF):
+            m.d.comb += result.eq(Cat(Const(POSITIVE_INFINITY, 31), special_sign))
+        with m.Case(_ZERO):
+            m.d.comb += result.eq(Cat(Const(0, 31), special_sign))
+        with m.Default():
+            m.d.comb += result.eq(rounded)
+
+
+class FP32Adder(_PipelinedUnit):
+    """``sum = fp32(a + b)``: binary32 addition, round to nearest even, subnormals kept.
+
+    Steps (``CUTS``, the registers when pipelined): order the operands by magnitude and take their exponent
+    distance; align the smaller and add; normalize; shift into the subnormal range and decide the rounding;
+    round and pack.
+
+    Parameters
+    ----------
+    pipelined : bool
+        ``False`` (default): combinational. ``True``: a register after each step of ``CUTS``, loaded when
+        ``advance`` is high; the result comes :attr:`latency` advances after its operands.
 
     Members
     -------
@@ -142,66 +269,61 @@ class FP32Adder(wiring.Component):
     sum : ``Out(32)``
         binary32 result: NaN if either operand is NaN or for Inf + -Inf; an exact zero sum is +0 unless both
         operands are -0.
+    advance : ``In(1)``, when pipelined
+        Loads every step's register.
     """
 
-    a: In(32)
-    b: In(32)
-    sum: Out(32)
+    CUTS = ("ordered", "total", "normalized", "aligned")
+
+    def __init__(self, *, pipelined: bool = False):
+        super().__init__({"a": In(32), "b": In(32), "sum": Out(32)}, pipelined=pipelined)
 
     def elaborate(self, platform):
         m = Module()
-
-        def unpack(bits):
-            exponent_field, fraction = bits[23:31], bits[:23]
-            significand = Cat(fraction, exponent_field != 0)  # hidden bit
-            exponent = Mux(exponent_field == 0, 1, exponent_field)  # biased; subnormals share 1 with 2^-126
-            return bits[31], exponent_field, fraction, significand, exponent
-
-        sign_a, field_a, frac_a, sig_a, exp_a = unpack(self.a)
-        sign_b, field_b, frac_b, sig_b, exp_b = unpack(self.b)
-        nan_a = (field_a == 0xFF) & (frac_a != 0)
-        nan_b = (field_b == 0xFF) & (frac_b != 0)
-        inf_a = (field_a == 0xFF) & (frac_a == 0)
-        inf_b = (field_b == 0xFF) & (frac_b == 0)
+        step = self._steps(m)
+        sign_a, sig_a, exp_a, nan_a, inf_a = _binary32_fields(self.a)
+        sign_b, sig_b, exp_b, nan_b, inf_b = _binary32_fields(self.b)
+        special = Mux(nan_a | nan_b | (inf_a & inf_b & (sign_a != sign_b)), _NAN,
+                      Mux(inf_a | inf_b, _INF, _FINITE))
 
         # Order the operands by magnitude: big >= small.
         a_is_bigger = Signal()
         m.d.comb += a_is_bigger.eq(self.a[:31] >= self.b[:31])
-        big_sign, small_sign = Signal(), Signal()
-        big_sig, small_sig = Signal(24), Signal(24)
-        big_exp, small_exp = Signal(8), Signal(8)
-        m.d.comb += [
-            big_sign.eq(Mux(a_is_bigger, sign_a, sign_b)), small_sign.eq(Mux(a_is_bigger, sign_b, sign_a)),
-            big_sig.eq(Mux(a_is_bigger, sig_a, sig_b)), small_sig.eq(Mux(a_is_bigger, sig_b, sig_a)),
-            big_exp.eq(Mux(a_is_bigger, exp_a, exp_b)), small_exp.eq(Mux(a_is_bigger, exp_b, exp_a)),
-        ]
+        big_exp = Mux(a_is_bigger, exp_a, exp_b)
+        big_sign, small_sign, big_sig, small_sig, big_exp, distance, special, special_sign, zero_sign = step(
+            "ordered", big_sign=Mux(a_is_bigger, sign_a, sign_b), small_sign=Mux(a_is_bigger, sign_b, sign_a),
+            big_sig=Mux(a_is_bigger, sig_a, sig_b), small_sig=Mux(a_is_bigger, sig_b, sig_a), big_exp=big_exp,
+            distance=(big_exp - Mux(a_is_bigger, exp_b, exp_a))[:8], special=special,
+            special_sign=Mux(inf_a, sign_a, sign_b), zero_sign=sign_a & sign_b)
+
         # Three extra low bits (guard, round, sticky) keep the rounding exact after alignment.
-        distance = Signal(8)
-        m.d.comb += distance.eq(big_exp - small_exp)
         small_wide = Cat(Const(0, 3), small_sig)  # 27 bits
         clamped = Signal(range(28))
         m.d.comb += clamped.eq(Mux(distance > 27, 27, distance))
         shifted = Signal(27)
         m.d.comb += shifted.eq(small_wide >> clamped)
-        sticky = Signal()
-        m.d.comb += sticky.eq((shifted << clamped)[:27] != small_wide)
-        small_aligned = Cat(sticky | shifted[0], shifted[1:])
+        small_aligned = Cat(_low_bits_lost(small_wide, 27, clamped) | shifted[0], shifted[1:])
         big_wide = Cat(Const(0, 3), big_sig)
         total = Signal(28)
         with m.If(big_sign == small_sign):
             m.d.comb += total.eq(big_wide + small_aligned)
         with m.Else():
             m.d.comb += total.eq(big_wide - small_aligned)
+        zero_total = (special == _FINITE) & (total == 0)   # x + (-x) = +0, and -0 + -0 = -0
+        sign, total, lsb_exponent, special, special_sign = step(
+            "total", sign=big_sign, total=total, lsb_exponent=big_exp - (127 + 26),
+            special=Mux(zero_total, _ZERO, special), special_sign=Mux(zero_total, zero_sign, special_sign))
 
-        rounded = round_to_fp32(m, big_sign, total, big_exp - (127 + 26))  # exponent of total's LSB
-        with m.If(nan_a | nan_b | (inf_a & inf_b & (sign_a != sign_b))):
-            m.d.comb += self.sum.eq(QUIET_NAN)
-        with m.Elif(inf_a | inf_b):
-            m.d.comb += self.sum.eq(Cat(Const(POSITIVE_INFINITY, 31), Mux(inf_a, sign_a, sign_b)))
-        with m.Elif(total == 0):
-            m.d.comb += self.sum.eq(Cat(Const(0, 31), sign_a & sign_b))  # x + (-x) = +0
-        with m.Else():
-            m.d.comb += self.sum.eq(rounded)
+        normalized, exponent = normalize(m, total, lsb_exponent)
+        sign, normalized, exponent, special, special_sign = step(
+            "normalized", sign=sign, normalized=normalized, exponent=exponent, special=special,
+            special_sign=special_sign)
+
+        prepared = step.carry("aligned", {"sign": sign, "special": special, "special_sign": special_sign,
+                                          **round_prepare(m, normalized, exponent, **_FP32)})
+        rounded = round_finish(m, prepared["sign"], prepared, **_FP32)
+        _special_result(m, self.sum, prepared["special"], prepared["special_sign"], rounded)
+        self._check_steps(step)
         return m
 
 
@@ -292,10 +414,18 @@ def _binary32_fields(bits):
     return bits[31], significand, exponent, nan, inf
 
 
-class FP32Multiplier(wiring.Component):
-    """``product = fp32(a * b)``: binary32 multiplication, round to nearest even, subnormals kept. Combinational.
+class FP32Multiplier(_PipelinedUnit):
+    """``product = fp32(a * b)``: binary32 multiplication, round to nearest even, subnormals kept.
 
-    Matches numpy's ``np.float32(a) * np.float32(b)`` bit for bit on every non-NaN result.
+    Matches numpy's ``np.float32(a) * np.float32(b)`` bit for bit on every non-NaN result. Steps (``CUTS``,
+    the registers when pipelined): the exact 24 x 24 significand product; normalize; shift into the subnormal
+    range and decide the rounding; round and pack.
+
+    Parameters
+    ----------
+    pipelined : bool
+        ``False`` (default): combinational. ``True``: a register after each step of ``CUTS``, loaded when
+        ``advance`` is high; the result comes :attr:`latency` advances after its operands.
 
     Members
     -------
@@ -306,33 +436,48 @@ class FP32Multiplier(wiring.Component):
         operand or a product that rounds beyond the largest finite value; subnormals where the product
         falls below 2**-126; a zero (exact, or underflow below half the smallest subnormal) has the sign
         ``sign(a) xor sign(b)``.
+    advance : ``In(1)``, when pipelined
+        Loads every step's register.
     """
 
-    a: In(32)
-    b: In(32)
-    product: Out(32)
+    CUTS = ("product", "normalized", "aligned")
+
+    def __init__(self, *, pipelined: bool = False):
+        super().__init__({"a": In(32), "b": In(32), "product": Out(32)}, pipelined=pipelined)
 
     def elaborate(self, platform):
         m = Module()
-
+        step = self._steps(m)
         sign_a, sig_a, exp_a, nan_a, inf_a = _binary32_fields(self.a)
         sign_b, sig_b, exp_b, nan_b, inf_b = _binary32_fields(self.b)
-        sign = sign_a ^ sign_b
-        product = Signal(48)
-        m.d.comb += product.eq(sig_a * sig_b)  # exact: 46 fraction bits
         zero_a, zero_b = sig_a == 0, sig_b == 0
+        special = Mux(nan_a | nan_b | (inf_a & zero_b) | (inf_b & zero_a), _NAN,
+                      Mux(inf_a | inf_b, _INF, Mux(zero_a | zero_b, _ZERO, _FINITE)))
         # Each operand is sig * 2**(exp - 127 - 23), so the product's LSB weighs 2**(exp_a + exp_b - 300).
-        rounded = round_to_fp32(m, sign, product, exp_a + exp_b - (2 * 127 + 46))
-        _select_product(m, self.product, sign, rounded, (nan_a, inf_a, zero_a), (nan_b, inf_b, zero_b))
+        sign, product, lsb_exponent, special = step(
+            "product", sign=sign_a ^ sign_b, product=(sig_a * sig_b)[:48],   # exact: 46 fraction bits
+            lsb_exponent=exp_a + exp_b - (2 * 127 + 46), special=special)
+
+        normalized, exponent = normalize(m, product, lsb_exponent)
+        sign, normalized, exponent, special = step(
+            "normalized", sign=sign, normalized=normalized, exponent=exponent, special=special)
+
+        prepared = step.carry("aligned", {"sign": sign, "special": special,
+                                          **round_prepare(m, normalized, exponent, **_FP32)})
+        rounded = round_finish(m, prepared["sign"], prepared, **_FP32)
+        _special_result(m, self.product, prepared["special"], prepared["sign"], rounded)
+        self._check_steps(step)
         return m
 
 
-class FP32Narrow(wiring.Component):
+class FP32Narrow(_PipelinedUnit):
     """``result = value`` converted from binary32 to bf16, FP8 E4M3 or FP8 E5M2, as ``ml_dtypes`` does it.
 
     Round to nearest even, with the target format's subnormals produced (nothing is flushed) and negative
     zero kept. Matches ``np.float32(value).astype(t)`` bit for bit for every non-NaN ``value``, with ``t``
-    ``ml_dtypes.bfloat16``, ``float8_e4m3fn`` or ``float8_e5m2``. Combinational.
+    ``ml_dtypes.bfloat16``, ``float8_e4m3fn`` or ``float8_e5m2``. Steps (``CUTS``, the registers when
+    pipelined): normalize (once for every target); shift into each target's subnormal range and decide its
+    rounding; round, pack and choose the target's result.
 
     Overflow
         bf16 and E5M2 give signed Inf for magnitudes at or above the midpoint between the largest finite
@@ -346,6 +491,12 @@ class FP32Narrow(wiring.Component):
         ``0x7f``, or ``0xff`` when negative. +Inf gives ``0x7f`` and -Inf ``0xff``: NaN, not the largest
         value (no saturation).
 
+    Parameters
+    ----------
+    pipelined : bool
+        ``False`` (default): combinational. ``True``: a register after each step of ``CUTS``, loaded when
+        ``advance`` is high; the result comes :attr:`latency` advances after its operands.
+
     Members
     -------
     value : ``In(32)``
@@ -357,24 +508,38 @@ class FP32Narrow(wiring.Component):
         The narrowed bit pattern in the low 16 (bf16) or 8 (FP8) bits, upper bits zero; all 32 for
         format 3. A NaN ``value`` gives the target's quiet NaN: ``0x7fc0`` (bf16), ``0x7f`` (E4M3),
         ``0x7e`` (E5M2).
+    advance : ``In(1)``, when pipelined
+        Loads every step's register.
     """
 
-    value: In(32)
-    format: In(2)
-    result: Out(32)
+    CUTS = ("normalized", "aligned")
+
+    def __init__(self, *, pipelined: bool = False):
+        super().__init__({"value": In(32), "format": In(2), "result": Out(32)}, pipelined=pipelined)
 
     def elaborate(self, platform):
         m = Module()
-
+        step = self._steps(m)
         sign, significand, exponent, nan, inf = _binary32_fields(self.value)
-        zero = significand == 0
-        lsb_exponent = exponent - (127 + 23)
+        special = Mux(nan, _NAN, Mux(inf, _INF, Mux(significand == 0, _ZERO, _FINITE)))
+        # One normalization serves every target format (only the rounding differs).
+        normalized, exponent = normalize(m, significand, exponent - (127 + 23))
+        sign, normalized, exponent, special, passed, chosen = step(
+            "normalized", sign=sign, normalized=normalized, exponent=exponent, special=special, value=self.value,
+            format=self.format)
+
+        targets = {code: dict(exp_bits=e, man_bits=f, bias=b, has_inf=i) for code, (e, f, b, i) in FP_FORMATS.items()}
+        prepared = {f"{key}{code}": part for code, target in targets.items()
+                    for key, part in round_prepare(m, normalized, exponent, **target).items()}
+        carried = step.carry("aligned", {"sign": sign, "special": special, "value": passed, "format": chosen,
+                                         **prepared})
+        sign, special = carried["sign"], carried["special"]
         narrowed = {}
         for code, (exp_bits, man_bits, bias, has_inf) in FP_FORMATS.items():
             width = 1 + exp_bits + man_bits
             top_field = (1 << exp_bits) - 1
-            rounded = round_to_float(m, sign, significand, lsb_exponent,
-                                     exp_bits=exp_bits, man_bits=man_bits, bias=bias, has_inf=has_inf)
+            rounded = round_finish(m, sign, {key: carried[f"{key}{code}"] for key in
+                                             ("kept", "round_up", "biased_minus_one", "too_large")}, **targets[code])
             if has_inf:
                 quiet_nan = (top_field << man_bits) | (1 << (man_bits - 1))
                 infinity = Cat(Const(top_field << man_bits, width - 1), sign)
@@ -382,20 +547,22 @@ class FP32Narrow(wiring.Component):
                 quiet_nan = (1 << (width - 1)) - 1
                 infinity = Cat(Const(quiet_nan, width - 1), sign)
             bits = Signal(width, name=f"narrowed_{code}")
-            with m.If(nan):
-                m.d.comb += bits.eq(quiet_nan)
-            with m.Elif(inf):
-                m.d.comb += bits.eq(infinity)
-            with m.Elif(zero):
-                m.d.comb += bits.eq(Cat(Const(0, width - 1), sign))
-            with m.Else():
-                m.d.comb += bits.eq(rounded)
+            with m.Switch(special):
+                with m.Case(_NAN):
+                    m.d.comb += bits.eq(quiet_nan)
+                with m.Case(_INF):
+                    m.d.comb += bits.eq(infinity)
+                with m.Case(_ZERO):
+                    m.d.comb += bits.eq(Cat(Const(0, width - 1), sign))
+                with m.Default():
+                    m.d.comb += bits.eq(rounded)
             narrowed[code] = bits
 
-        with m.Switch(self.format):
+        with m.Switch(carried["format"]):
             for code, bits in narrowed.items():
                 with m.Case(code):
                     m.d.comb += self.result.eq(bits)  # zero-extended
             with m.Default():
-                m.d.comb += self.result.eq(self.value)
+                m.d.comb += self.result.eq(carried["value"])
+        self._check_steps(step)
         return m

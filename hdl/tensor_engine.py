@@ -34,7 +34,7 @@ from amaranth.lib.wiring import In, Out
 from ..golden.numerics import DTYPES, FLOAT_DTYPES
 from ..golden.tensor_engine import PSUM_BANKS, AccessPattern, LoadStationary, MultiplyMoving, TensorError
 from .access_pattern import (ADDRESS_BITS, COUNT_BITS, PATTERN_DIMS, STRIDE_BITS, AccessPatternWalker,
-                             pattern_layout)
+                             pattern_layout, tree_sum)
 from .params import DTYPES as DTYPES_PARAM
 from .params import PARTITIONS, SBUF_BYTES
 from .psum import PSUM, psum_read_layout
@@ -123,17 +123,11 @@ def _drain_cycles(partitions: int) -> int:
     LoadStationary into that buffer may be dispatched.
 
     That column reaches PE(k, c) ``k + c`` cycles after it was offered, so column c of the buffer is free
-    ``P - 1 + c`` cycles after; the load writes column c no earlier than ``3 + c`` cycles after dispatch
-    (walker start, SBUF request, SBUF response, registered array input, at least one cycle each).
+    ``P - 1 + c`` cycles after; the load writes column c no earlier than ``4 + c`` cycles after dispatch
+    (walker start, SBUF request, SBUF response, the answer's register, the array's input register, at least
+    one cycle each).
     """
-    return max(partitions - 4, 0)
-
-
-def _tree_sum(values):
-    """``sum(values)`` as a balanced tree of adders (log2 n deep, not n - 1)."""
-    while len(values) > 1:
-        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i] for i in range(0, len(values), 2)]
-    return values[0]
+    return max(partitions - 5, 0)
 
 
 def _rotate(m, values, amount, partitions: int, name: str):
@@ -171,7 +165,7 @@ class TensorEngine(wiring.Component):
     idle : ``Out(1)``
         Nothing accepted is still in progress: every PSUM write of every command taken has been done.
     check_busy : ``Out(1)``
-        A command is in the check stage (three steps, then dispatch). It leaves dispatched or refused; when
+        A command is in the check stage (taken into a register, three steps, then dispatch). It leaves dispatched or refused; when
         refused, ``error`` is set in the cycle it leaves, so for a lone command in the cycle ``check_busy``
         falls.
     load_done, multiply_done : ``Out(1)``
@@ -222,7 +216,8 @@ class TensorEngine(wiring.Component):
 
     def _static_checks(self, m, payload, take):
         """The checks that depend on the command alone, in three registered steps of one command each (the
-        caller takes a new command only into an empty step 1, so at most every other cycle):
+        caller takes a new command only into an empty step 1, so at most every other cycle; ``payload`` comes
+        from a register, so the multipliers of step 1 start at a register):
 
         1. taken (``take``): the command with its pattern's products, so that no multiplier is in a later
            step: each dimension's span ``stride * (count - 1)`` and the products of counts 0 x 1 and 2 x 3. A
@@ -281,8 +276,8 @@ class TensorEngine(wiring.Component):
         with m.If(advance[0]):
             m.d.sync += [cmds[1].eq(cmd), codes[0].eq(field_code), counts_small.eq(small),
                          length.eq(pairs[0] * pairs[1]),
-                         low.eq(_tree_sum([Mux(s < 0, s, 0) for s in spans])),
-                         high.eq(_tree_sum([Mux(s > 0, s, 0) for s in spans]))]
+                         low.eq(tree_sum([Mux(s < 0, s, 0) for s in spans])),
+                         high.eq(tree_sum([Mux(s > 0, s, 0) for s in spans]))]
 
         # step 3
         cmd = cmds[1]
@@ -327,18 +322,26 @@ class TensorEngine(wiring.Component):
         wiring.connect(m, psum.read_data, wiring.flipped(self.psum_read_data))
         m.d.comb += [psum.result.eq(array.result), self.fault.eq(psum.orphan)]
 
-        # ---- check: three steps for what the command alone decides, then the state's checks ----------------
+        # ---- check: the command registered, three steps for what it alone decides, the state's checks -------
         cmd_done = Signal()  # dispatched or dropped this cycle
+        intake_valid = Signal()
+        intake = Signal(tensor_command_layout)
         take = self.command.valid & self.command.ready
-        check_valid, check_cmds, check_advance, static_code = self._static_checks(m, self.command.payload, take)
+        check_take = Signal()
+        check_valid, check_cmds, check_advance, static_code = self._static_checks(m, intake, check_take)
         cmd, cmd_valid = check_cmds[2], check_valid[2]
+        # Neither ready nor step 1's intake waits for the steps to move on (a long path back from the
+        # dispatch): a command every other cycle, more than any stream of real commands needs.
         m.d.comb += [check_advance[2].eq(cmd_done),
                      check_advance[1].eq(check_valid[1] & (~cmd_valid | cmd_done)),
                      check_advance[0].eq(check_valid[0] & (~check_valid[1] | check_advance[1])),
-                     # ready does not wait for the steps to move on (a long path back from the dispatch):
-                     # a command every other cycle, more than any stream of real commands needs
-                     self.command.ready.eq(~check_valid[0]),
-                     self.check_busy.eq(Cat(*check_valid).any())]
+                     check_take.eq(intake_valid & ~check_valid[0]),
+                     self.command.ready.eq(~intake_valid),
+                     self.check_busy.eq(intake_valid | Cat(*check_valid).any())]
+        with m.If(take):
+            m.d.sync += [intake.eq(self.command.payload), intake_valid.eq(1)]
+        with m.Elif(check_take):
+            m.d.sync += intake_valid.eq(0)
 
         # The operand the next MultiplyMoving will use: the last LoadStationary dispatched.
         stationary_valid = Signal()
@@ -419,9 +422,15 @@ class TensorEngine(wiring.Component):
             s_walker.address.ready.eq(s_request.ready),
             self.stationary_read.response.ready.eq(1),
         ]
-        load_values = _rotate(m, self.stationary_read.response.payload, s_partition, p, "load_rotated")
+        # The SBUF's answer is registered as it comes, and rotated from that register into the array's
+        # input register: a block RAM's output goes no further than a register (as for the moving reads).
+        load_answer_valid = Signal()
+        load_answer = Signal(data.ArrayLayout(16, p))
+        m.d.sync += [load_answer_valid.eq(self.stationary_read.response.valid),
+                     load_answer.eq(self.stationary_read.response.payload)]
+        load_values = _rotate(m, load_answer, s_partition, p, "load_rotated")
         load_last = Signal()
-        with m.If(self.stationary_read.response.valid):
+        with m.If(load_answer_valid):
             m.d.sync += [
                 array.load.payload.column.eq(s_column), array.load.payload.buffer.eq(s_buffer),
                 array.load.payload.values.eq(load_values), s_column.eq(s_column + 1),
@@ -432,8 +441,8 @@ class TensorEngine(wiring.Component):
                     with m.If(s_buffer == b):
                         m.d.sync += loaded[b].eq(1)
         m.d.sync += [
-            array.load.valid.eq(self.stationary_read.response.valid),
-            load_last.eq(self.stationary_read.response.valid & (s_column == s_last_column)),
+            array.load.valid.eq(load_answer_valid),
+            load_last.eq(load_answer_valid & (s_column == s_last_column)),
             self.load_done.eq(array.load.valid & load_last),
         ]
 
@@ -498,23 +507,29 @@ class TensorEngine(wiring.Component):
         ]
 
         response = self.moving_read.response
-        tag = data.View(tag_layout, tags.r_data)
         arrived = Signal()
         m.d.comb += [response.ready.eq(tags.r_rdy), arrived.eq(response.valid & tags.r_rdy), tags.r_en.eq(arrived)]
-        moving_values = _rotate(m, response.payload, tag.partition, p, "moving_rotated")
+        # The answer and its tag are registered as they arrive, and rotated (partition ``partition + k`` to
+        # array row k) from those registers into the array's input register: an SBUF block RAM's output
+        # goes no further than a register (the rotation after it was the P = 8 engine's slowest path).
+        answer_valid = Signal()
+        answer = Signal(data.ArrayLayout(16, p))
+        tag = Signal(tag_layout)
+        m.d.sync += [answer_valid.eq(arrived), answer.eq(response.payload), tag.eq(tags.r_data)]
+        moving_values = _rotate(m, answer, tag.partition, p, "moving_rotated")
         offer_macs = Signal(16)
         offer_last = Signal()
         m.d.sync += [
-            array.moving.valid.eq(arrived),
+            array.moving.valid.eq(answer_valid),
             array.moving.payload.values.eq(moving_values),
             array.moving.payload.active.eq(Cat(*(tag.k > row for row in range(p)))),
             array.moving.payload.buffer.eq(tag.buffer),
             array.moving.payload.dtype.eq(tag.dtype),
             offer_macs.eq(tag.macs),
-            offer_last.eq(arrived & tag.last),
+            offer_last.eq(answer_valid & tag.last),
         ]
         for b in range(2):
-            m.d.comb += use_retired[b].eq(arrived & tag.last & (tag.buffer == b))
+            m.d.comb += use_retired[b].eq(answer_valid & tag.last & (tag.buffer == b))
         with m.If(array.moving.valid):
             m.d.sync += self.macs.eq(self.macs + offer_macs)
 
@@ -528,8 +543,9 @@ class TensorEngine(wiring.Component):
             self.multiply_done.eq(last_in_flight[-1]),
         ]
 
-        m.d.comb += self.idle.eq(~(Cat(*check_valid).any() | s_busy | slot_valid | m_walker.address.valid | tags.r_rdy
-                                   | array.load.valid | array.moving.valid | in_flight.any()))
+        m.d.comb += self.idle.eq(~(intake_valid | Cat(*check_valid).any() | s_busy | slot_valid | m_walker.address.valid
+                                   | tags.r_rdy | answer_valid | load_answer_valid | array.load.valid
+                                   | array.moving.valid | in_flight.any()))
         with m.If(~self.idle | (self.command.valid & self.command.ready)):
             m.d.sync += self.busy_cycles.eq(self.busy_cycles + 1)
         return m

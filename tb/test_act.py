@@ -14,6 +14,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from trntile.golden.act import ACT_TYPES, ActError, ActModel, Activate, act_type, psum_bytes
 from trntile.golden.tensor_engine import PSUM_BANKS, AccessPattern
+from trntile.hdl.act import ACT_LANE_LATENCY
 from trntile.hdl.isa import HEADER_BITS
 from trntile.sw.asm import Instruction, encode
 from trntile.tb.common import ClockedTB, offer, pack, pauses, unpack
@@ -317,10 +318,10 @@ async def back_to_back_from_psum_at_full_rate(dut):
     await tb.check(command)
     await ReadOnly()
     cycles = int(dut.busy_cycles.value) - before
-    # check (3) + walkers + 1 PSUM read + 3 stages + write, then one column per cycle, or per P / lanes cycles
-    # with fewer physical lanes than partitions
+    # check (4) + walkers + 1 PSUM read + the lanes' steps + write, then one column per cycle, or per P / lanes
+    # cycles with fewer physical lanes than partitions
     passes = tb.p // min(tb.params["act_lanes"], tb.p)
-    assert cycles <= passes * count + 12, f"{count} columns through {passes} passes took {cycles} busy cycles"
+    assert cycles <= passes * count + 10 + ACT_LANE_LATENCY, f"{count} columns through {passes} passes took {cycles} busy cycles"
     tb.log.info("%d columns from PSUM through %d passes in %d busy cycles", count, passes, cycles)
 
 

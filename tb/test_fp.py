@@ -2,7 +2,10 @@
 ``fp32_adder``, ``multiplier_matches_numpy`` on ``fp_multiplier``, ``fp32_multiplier_matches_numpy`` on
 ``fp32_multiplier`` and ``narrow_matches_ml_dtypes`` on ``fp_narrow`` (the pytest entry picks the one that fits).
 
-Each vector is applied, given 1 ns to settle (the units are combinational), and the output compared with
+The binary32 adder, multiplier and narrowing tops are the pipelined units the ACT engine uses: they take a
+vector per advancing cycle, with cycles of no advance (and other operands on the inputs) between at random,
+during which their result must not move, and give each vector's result as many advances later as they have
+steps; the bf16/FP8 multiplier is combinational, each vector given 1 ns to settle. Each output is compared with
 ``golden.numerics``-style numpy arithmetic: float32 ``a + b``, ``float32(a) * float32(b)`` for binary32
 operands and for operands decoded by ``ml_dtypes``, and ``float32(x).astype(t)`` for the narrowing to an
 ``ml_dtypes`` type ``t``. NaN results must be NaN; everything else must match to the bit.
@@ -15,9 +18,11 @@ import random
 import cocotb
 import ml_dtypes
 import numpy as np
-from cocotb.triggers import Timer
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, Timer
 
 from trntile.golden import numerics
+from trntile.hdl.fp import FP32Adder, FP32Multiplier, FP32Narrow
 
 FORMATS = {0: "bf16", 1: "fp8_e4m3", 2: "fp8_e5m2"}
 
@@ -37,6 +42,39 @@ def _bits(value) -> int:
 def _check(errors: list, got: int, want: int, what: str) -> None:
     if (_is_nan(want) and not _is_nan(got)) or (not _is_nan(want) and got != want):
         errors.append(f"{what}: got {got:#010x}, want {want:#010x}")
+
+
+async def _results(dut, unit, output: str, vectors: list[dict], rng: random.Random) -> list[int]:
+    """``output`` for each of ``vectors`` (input name -> value) from the pipelined ``unit`` class's top.
+
+    A vector goes in on each advancing cycle; between vectors, at random, cycles with ``advance`` low and
+    random operands, after which the result showing must be the one showing before. The result of the vector
+    that went in ``len(unit.CUTS)`` advances ago is read at each falling edge.
+    """
+    latency = len(unit.CUTS)
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.advance.value = 0
+    await FallingEdge(dut.clk)
+    names = list(vectors[0])
+    results: list[int] = [0] * len(vectors)
+    entered: list[int | None] = []   # the vector that went in at each advance (None: padding at the end)
+    for index in [*range(len(vectors)), *[None] * latency]:
+        while rng.random() < 0.1:
+            showing = int(getattr(dut, output).value)
+            dut.advance.value = 0
+            for name in names:
+                getattr(dut, name).value = rng.getrandbits(len(getattr(dut, name)))
+            await FallingEdge(dut.clk)
+            assert int(getattr(dut, output).value) == showing, f"{output} moved on a cycle without advance"
+        dut.advance.value = 1
+        for name in names:
+            handle = getattr(dut, name)
+            handle.value = vectors[index][name] if index is not None else rng.getrandbits(len(handle))
+        await FallingEdge(dut.clk)
+        entered.append(index)
+        if len(entered) >= latency and entered[-latency] is not None:
+            results[entered[-latency]] = int(getattr(dut, output).value)
+    return results
 
 
 def _special32() -> list[int]:
@@ -68,13 +106,13 @@ def _adder_vectors(rng: random.Random, count: int):
 async def adder_matches_numpy(dut):
     rng = random.Random(cocotb.RANDOM_SEED)
     count = 3000 if "icarus" in cocotb.SIM_NAME.lower() else 30000
-    errors, checked = [], 0
+    errors = []
+    pairs = list(_adder_vectors(rng, count))
+    sums = await _results(dut, FP32Adder, "sum", [{"a": a, "b": b} for a, b in pairs], rng)
     with np.errstate(all="ignore"):
-        for a, b in _adder_vectors(rng, count):
-            dut.a.value, dut.b.value = a, b
-            await Timer(1, "ns")
-            _check(errors, int(dut.sum.value), _bits(np.float32(_f32(a) + _f32(b))), f"{a:#010x} + {b:#010x}")
-            checked += 1
+        for (a, b), got in zip(pairs, sums):
+            _check(errors, got, _bits(np.float32(_f32(a) + _f32(b))), f"{a:#010x} + {b:#010x}")
+    checked = len(pairs)
     dut._log.info("adder: %d vectors, %d mismatches", checked, len(errors))
     assert not errors, f"{len(errors)} of {checked} sums differ from numpy, e.g. " + "; ".join(errors[:5])
 
@@ -211,10 +249,9 @@ async def fp32_multiplier_matches_numpy(dut):
     with np.errstate(all="ignore"):
         wanted = (a_bits.view(np.float32) * b_bits.view(np.float32)).view(np.uint32)
     errors = []
-    for (a, b), want in zip(pairs, wanted):
-        dut.a.value, dut.b.value = a, b
-        await Timer(1, "ns")
-        _check(errors, int(dut.product.value), int(want), f"{a:#010x} * {b:#010x}")
+    products = await _results(dut, FP32Multiplier, "product", [{"a": a, "b": b} for a, b in pairs], rng)
+    for (a, b), want, got in zip(pairs, wanted, products):
+        _check(errors, got, int(want), f"{a:#010x} * {b:#010x}")
     dut._log.info("fp32 multiplier: %d vectors, %d mismatches", len(pairs), len(errors))
     assert not errors, f"{len(errors)} of {len(pairs)} products differ from numpy, e.g. " + "; ".join(errors[:5])
 
@@ -287,7 +324,7 @@ async def narrow_matches_ml_dtypes(dut):
     rng = random.Random(cocotb.RANDOM_SEED)
     icarus = "icarus" in cocotb.SIM_NAME.lower()
     count = 3000 if icarus else 30000
-    errors, checked = [], 0
+    errors, vectors, checks = [], [], []
     for code, fmt, target, width, unsigned in _narrow_formats():
         share = 1 / 16 if icarus and fmt == "bf16" else 1.0  # Icarus: a sixteenth of bf16's 32640 values
         values = _special32() + [0xFF80_0000, 0xFFC0_0000, 0x7FBF_FFFF, 0xFF80_0001, 0x7F7F_FFFF, 0xFF7F_FFFF]
@@ -296,22 +333,19 @@ async def narrow_matches_ml_dtypes(dut):
         with np.errstate(all="ignore"):
             narrowed = inputs.view(np.float32).astype(target)
         wanted, want_nan = narrowed.view(unsigned), np.isnan(narrowed.astype(np.float32))
-        dut.format.value = code
-        for value, want, nan in zip(values, wanted, want_nan):
-            dut.value.value = value
-            await Timer(1, "ns")
-            got = int(dut.result.value)
-            got_nan = got >> width == 0 and np.isnan(np.array([got], dtype=unsigned).view(target)[0].astype(np.float32))
-            if got >> width or (nan and not got_nan) or (not nan and got != int(want)):
-                errors.append(f"{fmt} {value:#010x} ({_f32(value)!r}): got {got:#x}, want {int(want):#x}")
-            checked += 1
-    dut.format.value = 3  # binary32 passes through unchanged, NaN payloads included
-    for value in _special32() + [rng.getrandbits(32) for _ in range(count // 10)]:
-        dut.value.value = value
-        await Timer(1, "ns")
-        got = int(dut.result.value)
+        vectors += [{"value": value, "format": code} for value in values]
+        checks += [(fmt, target, width, unsigned, value, int(want), nan)
+                   for value, want, nan in zip(values, wanted, want_nan)]
+    passed = _special32() + [rng.getrandbits(32) for _ in range(count // 10)]
+    vectors += [{"value": value, "format": 3} for value in passed]   # binary32 unchanged, NaN payloads too
+    results = await _results(dut, FP32Narrow, "result", vectors, rng)
+    for (fmt, target, width, unsigned, value, want, nan), got in zip(checks, results):
+        got_nan = got >> width == 0 and np.isnan(np.array([got], dtype=unsigned).view(target)[0].astype(np.float32))
+        if got >> width or (nan and not got_nan) or (not nan and got != want):
+            errors.append(f"{fmt} {value:#010x} ({_f32(value)!r}): got {got:#x}, want {want:#x}")
+    for value, got in zip(passed, results[len(checks):]):
         if got != value:
             errors.append(f"passthrough {value:#010x}: got {got:#010x}")
-        checked += 1
+    checked = len(vectors)
     dut._log.info("narrow: %d vectors, %d mismatches", checked, len(errors))
     assert not errors, f"{len(errors)} of {checked} conversions differ from ml_dtypes, e.g. " + "; ".join(errors[:5])

@@ -441,7 +441,7 @@ async def int8_extremes_and_wrap(dut):
 
 @cocotb.test(timeout_time=20, timeout_unit="ms")
 async def completion_timing(dut):
-    """One pair alone, for several M and N: ``busy_cycles`` counts exactly M + N + 2P + 7 + 2L cycles for an
+    """One pair alone, for several M and N: ``busy_cycles`` counts exactly M + N + 2P + 10 + 2L cycles for an
     SBUF read latency L (the figure the MFU rests on), ``multiply_done`` pulses in the first idle cycle, and
     the last word written reads back right away."""
     tb = TensorEngineTB(dut, pause=0.0)
@@ -465,8 +465,8 @@ async def completion_timing(dut):
         else:
             raise AssertionError(f"M={m} N={n}: no multiply_done and idle within 20000 cycles")
         busy = int(dut.busy_cycles.value) - before
-        want_busy = m + n + 2 * p + 7 + 2 * latency
-        assert busy == want_busy, f"M={m} N={n}: {busy} busy cycles, expected M + N + 2P + 7 + 2L = {want_busy}"
+        want_busy = m + n + 2 * p + 10 + 2 * latency
+        assert busy == want_busy, f"M={m} N={n}: {busy} busy cycles, expected M + N + 2P + 10 + 2L = {want_busy}"
         assert tb.last_pulse["multiply_done"] == tb.became_idle, \
             f"multiply_done at cycle {tb.last_pulse['multiply_done']}, idle from {tb.became_idle}"
         await RisingEdge(dut.clk)
