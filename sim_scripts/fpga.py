@@ -18,8 +18,10 @@ import dataclasses
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -77,9 +79,21 @@ def tools_missing(device: str) -> list[str]:
 
 
 def _run(argv: list[str], log: Path, timeout: float) -> subprocess.CompletedProcess:
-    with open(log, "w") as handle:
-        return subprocess.run(argv, stdout=handle, stderr=subprocess.STDOUT, text=True, timeout=timeout,
-                              cwd=log.parent)
+    """Run one tool with its output in ``log``. A SIGTERM to this process (``kill``, a job scheduler's stop)
+    stops the tool too: Python's default would end this process at once and leave nextpnr running for an
+    hour, where a SystemExit lets ``subprocess.run`` kill it first."""
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if main else None
+    try:
+        with open(log, "w") as handle:
+            return subprocess.run(argv, stdout=handle, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                                  cwd=log.parent)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _tail(path: Path, lines: int = 15) -> str:

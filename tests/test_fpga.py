@@ -60,3 +60,34 @@ def test_bad_options_exit_2_with_one_line(argv, message, tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_killed_flow_stops_its_tool(tmp_path):
+    """SIGTERM to a process running a tool through the flow ends the tool too (not left running for an hour)."""
+    import os
+    import signal
+    import time
+
+    pid_file = tmp_path / "tool.pid"
+    tool = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    driver = (f"from pathlib import Path; from trntile.sim.fpga import _run; "
+              f"_run([{sys.executable!r}, '-c', {tool!r}], Path({str(tmp_path / 'tool.log')!r}), 120)")
+    flow = subprocess.Popen([sys.executable, "-c", driver])
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    else:
+        flow.kill()
+        pytest.fail("the tool did not start within 10 s")
+    tool_pid = int(pid_file.read_text())
+    flow.send_signal(signal.SIGTERM)
+    assert flow.wait(timeout=20) == 128 + signal.SIGTERM
+    for _ in range(100):
+        try:
+            os.kill(tool_pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(tool_pid, signal.SIGKILL)
+    pytest.fail("the tool was still running 5 s after its flow was killed")
