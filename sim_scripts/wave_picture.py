@@ -35,8 +35,10 @@ def signals(p: int = PARTITIONS) -> list[tuple[str, str, str]]:
     """``(label, path suffix, kind)`` of each row of the picture, top to bottom; ``kind`` says how to show it:
     ``clock``, ``bit``, ``element`` (a bf16 value when the element's ``item`` bit is set), ``fp32``, or
     ``result<m>`` (array column m's result, an fp32 value when its ``valid`` bit is set)."""
-    rows = [("clk", "clk", "clock"), ("command valid", "engine.command__valid", "bit"),
-            ("command ready", "engine.command__ready", "bit")]
+    # The command stream at the top's ports: inside the engine, Amaranth may give the name command__valid to
+    # PSUM's command instead and rename the engine's own input port.
+    rows = [("clk", "clk", "clock"), ("command valid", "command__valid", "bit"),
+            ("command ready", "command__ready", "bit")]
     rows += [(f"row {k} in", f"engine.array.row{k}_in" if k == 0 else f"engine.array.row{k}_skew{k - 1}", "element")
              for k in range(p)]
     rows += [(f"row {k} sum, column 0", f"engine.array.row{k}.pe_0_s_out", "fp32") for k in range(p)]
@@ -194,7 +196,7 @@ def picture(sim: str = "icarus") -> str:
         raise RuntimeError("the waves show no column entering the array")
     # From the cycle before the commands were offered until the last column's result has left the last array
     # column, 2P cycles after that column entered row 0.
-    offered = [time for time, value in traces["engine.command__valid"] if value and time < entered[0]]
+    offered = [time for time, value in traces["command__valid"] if value and time < entered[0]]
     first = (offered[0] if offered else entered[0]) // period - 1
     last = entered[-1] // period + 2 * PARTITIONS + 2
     return draw(traces, rows, period, first, last)
