@@ -71,14 +71,17 @@ def example_register_map() -> RegisterMap:
     return regs
 
 
-def _tensor_engine_probes(params: dict, prefix: str = "engine.") -> dict[str, list[str]]:
+def _tensor_engine_probes(params: dict, prefix: str = "engine.",
+                          command_valid: str = "command__valid") -> dict[str, list[str]]:
     """The command stream, the skewed moving inputs of rows 0 and P - 1, the partial sums leaving column 0,
-    and PSUM's write commands."""
+    and PSUM's write commands. ``command_valid`` is the command's valid where it is driven (the top's port,
+    the tensor sequencer's): inside the engine, Amaranth may give the name ``command__valid`` to PSUM's
+    command and rename the engine's own input port."""
     last = params["partitions"] - 1
     array = f"{prefix}array."
     return {
-        "tensor: commands": [f"{prefix}{name}" for name in ("command__valid", "command__ready", "check_busy", "idle",
-                                                              "error", "error_code")],
+        "tensor: commands": [command_valid] + [f"{prefix}{name}" for name in ("command__ready", "check_busy", "idle",
+                                                                              "error", "error_code")],
         "tensor: array rows 0 and P-1 (skewed)": [f"{array}row0_in", f"{array}row{last}_skew{last - 1}"],
         "tensor: column 0 partial sums": [f"{array}row0.pe_0_s_out", f"{array}row{last}.pe_0_s_out"],
         "tensor: PSUM writes": [f"{prefix}psum.command__valid", f"{prefix}psum.command__payload"],
@@ -151,12 +154,14 @@ TOPS: dict[str, Top] = {top.name: top for top in [
     Top("tile", "the tile: tensor, ACT and DMA engines, SBUF, PSUM, sequencers, semaphores, host registers",
         (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES, p.SEMAPHORES,
          p.DTYPES, p.ACT_LANES), lambda **kwargs: Tile(**kwargs),
-        lambda params: {**_tile_probes(params), **_tensor_engine_probes(params, "tensor."),
+        lambda params: {**_tile_probes(params),
+                        **_tensor_engine_probes(params, "tensor.", "sequencer_tensor.command__valid"),
                         **_dma_probes(params, "dma.", signals=False)}),
     Top("tile_bench", "the tile with a DRAM latency model on its AXI4 master port (the tile tests' top)",
         (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES, p.SEMAPHORES,
          p.DTYPES, p.ACT_LANES), lambda **kwargs: TileBench(**kwargs),
-        lambda params: {**_tile_probes(params, "tile."), **_tensor_engine_probes(params, "tile.tensor."),
+        lambda params: {**_tile_probes(params, "tile."),
+                        **_tensor_engine_probes(params, "tile.tensor.", "tile.sequencer_tensor.command__valid"),
                         **_dma_probes(params, "tile.dma.", signals=False)}),
     Top("cluster", "T tiles sharing DRAM, each reaching the others' SBUF and semaphore windows; host registers of "
         "tile i at i x 4 KiB",
