@@ -176,7 +176,7 @@ def round_to_fp32(m, sign, significand, lsb_exponent):
     ``significand`` must be non-zero and at most ``_WORK`` bits; ``lsb_exponent`` a signed value.
     Overflow gives signed infinity. This is :func:`round_to_float` for binary32.
     """
-    return round_to_float(m, sign, significand, lsb_exponent, exp_bits=8, man_bits=23, bias=127, has_inf=True)
+    return round_to_float(m, sign, significand, lsb_exponent, **_FP32)
 
 
 class _Steps:

@@ -165,9 +165,9 @@ class TensorEngine(wiring.Component):
     idle : ``Out(1)``
         Nothing accepted is still in progress: every PSUM write of every command taken has been done.
     check_busy : ``Out(1)``
-        A command is in the check stage (taken into a register, three steps, then dispatch). It leaves dispatched or refused; when
-        refused, ``error`` is set in the cycle it leaves, so for a lone command in the cycle ``check_busy``
-        falls.
+        A command is in the check stage (taken into a register, three steps, then dispatch). It leaves
+        dispatched or refused; when refused, ``error`` is set in the cycle it leaves, so for a lone command in
+        the cycle ``check_busy`` falls.
     load_done, multiply_done : ``Out(1)``
         One-cycle pulse per completed LoadStationary (weights latched) / MultiplyMoving (all its PSUM
         words written and readable), each in command order.
