@@ -193,8 +193,9 @@ def run_flow(top: str, params: dict, *, device: str = "ecp5-85k", freq_mhz: floa
 
 def _register_name(cell: str) -> str:
     """The design's name for a cell nextpnr names after it: ``engine.pattern_span1_TRELLIS_FF_Q_35`` ->
-    ``engine.pattern_span1`` (the suffixes say which cell of the mapped logic it is)."""
-    return re.split(r"_(?:TRELLIS_|LUT4_|CCU2C_|PFUMX_|L6MUX21_|MULT18X18D|DP16KD|SB_)|\$", cell, maxsplit=1)[0]
+    ``engine.pattern_span1`` (the suffixes say which cell of the mapped logic it is). A register Amaranth
+    left unnamed gives its block: ``dma.source_bursts.$signal$1_TRELLIS_FF_Q_2`` -> ``dma.source_bursts``."""
+    return re.split(r"_(?:TRELLIS_|LUT4_|CCU2C_|PFUMX_|L6MUX21_|MULT18X18D|DP16KD|SB_)|\$", cell, maxsplit=1)[0].rstrip(".")
 
 
 def critical_path(figures: dict) -> dict | None:

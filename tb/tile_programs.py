@@ -64,36 +64,45 @@ class Programs:
 
 
 def matmul_program(rng: np.random.Generator, *, partitions: int, queues: int, dram_bytes: int,
-                   k: int | None = None, m: int | None = None, n: int | None = None) -> Programs:
-    """``C = A @ B`` for bf16 A (M x K) and B (K x N), fp32 C, in one LoadStationary / MultiplyMoving:
+                   k: int | None = None, m: int | None = None, n: int | None = None, dtype: str = "bf16") -> Programs:
+    """``C = A @ B`` for A (M x K) and B (K x N) in one LoadStationary / MultiplyMoving: bf16 operands with
+    fp32 C, or (``dtype="int8"``, for a tile built without the float formats) int8 operands with int32 C.
     DMA queue 0 brings A.T and B to the SBUF, the tensor engine multiplies into PSUM bank 0, ACT copies the
-    fp32 results to the SBUF, DMA queue 1 (or 0 with one queue) writes C to DRAM."""
+    results to the SBUF, DMA queue 1 (or 0 with one queue) writes C to DRAM."""
+    if dtype not in ("bf16", "int8"):
+        raise ValueError(f"dtype must be bf16 or int8, not {dtype!r}")
     p = partitions
     k, m, n = k or p, m or p, n or 2 * p
     layout = Layout(2 + queues, dram_bytes)
     dram = np.zeros(dram_bytes, dtype=np.uint8)
-    a = numerics.cast(rng.standard_normal((m, k)), "bf16")
-    b = numerics.cast(rng.standard_normal((k, n)), "bf16")
+    if dtype == "bf16":
+        a = numerics.cast(rng.standard_normal((m, k)), "bf16")
+        b = numerics.cast(rng.standard_normal((k, n)), "bf16")
+        size, out, scale = 2, "fp32", 1.0
+    else:
+        a = rng.integers(-128, 128, (m, k)).astype(np.int8)
+        b = rng.integers(-128, 128, (k, n)).astype(np.int8)
+        size, out, scale = 1, "int32", 1
     stationary_at, moving_at, c_at = layout.data, layout.data + 0x1000, layout.data + 0x2000
-    dram[stationary_at:stationary_at + 2 * k * m] = np.ascontiguousarray(a.T).view(np.uint8).reshape(-1)
-    dram[moving_at:moving_at + 2 * k * n] = np.ascontiguousarray(b).view(np.uint8).reshape(-1)
-    s_moving, m_moving = 0, 2 * m                 # SBUF byte offsets of A.T and B (bf16)
-    results = (2 * m + 2 * n + 3) // 4 * 4         # and of C (fp32, 4-byte aligned)
+    dram[stationary_at:stationary_at + size * k * m] = np.ascontiguousarray(a.T).view(np.uint8).reshape(-1)
+    dram[moving_at:moving_at + size * k * n] = np.ascontiguousarray(b).view(np.uint8).reshape(-1)
+    s_moving, m_moving = 0, size * m              # SBUF byte offsets of A.T and B
+    results = (size * (m + n) + 3) // 4 * 4        # and of C (4-byte elements, aligned)
     dma_in = [
-        Instruction(Copy(Endpoint.dram(stationary_at, [(1, k * m)]), Endpoint.sbuf(0, k, s_moving, [(1, m)]), 2),
+        Instruction(Copy(Endpoint.dram(stationary_at, [(1, k * m)]), Endpoint.sbuf(0, k, s_moving, [(1, m)]), size),
                     signal=Signal(0, 1)),
-        Instruction(Copy(Endpoint.dram(moving_at, [(1, k * n)]), Endpoint.sbuf(0, k, m_moving, [(1, n)]), 2),
+        Instruction(Copy(Endpoint.dram(moving_at, [(1, k * n)]), Endpoint.sbuf(0, k, m_moving, [(1, n)]), size),
                     signal=Signal(1, 1)),
     ]
     tensor = [
-        Instruction(LoadStationary(0, AccessPattern(s_moving, ((1, m),)), k, m, "bf16"), wait=Wait(0, 1)),
-        Instruction(MultiplyMoving(0, AccessPattern(m_moving, ((1, n),)), k, n, "bf16", 0, 0, False),
+        Instruction(LoadStationary(0, AccessPattern(s_moving, ((1, m),)), k, m, dtype), wait=Wait(0, 1)),
+        Instruction(MultiplyMoving(0, AccessPattern(m_moving, ((1, n),)), k, n, dtype, 0, 0, False),
                     wait=Wait(1, 1), signal=Signal(2, 1)),
         Instruction(End()),
     ]
     act = [
         Instruction(Activate(source=AccessPattern(0, ((1, n),)), destination=AccessPattern(results, ((1, n),)),
-                             partition=0, partitions=m, dtype="fp32", scale=1.0), wait=Wait(2, 1), signal=Signal(3, 1)),
+                             partition=0, partitions=m, dtype=out, scale=scale), wait=Wait(2, 1), signal=Signal(3, 1)),
         Instruction(End()),
     ]
     dma_out = [

@@ -9,7 +9,7 @@ import pytest
 from conftest import require
 
 from trntile.sim import toolchain
-from trntile.sim.fpga import DEVICES, FIELDS, tools_missing
+from trntile.sim.fpga import DEVICES, FIELDS, _register_name, tools_missing
 
 
 @pytest.mark.fpga
@@ -91,3 +91,9 @@ def test_a_killed_flow_stops_its_tool(tmp_path):
         time.sleep(0.05)
     os.kill(tool_pid, signal.SIGKILL)
     pytest.fail("the tool was still running 5 s after its flow was killed")
+
+
+def test_critical_path_ends_are_named_as_in_the_design():
+    assert _register_name("engine.pattern_span1_TRELLIS_FF_Q_35") == "engine.pattern_span1"
+    # An unnamed Amaranth signal ($signal$N) stands for the block that holds it, without a dangling dot.
+    assert _register_name("dma.source_bursts.$signal$1_TRELLIS_FF_Q_2") == "dma.source_bursts"

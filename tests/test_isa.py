@@ -122,6 +122,24 @@ def test_golden_matmul_end_to_end(queues):
     assert list(model.semaphores[:6]) == [1, 1, 1, 1, 1, 1]
 
 
+def test_golden_int8_matmul_end_to_end():
+    """The int8 form of the program (the tile tests' matmul for a tile built without bf16) on a model with
+    int8 only: C is A @ B in int32, computed here with numpy's integers."""
+    programs = matmul_program(np.random.default_rng(2), partitions=P, queues=2, dram_bytes=DRAM, dtype="int8")
+    model = TileModel(partitions=P, sbuf_bytes=SBUF, dram_bytes=DRAM, queues=2, dtypes=8)
+    model.dram[:] = programs.image()
+    model.start(programs.starts)
+    model.run()
+    assert all(s.state == EngineState.DONE for s in model.status[:4]), model.status
+    address, size = programs.result
+    c = model.dram[address:address + size].view(np.int32).reshape(P, 2 * P)
+    a_t = model.dram[programs.layout.data:programs.layout.data + P * P].view(np.int8).reshape(P, P)
+    b_at = programs.layout.data + 0x1000
+    b = model.dram[b_at:b_at + P * 2 * P].view(np.int8).reshape(P, 2 * P)
+    np.testing.assert_array_equal(c, a_t.T.astype(np.int64) @ b.astype(np.int64))
+    assert np.abs(c).max() > 128, "the products reach past int8"
+
+
 def _single(engine: int, program) -> TileModel:
     programs = matmul_program(np.random.default_rng(0), partitions=P, queues=QUEUES, dram_bytes=DRAM)
     programs.programs = {engine: program}
