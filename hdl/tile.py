@@ -45,8 +45,8 @@ from .dma import DMAEngine
 from .dma_descriptor import descriptor_layout
 from .isa import (EngineError, EngineState, Opcode, activate_payload_layout, copy_payload_layout,
                   engine_kind, engine_names, tensor_payload_layout)
-from .params import (ACT_LANES, AXI_DATA_WIDTH, DMA_OUTSTANDING, DMA_QUEUES, DRAM_BYTES, DTYPES, PARTITIONS, SBUF_BYTES,
-                     SEMAPHORES)
+from .params import (ACT_LANES, AXI_DATA_WIDTH, DMA_OUTSTANDING, DMA_QUEUES, DRAM_BYTES, DTYPES, PARTITIONS,
+                     REGISTER_SLICES, SBUF_BYTES, SEMAPHORES)
 from .sbuf import SBUF, sbuf_word_signature
 from .sbuf_axi import SBUFAXISlave
 from .semaphore_window import SEMAPHORE_WINDOW_BYTES, SemaphoreWindow
@@ -181,6 +181,10 @@ class Tile(wiring.Component):
         bytes from address 0 (the window ``m_axi`` serves; instruction fetches outside get DECERR); semaphores;
         the tensor engine's operand formats, a mask (:data:`trntile.hdl.params.DTYPES`); the ACT engine's
         physical lanes (:data:`trntile.hdl.params.ACT_LANES`).
+    register_slices : int
+        1: a register slice on every channel of the tile's crossbar (fetch and DMA to ``m_axi``), for FPGAs:
+        it cuts the handshake paths from the DMA and the instruction fetch through the crossbar's arbiters,
+        for a cycle more each way on every DRAM access (:data:`trntile.hdl.params.REGISTER_SLICES`).
 
     Members
     -------
@@ -200,14 +204,15 @@ class Tile(wiring.Component):
                  data_width: int = AXI_DATA_WIDTH.default, queues: int = DMA_QUEUES.default,
                  outstanding: int = DMA_OUTSTANDING.default, dram_bytes: int = DRAM_BYTES.default,
                  semaphores: int = SEMAPHORES.default, dtypes: int = DTYPES.default,
-                 act_lanes: int = ACT_LANES.default):
+                 act_lanes: int = ACT_LANES.default, register_slices: int = REGISTER_SLICES.default):
         self.params = {
             "partitions": PARTITIONS.validate(partitions), "sbuf_bytes": SBUF_BYTES.validate(sbuf_bytes),
             "data_width": AXI_DATA_WIDTH.validate(data_width), "queues": DMA_QUEUES.validate(queues),
             "outstanding": DMA_OUTSTANDING.validate(outstanding), "dram_bytes": DRAM_BYTES.validate(dram_bytes),
             "semaphores": SEMAPHORES.validate(semaphores), "dtypes": DTYPES.validate(dtypes),
-            "act_lanes": ACT_LANES.validate(act_lanes)}
-        self.register_map = tile_register_map(**{k: v for k, v in self.params.items() if k != "outstanding"})
+            "act_lanes": ACT_LANES.validate(act_lanes), "register_slices": REGISTER_SLICES.validate(register_slices)}
+        self.register_map = tile_register_map(**{k: v for k, v in self.params.items()
+                                                 if k not in ("outstanding", "register_slices")})
         self.engine_names = engine_names(queues)
         self.window_bytes = 2 * partitions * sbuf_bytes  # the SBUF, then the semaphore window
         super().__init__({
@@ -272,7 +277,8 @@ class Tile(wiring.Component):
 
         m.submodules.crossbar = crossbar = AXI4Crossbar(
             masters=2, address_map=[(0, prm["dram_bytes"])], addr_width=32, data_width=prm["data_width"],
-            id_width=1, max_outstanding=max(FETCH_OUTSTANDING, prm["outstanding"]))
+            id_width=1, max_outstanding=max(FETCH_OUTSTANDING, prm["outstanding"]),
+            register_slices=bool(prm["register_slices"]))
         wiring.connect(m, fetch.m_axi, crossbar.s0_axi)
         wiring.connect(m, dma.m_axi, crossbar.s1_axi)
         wiring.connect(m, crossbar.m0_axi, wiring.flipped(self.m_axi))
