@@ -115,7 +115,7 @@ ROUTERS = ("router1", "router2")
 
 
 def run_flow(top: str, params: dict, *, device: str = "ecp5-85k", freq_mhz: float = 100.0, out: Path,
-             verilog: str | None = None, timeout: float = 7200, started=None, router: str = "router1") -> dict:
+             verilog: str | None = None, timeout: float = 6 * 3600, started=None, router: str = "router1") -> dict:
     """Synthesise and place and route ``top`` with ``params`` for ``device`` at ``freq_mhz`` (with nextpnr's
     ``router``, one of :data:`ROUTERS`).
 
