@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["DEVICES", "FIELDS", "Device", "FlowError", "run_flow", "tools_missing"]
+__all__ = ["DEVICES", "FIELDS", "Device", "FlowError", "run_flow", "source_revision", "tools_missing"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +96,23 @@ def _run(argv: list[str], log: Path, timeout: float) -> subprocess.CompletedProc
             signal.signal(signal.SIGTERM, previous)
 
 
+def source_revision(root: Path = Path(__file__).resolve().parent.parent) -> str | None:
+    """The git revision of the RTL the flow builds: the short HEAD of the checkout at ``root`` (this
+    project's), with ``+changes`` when its ``hdl/`` has uncommitted edits; ``None`` outside a git checkout
+    (an installed wheel). A row of the results table names it, so a figure can be traced to the RTL it was
+    measured on."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=30)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hdl"], cwd=root, capture_output=True,
+                               text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -137,6 +154,7 @@ def run_flow(top: str, params: dict, *, device: str = "ecp5-85k", freq_mhz: floa
     if missing:
         raise FileNotFoundError(f"{', '.join(missing)} not installed; install with: pip install -e \".[fpga]\"")
     dev = DEVICES[device]
+    revision = source_revision()
     if started is not None:
         started()
     if verilog is None:
@@ -162,7 +180,7 @@ def run_flow(top: str, params: dict, *, device: str = "ecp5-85k", freq_mhz: floa
     report = {"top": top, "partitions": params.get("partitions"), "device": device,
               "lut4": count(dev.lut), "ff": sum(n for name, n in cells.items() if name.startswith(dev.ff_prefix)),
               "mult18": count(dev.mult), "bram": count(dev.bram), "fmax_mhz": None, "fits": False,
-              "target_mhz": freq_mhz, "router": router, "params": params}
+              "target_mhz": freq_mhz, "router": router, "params": params, "revision": revision}
 
     pnr_report = out / "nextpnr-report.json"
     pnr_report.unlink(missing_ok=True)

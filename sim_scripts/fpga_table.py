@@ -40,8 +40,8 @@ def _argv(options: str, json_path: Path) -> list[str]:
 
 def table(reports: list[tuple[list[str], dict]]) -> str:
     lines = ["| command (`trntile fpga ... --json FILE`) | LUT4 | FF | MULT18X18D | DP16KD | Fmax (MHz) | fits "
-             "| slowest path |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| slowest path | RTL of |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for argv, r in reports:
         shown = " ".join(argv[2:argv.index("--json")])
         fmax = "-" if r["fmax_mhz"] is None else f"{r['fmax_mhz']:.1f} (target {r['target_mhz']:g})"
@@ -49,7 +49,7 @@ def table(reports: list[tuple[list[str], dict]]) -> str:
         slowest = "-" if not path else (f"`{path['from']}` to `{path['to']}`: {path['logic_ns']:g} ns logic, "
                                         f"{path['routing_ns']:g} ns routing")
         lines.append(f"| `{shown}` | {r['lut4']:,} | {r['ff']:,} | {r['mult18']} | {r['bram']} | {fmax} | "
-                     f"{'yes' if r['fits'] else 'no'} | {slowest} |")
+                     f"{'yes' if r['fits'] else 'no'} | {slowest} | {r.get('revision') or '-'} |")
     return "\n".join(lines)
 
 

@@ -9,7 +9,8 @@ import pytest
 from conftest import require
 
 from trntile.sim import toolchain
-from trntile.sim.fpga import DEVICES, FIELDS, _register_name, tools_missing
+from trntile.sim.fpga import DEVICES, FIELDS, _register_name, source_revision, tools_missing
+from trntile.sim.fpga_table import table
 
 
 @pytest.mark.fpga
@@ -97,3 +98,27 @@ def test_critical_path_ends_are_named_as_in_the_design():
     assert _register_name("engine.pattern_span1_TRELLIS_FF_Q_35") == "engine.pattern_span1"
     # An unnamed Amaranth signal ($signal$N) stands for the block that holds it, without a dangling dot.
     assert _register_name("dma.source_bursts.$signal$1_TRELLIS_FF_Q_2") == "dma.source_bursts"
+
+
+def test_reports_name_the_rtl_they_were_measured_on(tmp_path):
+    """A report's revision is the checkout's HEAD, marked when the HDL has edits that are not committed (edits
+    elsewhere do not change the RTL); the results table shows it in its last column."""
+    assert source_revision(tmp_path) is None   # not a checkout
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    (tmp_path / "hdl").mkdir()
+    (tmp_path / "hdl" / "pe.py").write_text("a = 1\n")
+    (tmp_path / "README.md").write_text("x\n")
+    for step in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "first"]):
+        subprocess.run(git + step, check=True)
+    head = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert source_revision(tmp_path) == head
+    (tmp_path / "README.md").write_text("y\n")
+    assert source_revision(tmp_path) == head
+    (tmp_path / "hdl" / "pe.py").write_text("a = 2\n")
+    assert source_revision(tmp_path) == head + "+changes"
+    report = {"lut4": 10, "ff": 5, "mult18": 1, "bram": 2, "fmax_mhz": 50.0, "target_mhz": 100, "fits": True,
+              "critical_path": None, "revision": head}
+    argv = ["trntile", "fpga", "--top", "tensor_engine", "--json", "x.json"]
+    assert table([(argv, report)]).splitlines()[-1].endswith(f"| {head} |")
+    del report["revision"]   # a report from before revisions were kept
+    assert table([(argv, report)]).splitlines()[-1].endswith("| - |")
