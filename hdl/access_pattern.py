@@ -82,9 +82,9 @@ class AccessPatternWalker(wiring.Component):
         finals = [Signal(COUNT_BITS, name=f"final{level}") for level in range(PATTERN_DIMS)]
         indices = [Signal(COUNT_BITS, name=f"index{level}") for level in range(PATTERN_DIMS)]
         starts = [Signal(self._address_bits, name=f"start{level}") for level in range(PATTERN_DIMS)]
+        # Whether each level is at its final index: kept in a register (updated with the index) rather than
+        # compared each cycle, so the step decision and ``last`` start at flip-flops.
         at_end = [Signal(name=f"at_end{level}") for level in range(PATTERN_DIMS)]
-        for level in range(PATTERN_DIMS):
-            m.d.comb += at_end[level].eq(indices[level] == finals[level])
 
         m.d.comb += [
             self.start.ready.eq(~busy | (self.address.ready & self.address.payload.last)),
@@ -100,11 +100,12 @@ class AccessPatternWalker(wiring.Component):
                 inner_done = Cat(*at_end[:level]).all() if level else 1
                 with m.If(inner_done & ~at_end[level]):
                     following = starts[level] + steps[level]
-                    m.d.sync += indices[level].eq(indices[level] + 1)
+                    m.d.sync += [indices[level].eq(indices[level] + 1),
+                                 at_end[level].eq(indices[level] + 1 == finals[level])]
                     for inner in range(level + 1):
                         m.d.sync += starts[inner].eq(following)
                     for inner in range(level):
-                        m.d.sync += indices[inner].eq(0)
+                        m.d.sync += [indices[inner].eq(0), at_end[inner].eq(finals[inner] == 0)]
         # A new walk may start in the cycle of the last address (no bubble); it overrides the step.
         with m.If(self.start.valid & self.start.ready):
             pattern = self.start.payload.pattern
@@ -115,6 +116,7 @@ class AccessPatternWalker(wiring.Component):
                     steps[level].eq(dim.stride << self.start.payload.shift),  # wraps modulo 2**ADDRESS_BITS
                     finals[level].eq(dim.count - 1),
                     indices[level].eq(0),
+                    at_end[level].eq(dim.count == 1),
                     starts[level].eq(pattern.address),
                 ]
         return m

@@ -28,11 +28,11 @@ All AXI transactions use ID 0, so responses return in order. Source and destinat
 must not overlap (the engine streams); the engine does not check that.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..golden.dma import COUNT_BITS, DmaError, Space
+from ..golden.dma import COUNT_BITS, STRIDE_BITS, DmaError, Space
 from .access_pattern import PATTERN_DIMS, AccessPatternWalker, make_pattern_layout
 from .axi import AXI4Signature, Burst
 from .dma_descriptor import descriptor_layout
@@ -130,21 +130,30 @@ class _RunGenerator(wiring.Component):
 
 def _cutter(m, pieces_of: stream.Interface, pieces: stream.Interface, left_bits: int, cut):
     """Cuts each span {address, bytes, sbuf, last} taken from ``pieces_of`` into pieces offered on ``pieces``,
-    one per cycle, taking the next span with the last piece of the current one. ``cut(address, left)`` gives
-    the current piece's size and whether it is the span's last. Returns the span registers and the cut."""
+    one per cycle, taking the next span with the last piece of the current one.
+
+    ``cut(address, left)`` gives a piece's figures as a dict of values: at least its ``size`` and whether it
+    is its span's ``final`` piece. The cutter works them out a piece ahead (for the span's first piece as the
+    span is taken; for the following piece from the current one) and keeps the current piece's in registers,
+    so the handshake and the payload start at flip-flops. Returns the span registers and the current
+    piece's figures."""
     valid, address, left = Signal(), Signal(DRAM_ADDRESS_BITS), Signal(left_bits)
     sbuf, last = Signal(), Signal()
-    size, final = cut(address, left)
-    m.d.comb += [pieces.valid.eq(valid), pieces_of.ready.eq(~valid | (pieces.ready & final))]
+    span = pieces_of.payload
+    first = cut(span.address, span.bytes)
+    current = {name: Signal(Value.cast(value).shape(), name=f"piece_{name}") for name, value in first.items()}
+    following = cut((address + current["size"])[:DRAM_ADDRESS_BITS], (left - current["size"])[:left_bits])
+    m.d.comb += [pieces.valid.eq(valid), pieces_of.ready.eq(~valid | (pieces.ready & current["final"]))]
     with m.If(pieces.valid & pieces.ready):
-        m.d.sync += [address.eq(address + size), left.eq(left - size)]
-        with m.If(final):
+        m.d.sync += [address.eq(address + current["size"]), left.eq(left - current["size"])]
+        m.d.sync += [current[name].eq(value) for name, value in following.items()]
+        with m.If(current["final"]):
             m.d.sync += valid.eq(0)
     with m.If(pieces_of.valid & pieces_of.ready):
-        span = pieces_of.payload
         m.d.sync += [valid.eq(1), address.eq(span.address), left.eq(span.bytes), sbuf.eq(span.sbuf),
                      last.eq(span.last)]
-    return address, sbuf, last, size, final
+        m.d.sync += [current[name].eq(value) for name, value in first.items()]
+    return address, sbuf, last, current
 
 
 class _BurstSplitter(wiring.Component):
@@ -161,19 +170,16 @@ class _BurstSplitter(wiring.Component):
         word, lane_bits = self._word, (self._word - 1).bit_length()
 
         def cut(address, left):
-            to_page, by_beats, size = Signal(13), Signal(range(256 * word + 1)), Signal(13)
-            m.d.comb += [
-                to_page.eq(4096 - address[:12]),
-                by_beats.eq(256 * word - address[:lane_bits]),
-                size.eq(_min(_min(left, to_page), by_beats)),
-            ]
-            return size, size == left
+            to_page = Const(4096) - address[:12]
+            by_beats = Const(256 * word) - address[:lane_bits]
+            size = _min(_min(left, to_page), by_beats)[:13]
+            return {"size": size, "final": size == left,
+                    "beats": ((address[:lane_bits] + size + word - 1) >> lane_bits)[:9]}
 
-        address, sbuf, last, size, final = _cutter(m, self.runs, self.bursts, _RUN_BITS, cut)
+        address, sbuf, last, piece = _cutter(m, self.runs, self.bursts, _RUN_BITS, cut)
         out = self.bursts.payload
-        m.d.comb += [out.address.eq(address), out.bytes.eq(size),
-                     out.beats.eq((address[:lane_bits] + size + word - 1) >> lane_bits),
-                     out.sbuf.eq(sbuf), out.last.eq(last & final)]
+        m.d.comb += [out.address.eq(address), out.bytes.eq(piece["size"]), out.beats.eq(piece["beats"]),
+                     out.sbuf.eq(sbuf), out.last.eq(last & piece["final"])]
         return m
 
 
@@ -188,17 +194,15 @@ class _BeatExpander(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         word, lane_bits = self._word, (self._word - 1).bit_length()
-        n = Signal(lane_bits + 1)
-
         def cut(address, left):
-            room = Signal(lane_bits + 1)    # to the end of the word: the next beat starts at its lane 0
-            m.d.comb += [room.eq(word - address[:lane_bits]), n.eq(_min(left, room))]
-            return room, left <= room
+            room = (Const(word, lane_bits + 1) - address[:lane_bits])[:lane_bits + 1]   # to the end of the word:
+            return {"size": room, "final": left <= room,                                 # the next beat starts
+                    "n": _min(left, room)[:lane_bits + 1]}                               # at its lane 0
 
-        address, sbuf, last, _, burst_last = _cutter(m, self.bursts, self.beats, 13, cut)
+        address, sbuf, last, piece = _cutter(m, self.bursts, self.beats, 13, cut)
         out = self.beats.payload
-        m.d.comb += [out.address.eq(address), out.lo.eq(address[:lane_bits]), out.n.eq(n),
-                     out.burst_last.eq(burst_last), out.sbuf.eq(sbuf), out.last.eq(last & burst_last)]
+        m.d.comb += [out.address.eq(address), out.lo.eq(address[:lane_bits]), out.n.eq(piece["n"]),
+                     out.burst_last.eq(piece["final"]), out.sbuf.eq(sbuf), out.last.eq(last & piece["final"])]
         return m
 
 
@@ -451,6 +455,12 @@ class DMAEngine(wiring.Component):
         sums = {name: (Signal(extent, name=f"{name}_low"), Signal(extent, name=f"{name}_high"))
                 for name in ("source", "destination")}
         elements = {name: Signal(64, name=f"{name}_elements") for name in ("source", "destination")}
+        # Each side's dimensions, shifted one place per check step, with count - 1 and count == 0 worked
+        # out as the descriptor is taken: the step's multiply starts at flip-flops, not at a step mux.
+        walk_layout = data.StructLayout({"stride": signed(STRIDE_BITS), "count": COUNT_BITS, "less": COUNT_BITS,
+                                         "zero": 1})
+        walks = {name: [Signal(walk_layout, name=f"{name}_walk{d}") for d in range(PATTERN_DIMS)]
+                 for name in ("source", "destination")}
         idle = ~checking
         for q in range(q_count):
             m.d.comb += self.queues[q].ready.eq(idle & eligible.any() & (chosen == q))
@@ -459,6 +469,10 @@ class DMAEngine(wiring.Component):
                 with m.If(chosen == q):
                     m.d.sync += [desc.eq(self.queues[q].payload), desc_index.eq(taken[q]),
                                  taken[q].eq(taken[q] + 1), busy[q].eq(1)]
+                    for name, walk in walks.items():
+                        for d, dim in enumerate(getattr(self.queues[q].payload, name).dims):
+                            m.d.sync += [walk[d].stride.eq(dim.stride), walk[d].count.eq(dim.count),
+                                         walk[d].less.eq(dim.count - 1), walk[d].zero.eq(dim.count == 0)]
             m.d.sync += [checking.eq(1), desc_queue.eq(chosen), last_queue.eq(chosen), step.eq(0)]
             for name in sums:
                 m.d.sync += [sums[name][0].eq(0), sums[name][1].eq(0), elements[name].eq(1)]
@@ -466,17 +480,13 @@ class DMAEngine(wiring.Component):
         # The walk's extent and element count, one dimension per cycle: one multiplier pair per side.
         with m.If(checking & (step < PATTERN_DIMS)):
             m.d.sync += step.eq(step + 1)
-            for name in sums:
-                side = getattr(desc, name)
-                stride, count = Signal(signed(24), name=f"{name}_stride"), Signal(COUNT_BITS, name=f"{name}_count")
-                with m.Switch(step):
-                    for d in range(PATTERN_DIMS):
-                        with m.Case(d):
-                            m.d.comb += [stride.eq(side.dims[d].stride), count.eq(side.dims[d].count)]
+            for name, walk in walks.items():
+                side, dim = getattr(desc, name), walk[0]
+                m.d.sync += [walk[d].eq(walk[d + 1]) for d in range(PATTERN_DIMS - 1)]
                 partitions = (side.space == Space.SBUF) & (step == 0)   # dims[0] of the SBUF walks partitions
                 reach = Signal(signed(41), name=f"{name}_reach")
-                m.d.comb += reach.eq(Mux(partitions | (count == 0), 0, stride * (count - 1)))
-                m.d.sync += elements[name].eq(elements[name] * count)
+                m.d.comb += reach.eq(Mux(partitions | dim.zero, 0, dim.stride * dim.less))
+                m.d.sync += elements[name].eq(elements[name] * dim.count)
                 with m.If(reach < 0):
                     m.d.sync += sums[name][0].eq(sums[name][0] + reach)
                 with m.Else():
