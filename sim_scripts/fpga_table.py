@@ -21,13 +21,15 @@ from pathlib import Path
 #: (name of the JSON in build/fpga, the options of ``trntile fpga`` before ``--json``). The tiles are built
 #: with 2 ACT lanes and routed with router1 (about an hour each; router2 does not converge on them since the
 #: ACT lanes were pipelined: docs/fpga.md); the P = 8 tile with a 64-bit bus and 2 DMA queues, to leave
-#: room for routing.
+#: room for routing. The P = 4 tile is also built with the crossbar's register slices, which cut the
+#: handshake chain between the DMA and the instruction fetch.
 CONFIGURATIONS = [
     ("tensor_engine_p4_int8", "--top tensor_engine --partitions 4 --dtypes int8 --sbuf-bytes 1024 --freq 100"),
     ("tensor_engine_p8_int8", "--top tensor_engine --partitions 8 --dtypes int8 --freq 100"),
     ("tensor_engine_p4_all", "--top tensor_engine --partitions 4 --dtypes bf16,fp8_e4m3,fp8_e5m2,int8 "
                              "--sbuf-bytes 1024 --freq 50"),
     ("tile_p4_int8", "--top tile --partitions 4 --dtypes int8 --act-lanes 2 --freq 100"),
+    ("tile_p4_int8_slices", "--top tile --partitions 4 --dtypes int8 --act-lanes 2 --register-slices 1 --freq 100"),
     ("tile_p8_int8", "--top tile --partitions 8 --dtypes int8 --act-lanes 2 --data-width 64 --queues 2 --freq 100"),
 ]
 
