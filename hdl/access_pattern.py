@@ -83,7 +83,8 @@ class AccessPatternWalker(wiring.Component):
         indices = [Signal(COUNT_BITS, name=f"index{level}") for level in range(PATTERN_DIMS)]
         starts = [Signal(self._address_bits, name=f"start{level}") for level in range(PATTERN_DIMS)]
         # Whether each level is at its final index: kept in a register (updated with the index) rather than
-        # compared each cycle, so the step decision and ``last`` start at flip-flops.
+        # compared each cycle, so the step decision and ``last`` start at flip-flops. (A level steps only while
+        # below its final index, so ``indices + 1 == finals`` is exact.)
         at_end = [Signal(name=f"at_end{level}") for level in range(PATTERN_DIMS)]
 
         m.d.comb += [

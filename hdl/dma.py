@@ -194,10 +194,11 @@ class _BeatExpander(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         word, lane_bits = self._word, (self._word - 1).bit_length()
+
         def cut(address, left):
-            room = (Const(word, lane_bits + 1) - address[:lane_bits])[:lane_bits + 1]   # to the end of the word:
-            return {"size": room, "final": left <= room,                                 # the next beat starts
-                    "n": _min(left, room)[:lane_bits + 1]}                               # at its lane 0
+            # A beat reaches the end of its word: the next one starts at lane 0.
+            room = (Const(word, lane_bits + 1) - address[:lane_bits])[:lane_bits + 1]
+            return {"size": room, "final": left <= room, "n": _min(left, room)[:lane_bits + 1]}
 
         address, sbuf, last, piece = _cutter(m, self.bursts, self.beats, 13, cut)
         out = self.beats.payload
