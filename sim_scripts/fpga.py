@@ -99,18 +99,19 @@ def _run(argv: list[str], log: Path, timeout: float) -> subprocess.CompletedProc
 def source_revision(root: Path = Path(__file__).resolve().parent.parent) -> str | None:
     """The git revision of the RTL the flow builds: the short HEAD of the checkout at ``root`` (this
     project's), with ``+changes`` when its ``hdl/`` has uncommitted edits; ``None`` outside a git checkout
-    (an installed wheel). A row of the results table names it, so a figure can be traced to the RTL it was
-    measured on."""
+    (an installed copy, even one inside a checkout's virtual environment). A row of the results table names
+    it, so a figure can be traced to the RTL it was measured on."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                              text=True, timeout=30)
-        if head.returncode != 0:
+        head = subprocess.run(["git", "rev-parse", "--show-toplevel", "--short", "HEAD"], cwd=root,
+                              capture_output=True, text=True, timeout=30)
+        lines = head.stdout.splitlines()
+        if head.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != Path(root).resolve():
             return None
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "hdl"], cwd=root, capture_output=True,
                                text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+    return lines[1] + ("+changes" if dirty.stdout.strip() else "")
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -116,6 +116,8 @@ def test_reports_name_the_rtl_they_were_measured_on(tmp_path):
     assert source_revision(tmp_path) == head
     (tmp_path / "hdl" / "pe.py").write_text("a = 2\n")
     assert source_revision(tmp_path) == head + "+changes"
+    (tmp_path / "site" / "trntile").mkdir(parents=True)   # an installed copy inside the checkout
+    assert source_revision(tmp_path / "site" / "trntile") is None
     report = {"lut4": 10, "ff": 5, "mult18": 1, "bram": 2, "fmax_mhz": 50.0, "target_mhz": 100, "fits": True,
               "critical_path": None, "revision": head}
     argv = ["trntile", "fpga", "--top", "tensor_engine", "--json", "x.json"]
