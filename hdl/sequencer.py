@@ -302,7 +302,17 @@ class Sequencer(wiring.Component):
         pending = fifo.SyncFIFO(width=_pending_layout.size, depth=self._pending)
         m.submodules.pending = ResetInserter(begin)(pending)
         entry = data.View(_pending_layout, pending.w_data)
-        issuing = running & ~ending & ~faulting & ~checking_command & ~self.halt & buffer.r_rdy
+        # The command register: an engine instruction waits here for its engine, so that the engine's
+        # ready (a round-robin among the DMA queues) never reaches back into the head, the wait compare and
+        # the buffers. It is one cycle more from issue to engine and the same issue rate: the next engine
+        # instruction is loaded in the very cycle the engine has checked the last one.
+        command_valid = Signal()
+        checked = checking_command & ~command_valid & ~self.checking & ~self.fault
+        free = running & ~ending & ~faulting & ~self.halt & buffer.r_rdy
+        issuing = free & ~checking_command
+        # Only an engine instruction follows at once (an immediate would write the pending queue in the same
+        # cycle as the checked command), and only with room in the pending queue for both.
+        issuing_next = free & checked & ~immediate & (pending.level + 1 < self._pending)
         # A SEM_SET of this engine takes effect when it retires; until then a wait would read the value from
         # before it, so an instruction that waits holds until no SEM_SET of this engine is pending.
         sets_pending = Signal(range(self._pending + 1))
@@ -310,15 +320,17 @@ class Sequencer(wiring.Component):
         m.d.comb += self.waiting.eq(issuing & (problem == 0) & wait_ready & ~wait_ok)
         with m.If(self.waiting):
             m.d.sync += self.wait_cycles.eq(self.wait_cycles + 1)
-        go = issuing & (problem == 0) & wait_ready & wait_ok & pending.w_rdy
+        go = (issuing & pending.w_rdy | issuing_next) & (problem == 0) & wait_ready & wait_ok
 
         last_engine_pc = Signal(32)
         fault_pc = Signal(32)
         fault_problem = Signal(8)
         command_kind = Signal(2)
         command_signal = Signal(16)
-        m.d.comb += [self.command.payload.opcode.eq(opcode), self.command.payload.payload.eq(instruction.payload),
-                     self.command.valid.eq(go & ~immediate)]
+        # A sequencer stopped by an error withdraws a command its engine has not taken.
+        m.d.comb += self.command.valid.eq(command_valid & running)
+        with m.If(self.command.valid & self.command.ready):
+            m.d.sync += command_valid.eq(0)
         popped = Signal()
         with m.If(issuing & (problem != 0)):
             m.d.sync += [faulting.eq(1), fault_pc.eq(self.pc), fault_problem.eq(problem)]
@@ -330,19 +342,22 @@ class Sequencer(wiring.Component):
                          entry.signal_index.eq(header.signal_semaphore), entry.increment.eq(header.signal_increment)]
             with m.If(opcode == Opcode.END):
                 m.d.sync += ending.eq(1)
-        with m.If(self.command.valid & self.command.ready):
+        with m.If(go & ~immediate):
             m.d.comb += popped.eq(1)
-            m.d.sync += [checking_command.eq(1), last_engine_pc.eq(self.pc),
+            m.d.sync += [command_valid.eq(1), self.command.payload.opcode.eq(opcode),
+                         self.command.payload.payload.eq(instruction.payload),
+                         checking_command.eq(1), last_engine_pc.eq(self.pc),
                          command_kind.eq(Mux(opcode == Opcode.MULTIPLY_MOVING, _KIND_B, _KIND_A)),
                          command_signal.eq(Cat(header.signal_semaphore, header.signal_increment))]
         m.d.comb += buffer.r_en.eq(popped)
         with m.If(popped):
             m.d.sync += [self.pc.eq(self.pc + INSTRUCTION_BYTES), self.executed.eq(self.executed + 1)]
         # The engine has checked the command: it is in flight now and retires with its completion.
-        with m.If(checking_command & ~self.checking & ~self.fault):
+        with m.If(checked):
             m.d.comb += [pending.w_en.eq(1), entry.kind.eq(command_kind),
                          entry.signal_index.eq(command_signal[:8]), entry.increment.eq(command_signal[8:])]
-            m.d.sync += checking_command.eq(0)
+            with m.If(~go):
+                m.d.sync += checking_command.eq(0)
 
         # ---- retirement, in order ------------------------------------------------------------------------
         retiring = data.View(_pending_layout, pending.r_data)
@@ -390,7 +405,7 @@ class Sequencer(wiring.Component):
             m.d.sync += sets_pending.eq(sets_pending + set_queued - set_applied)
         with m.If(begin):
             m.d.sync += [self.state.eq(EngineState.RUNNING), self.error.eq(0), self.fault_address.eq(0),
-                         ending.eq(0), faulting.eq(0), checking_command.eq(0), set_done.eq(0),
+                         ending.eq(0), faulting.eq(0), checking_command.eq(0), command_valid.eq(0), set_done.eq(0),
                          self.wait_cycles.eq(0), self.executed.eq(0)]
             m.d.sync += [counter.eq(0) for counter in completions]
         with m.Elif(running):
