@@ -202,7 +202,8 @@ class Sequencer(wiring.Component):
         are ignored): state RUNNING, error cleared, and ``engine_clear`` pulses so the engine forgets any
         earlier error.
     halt : ``In(1)``
-        Issue and fetch nothing new (a soft reset is draining the tile).
+        Issue and fetch nothing new, and withdraw a command the engine has not taken (a soft reset is
+        draining the tile).
     deadlock : ``In(1)``
         The watchdog fired: if waiting on a semaphore, stop with ``DEADLOCK``.
     state, error, fault_address, pc : ``Out(2)``, ``Out(8)``, ``Out(32)``, ``Out(32)``
@@ -219,12 +220,14 @@ class Sequencer(wiring.Component):
     update : ``Out(stream.Signature(update_layout))``
         To the semaphore file.
     command : ``Out(stream.Signature(command_layout))``
-        Engine instructions, in order.
+        Engine instructions, in order, from a register (loaded the cycle the engine has checked the previous
+        one); withdrawn when the sequencer stops or halts.
     checking : ``In(1)``
         The engine is still checking the command it took (the sequencer issues nothing meanwhile).
     fault, fault_code : ``In(1)``, ``In(8)``
         The engine refused a command of this sequencer or failed one (the code already carries the engine's
-        :class:`~trntile.hdl.isa.EngineError` base). Stops the sequencer with the last command's address.
+        :class:`~trntile.hdl.isa.EngineError` base). Stops the sequencer with the address of the last command
+        handed over.
     done_a, done_b : ``In(1)``
         Completion pulses: of MULTIPLY_MOVING (B) and of every other engine instruction (A), each in order.
     engine_clear : ``Out(1)``
@@ -327,10 +330,12 @@ class Sequencer(wiring.Component):
         fault_problem = Signal(8)
         command_kind = Signal(2)
         command_signal = Signal(16)
-        # A sequencer stopped by an error withdraws a command its engine has not taken.
-        m.d.comb += self.command.valid.eq(command_valid & running)
+        # A sequencer stopped by an error, or halted for a soft reset, withdraws a command its engine has not
+        # taken. The command's address goes with it: an engine fault names the last command handed over.
+        command_pc = Signal(32)
+        m.d.comb += self.command.valid.eq(command_valid & running & ~self.halt)
         with m.If(self.command.valid & self.command.ready):
-            m.d.sync += command_valid.eq(0)
+            m.d.sync += [command_valid.eq(0), last_engine_pc.eq(command_pc)]
         popped = Signal()
         with m.If(issuing & (problem != 0)):
             m.d.sync += [faulting.eq(1), fault_pc.eq(self.pc), fault_problem.eq(problem)]
@@ -346,7 +351,7 @@ class Sequencer(wiring.Component):
             m.d.comb += popped.eq(1)
             m.d.sync += [command_valid.eq(1), self.command.payload.opcode.eq(opcode),
                          self.command.payload.payload.eq(instruction.payload),
-                         checking_command.eq(1), last_engine_pc.eq(self.pc),
+                         checking_command.eq(1), command_pc.eq(self.pc),
                          command_kind.eq(Mux(opcode == Opcode.MULTIPLY_MOVING, _KIND_B, _KIND_A)),
                          command_signal.eq(Cat(header.signal_semaphore, header.signal_increment))]
         m.d.comb += buffer.r_en.eq(popped)

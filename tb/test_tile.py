@@ -231,6 +231,9 @@ async def errors_stop_the_engine_and_a_soft_reset_recovers(dut):
     cases.append(("tensor operand out of range", Programs(bad, base.dram, layout, base.result), {}))
     moving_at = layout.data + 0x1000
     cases.append(("DMA read error", base, {"read_faults": [(moving_at + 8, moving_at + 9)]}))
+    # The faulting COPY is followed at once by another (no wait): the error names the first.
+    cases.append(("DMA read error with the next COPY queued", base,
+                  {"read_faults": [(layout.data + 8, layout.data + 9)]}))
     c_at = base.result[0]
     cases.append(("DMA write error", base, {"write_faults": [(c_at + 4, c_at + 5)]}))
     act_at = layout.program_address(1)
