@@ -38,9 +38,9 @@ command_layout = data.StructLayout({"opcode": 8, "payload": PAYLOAD_BITS})
 class InstructionFetch(wiring.Component):
     """One AXI4 read master fetching instruction words for ``requesters`` sequencers.
 
-    Requests are taken round-robin, one AR (an INCR burst of one 64-byte word) per cycle, up to
-    ``outstanding`` in flight; ID 0 throughout, so answers return in order and a queue of requester numbers
-    routes them. A word is delivered on ``words[i]`` when its last beat arrives; a requester must take it at
+    Each requester's request is held in a register of its own (one at a time), and the held requests are
+    taken round-robin, one AR (an INCR burst of one 64-byte word) per cycle, up to ``outstanding`` in
+    flight; ID 0 throughout, so answers return in order and a queue of requester numbers routes them. A word is delivered on ``words[i]`` when its last beat arrives; a requester must take it at
     once (each sequencer only asks for words it has room for), otherwise RREADY waits.
 
     Parameters
@@ -59,7 +59,7 @@ class InstructionFetch(wiring.Component):
     m_axi : ``Out(AXI4Signature(addr_width=32, data_width, id_width=1))``
         Reads only (AW and W never valid).
     idle : ``Out(1)``
-        No read in flight.
+        No request held and no read in flight.
     """
 
     def __init__(self, *, requesters: int, data_width: int = AXI_DATA_WIDTH.default, outstanding: int = 4):
@@ -81,13 +81,21 @@ class InstructionFetch(wiring.Component):
         m.d.comb += [bus.awvalid.eq(0), bus.wvalid.eq(0), bus.bready.eq(1)]
 
         m.submodules.tags = tags = fifo.SyncFIFO(width=max((self._n - 1).bit_length(), 1), depth=self._outstanding)
+        # Each request is taken into a register of its own first, so the round-robin below never reaches back
+        # into a sequencer: one cycle more to the AR, and a requester can ask every other cycle (a word takes
+        # several beats to come back anyway).
+        held = [Signal(name=f"request{index}_held") for index in range(self._n)]
+        held_address = [Signal(32, name=f"request{index}_address") for index in range(self._n)]
+        for index, request in enumerate(self.requests):
+            m.d.comb += request.ready.eq(~held[index])
+            with m.If(request.valid & request.ready):
+                m.d.sync += [held[index].eq(1), held_address[index].eq(request.payload.address)]
         # AR: a register loaded from the chosen requester whenever it is empty or being taken.
         ar_free = ~bus.arvalid | bus.arready
-        grant = round_robin(m, [request.valid & ar_free & tags.w_rdy for request in self.requests], "fetch")
-        for index, request in enumerate(self.requests):
-            m.d.comb += request.ready.eq(grant[index])
+        grant = round_robin(m, [held[index] & ar_free & tags.w_rdy for index in range(self._n)], "fetch")
+        for index in range(self._n):
             with m.If(grant[index]):
-                m.d.sync += bus.araddr.eq(request.payload.address)
+                m.d.sync += [bus.araddr.eq(held_address[index]), held[index].eq(0)]
                 m.d.comb += tags.w_data.eq(index)
         m.d.comb += tags.w_en.eq(grant.any())
         with m.If(grant.any()):
@@ -123,7 +131,7 @@ class InstructionFetch(wiring.Component):
                 if beats > 1:
                     # beats fill the word from the bottom: shift down so the next lands above the last
                     m.d.sync += word.eq(Cat(word[self._width:INSTRUCTION_BITS - self._width], bus.rdata))
-        m.d.comb += self.idle.eq(~tags.r_rdy & ~bus.arvalid)
+        m.d.comb += self.idle.eq(~tags.r_rdy & ~bus.arvalid & ~Cat(*held).any())
         return m
 
 
@@ -218,7 +226,9 @@ class Sequencer(wiring.Component):
     semaphore_index : ``Out(8)``; semaphore_value : ``In(32)``
         The semaphore the head instruction waits on, and its value (looked up combinationally).
     update : ``Out(stream.Signature(update_layout))``
-        To the semaphore file.
+        To the semaphore file, from a queue of two updates (a retired instruction's SEM_SET and signal).
+    updating : ``Out(1)``
+        An instruction can retire, or an update is still queued for the semaphore file.
     command : ``Out(stream.Signature(command_layout))``
         Engine instructions, in order, from a register (loaded the cycle the engine has checked the previous
         one); withdrawn when the sequencer stops or halts.
@@ -247,7 +257,7 @@ class Sequencer(wiring.Component):
             "fetch": Out(stream.Signature(data.StructLayout({"address": 32}))),
             "word": In(stream.Signature(fetched_layout)),
             "semaphore_index": Out(8), "semaphore_value": In(32),
-            "update": Out(stream.Signature(update_layout)),
+            "update": Out(stream.Signature(update_layout)), "updating": Out(1),
             "command": Out(stream.Signature(command_layout)),
             "checking": In(1), "fault": In(1), "fault_code": In(8), "done_a": In(1), "done_b": In(1),
             "engine_clear": Out(1),
@@ -318,7 +328,7 @@ class Sequencer(wiring.Component):
         issuing_next = free & checked & ~immediate & (pending.level + 1 < self._pending)
         # A SEM_SET of this engine takes effect when it retires; until then a wait would read the value from
         # before it, so an instruction that waits holds until no SEM_SET of this engine is pending.
-        sets_pending = Signal(range(self._pending + 1))
+        sets_pending = Signal(range(self._pending + 3))   # in the pending queue or the update queue
         wait_ready = (header.wait_value == 0) | (sets_pending == 0)
         m.d.comb += self.waiting.eq(issuing & (problem == 0) & wait_ready & ~wait_ok)
         with m.If(self.waiting):
@@ -373,21 +383,32 @@ class Sequencer(wiring.Component):
         ready_to_retire = pending.r_rdy & complete
         want_set = retiring.set & ~set_done
         want_signal = retiring.increment != 0
+        # The updates wait in a queue of two for the semaphore file, so that its round-robin's ready (among
+        # all the sequencers) never reaches back into the pending queue: one cycle more to the semaphore,
+        # one update per cycle still.
+        updates = fifo.SyncFIFO(width=update_layout.size, depth=2)
+        m.submodules.updates = ResetInserter(begin)(updates)
+        update = data.View(update_layout, updates.w_data)
         m.d.comb += [
-            self.update.valid.eq(ready_to_retire & (want_set | want_signal)),
-            self.update.payload.index.eq(Mux(want_set, retiring.set_index, retiring.signal_index)),
-            self.update.payload.set.eq(want_set),
-            self.update.payload.value.eq(Mux(want_set, retiring.set_value, retiring.increment)),
+            updates.w_en.eq(ready_to_retire & (want_set | want_signal)),
+            update.index.eq(Mux(want_set, retiring.set_index, retiring.signal_index)),
+            update.set.eq(want_set),
+            update.value.eq(Mux(want_set, retiring.set_value, retiring.increment)),
+            self.update.valid.eq(updates.r_rdy), self.update.payload.eq(updates.r_data),
+            updates.r_en.eq(self.update.ready),
+            # Updating: from the cycle after an engine's completion pulse until the semaphore file has the
+            # update, the tile is not quiet, so it never reports done or starts again with a signal behind.
+            self.updating.eq(updates.r_rdy | ready_to_retire),
         ]
         retire = Signal()
         with m.If(ready_to_retire):
             with m.If(want_set):
-                with m.If(self.update.ready):
+                with m.If(updates.w_rdy):
                     m.d.sync += set_done.eq(1)
                     with m.If(~want_signal):
                         m.d.comb += retire.eq(1)
             with m.Elif(want_signal):
-                m.d.comb += retire.eq(self.update.ready)
+                m.d.comb += retire.eq(updates.w_rdy)
             with m.Else():
                 m.d.comb += retire.eq(1)
         with m.If(retire):
@@ -403,7 +424,7 @@ class Sequencer(wiring.Component):
         m.d.comb += [self.active.eq(running & (~self.waiting | pending.r_rdy | checking_command)),
                      self.engine_clear.eq(begin)]
         set_queued = go & immediate & (opcode == Opcode.SEM_SET)
-        set_applied = ready_to_retire & want_set & self.update.ready
+        set_applied = self.update.valid & self.update.ready & self.update.payload.set
         with m.If(begin):
             m.d.sync += sets_pending.eq(0)
         with m.Else():
@@ -435,8 +456,8 @@ class Watchdog(wiring.Component):
     Members
     -------
     waiting, quiet : ``In(1)``
-        Some sequencer is blocked on a semaphore; no sequencer is active, no engine busy, no fetch in flight
-        and no semaphore changed this cycle.
+        Some sequencer is blocked on a semaphore; no sequencer is active, no engine busy, no fetch in flight,
+        no completion on its way to a semaphore and no semaphore changed this cycle.
     limit : ``In(32)``
     fire : ``Out(1)``
     """

@@ -285,6 +285,7 @@ class Tile(wiring.Component):
 
         # ---- sequencers to engines ------------------------------------------------------------------------
         dma_busy = Cat(*(dma.status[queue].busy for queue in range(q))).any()
+        completions = [tensor.load_done, tensor.multiply_done, act.done]   # the engines' completion pulses
         for index, sequencer in enumerate(sequencers):
             wiring.connect(m, sequencer.fetch, fetch.requests[index])
             wiring.connect(m, fetch.words[index], sequencer.word)
@@ -319,6 +320,7 @@ class Tile(wiring.Component):
                 status = dma.status[queue]
                 completed = Signal(16, name=f"dma{queue}_completed_seen")
                 m.d.sync += completed.eq(Mux(sequencer.engine_clear | core_reset, 0, status.completed))
+                completions.append(status.completed != completed)
                 m.d.comb += [dma.queues[queue].payload.eq(descriptor), dma.queues[queue].valid.eq(command.valid),
                              command.ready.eq(dma.queues[queue].ready),
                              sequencer.fault.eq(status.error != 0),
@@ -332,7 +334,10 @@ class Tile(wiring.Component):
         running = Cat(*(state == EngineState.RUNNING for state in states)).any()
         errors = Cat(*(state == EngineState.ERROR for state in states)).any()
         started = Cat(*(state != EngineState.IDLE for state in states)).any()
-        quiet_engines = tensor.idle & act.idle & ~dma_busy & fetch.idle
+        # Quiet also means no completion is on its way to a semaphore: none this cycle, none to retire, none
+        # queued for the semaphore file.
+        quiet_engines = (tensor.idle & act.idle & ~dma_busy & fetch.idle & ~Cat(*completions).any()
+                         & ~Cat(*(sequencer.updating for sequencer in sequencers)).any())
         # The tile runs while an engine runs or anything is still in flight (an engine stopped by an error may
         # still finish earlier work, and fetches past END land after it), so "finished" means quiet.
         active = Signal()
