@@ -40,8 +40,9 @@ class InstructionFetch(wiring.Component):
 
     Each requester's request is held in a register of its own (one at a time), and the held requests are
     taken round-robin, one AR (an INCR burst of one 64-byte word) per cycle, up to ``outstanding`` in
-    flight; ID 0 throughout, so answers return in order and a queue of requester numbers routes them. A word is delivered on ``words[i]`` when its last beat arrives; a requester must take it at
-    once (each sequencer only asks for words it has room for), otherwise RREADY waits.
+    flight; ID 0 throughout, so answers return in order and a queue of requester numbers routes them. A
+    word is delivered on ``words[i]`` when its last beat arrives; a requester must take it at once (each
+    sequencer only asks for words it has room for), otherwise RREADY waits.
 
     Parameters
     ----------
