@@ -214,10 +214,11 @@ class TensorEngine(wiring.Component):
 
     # -- checks ------------------------------------------------------------------------------------------
 
-    def _static_checks(self, m, payload, take):
+    def _static_checks(self, m, payload, lasts, take):
         """The checks that depend on the command alone, in three registered steps of one command each (the
-        caller takes a new command only into an empty step 1, so at most every other cycle; ``payload`` comes
-        from a register, so the multipliers of step 1 start at a register):
+        caller takes a new command only into an empty step 1, so at most every other cycle; ``payload`` and
+        ``lasts``, each dimension's count - 1, come from registers, so the multipliers of step 1 start at
+        registers):
 
         1. taken (``take``): the command with its pattern's products, so that no multiplier is in a later
            step: each dimension's span ``stride * (count - 1)`` and the products of counts 0 x 1 and 2 x 3. A
@@ -247,9 +248,7 @@ class TensorEngine(wiring.Component):
                 m.d.comb += product.eq(a * b)
                 m.d.sync += pair.eq(Mux(product > 2047, 2047, product))
             for d, span in enumerate(spans):
-                last_index = Signal(COUNT_BITS, name=f"pattern_last{d}")
-                m.d.comb += last_index.eq(counts[d] - 1)
-                m.d.sync += span.eq(payload.pattern.dims[d].stride * last_index)
+                m.d.sync += span.eq(payload.pattern.dims[d].stride * lasts[d])
 
         # step 2
         cmd = cmds[0]
@@ -328,7 +327,11 @@ class TensorEngine(wiring.Component):
         intake = Signal(tensor_command_layout)
         take = self.command.valid & self.command.ready
         check_take = Signal()
-        check_valid, check_cmds, check_advance, static_code = self._static_checks(m, intake, check_take)
+        # Each dimension's count - 1, worked out as the command is taken: step 1's multiplications start at
+        # registers, with no subtraction before them.
+        intake_lasts = [Signal(COUNT_BITS, name=f"intake_last{d}") for d in range(PATTERN_DIMS)]
+        check_valid, check_cmds, check_advance, static_code = self._static_checks(m, intake, intake_lasts,
+                                                                                  check_take)
         cmd, cmd_valid = check_cmds[2], check_valid[2]
         # Neither ready nor step 1's intake waits for the steps to move on (a long path back from the
         # dispatch): a command every other cycle, more than any stream of real commands needs.
@@ -340,6 +343,8 @@ class TensorEngine(wiring.Component):
                      self.check_busy.eq(intake_valid | Cat(*check_valid).any())]
         with m.If(take):
             m.d.sync += [intake.eq(self.command.payload), intake_valid.eq(1)]
+            m.d.sync += [last.eq(self.command.payload.pattern.dims[d].count - 1)
+                         for d, last in enumerate(intake_lasts)]
         with m.Elif(check_take):
             m.d.sync += intake_valid.eq(0)
 
