@@ -67,13 +67,16 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"--run: no configuration {unknown[0]!r}; the configurations: {', '.join(names)}")
     folder = Path(args.folder)
+    for name, options in CONFIGURATIONS:
+        if args.run is not None and (not args.run or name in args.run):
+            command = _argv(options, folder / f"{name}.json")
+            print("+", " ".join(command), flush=True)
+            subprocess.run([sys.executable, "-m", "trntile", *command[1:]], check=False)
+    # Every figure is read after the runs: a run takes up to hours, and another may have written a newer one.
     reports = []
     for name, options in CONFIGURATIONS:
         path = folder / f"{name}.json"
         command = _argv(options, path)
-        if args.run is not None and (not args.run or name in args.run):
-            print("+", " ".join(command), flush=True)
-            subprocess.run([sys.executable, "-m", "trntile", *command[1:]], check=False)
         if not path.exists():
             print(f"missing {path}: run {' '.join(command)}", file=sys.stderr)
             continue

@@ -124,3 +124,29 @@ def test_reports_name_the_rtl_they_were_measured_on(tmp_path):
     assert table([(argv, report)]).splitlines()[-1].endswith(f"| {head} |")
     del report["revision"]   # a report from before revisions were kept
     assert table([(argv, report)]).splitlines()[-1].endswith("| - |")
+
+
+def test_the_table_reads_every_figure_after_the_runs(tmp_path, monkeypatch):
+    """A run takes up to hours, and another run may write a newer figure meanwhile: the table must show the
+    figures as they are when its own runs end, not as they were when it started."""
+    from trntile.sim import fpga_table
+
+    names = [name for name, _ in fpga_table.CONFIGURATIONS]
+    first, last = names[0], names[-1]
+    report = {"top": "tensor_engine", "partitions": 4, "device": "ecp5-85k", "lut4": 1, "ff": 1, "mult18": 0,
+              "bram": 0, "fmax_mhz": 10.0, "fits": True, "target_mhz": 100, "revision": "old"}
+    (tmp_path / f"{first}.json").write_text(json.dumps(report))
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "fpga.md").write_text(f"before\n{fpga_table._BEGIN}\n{fpga_table._END}\nafter\n")
+
+    def run(argv, check):   # the run of the last configuration; meanwhile another rewrote the first's figures
+        (tmp_path / f"{last}.json").write_text(json.dumps({**report, "revision": "last"}))
+        (tmp_path / f"{first}.json").write_text(json.dumps({**report, "revision": "newer"}))
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(fpga_table.subprocess, "run", run)
+    assert fpga_table.main(["--run", last, "--folder", str(tmp_path), "--docs", str(tmp_path / "docs")]) == 0
+    figures = json.loads((tmp_path / "docs" / "fpga.json").read_text())
+    assert [f["revision"] for f in figures] == ["newer", "last"]
+    page = (tmp_path / "docs" / "fpga.md").read_text()
+    assert "| newer |" in page and "| old |" not in page and page.endswith("after\n")
