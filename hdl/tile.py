@@ -320,12 +320,13 @@ class Tile(wiring.Component):
                 status = dma.status[queue]
                 completed = Signal(16, name=f"dma{queue}_completed_seen")
                 m.d.sync += completed.eq(Mux(sequencer.engine_clear | core_reset, 0, status.completed))
-                completions.append(status.completed != completed)
+                dma_done = status.completed != completed   # the queue completed a descriptor last cycle
+                completions.append(dma_done)
                 m.d.comb += [dma.queues[queue].payload.eq(descriptor), dma.queues[queue].valid.eq(command.valid),
                              command.ready.eq(dma.queues[queue].ready),
                              sequencer.fault.eq(status.error != 0),
                              sequencer.fault_code.eq(EngineError.DMA | status.error),
-                             sequencer.done_a.eq(~sequencer.engine_clear & (status.completed != completed)),
+                             sequencer.done_a.eq(~sequencer.engine_clear & dma_done),
                              dma.clear[queue].eq(sequencer.engine_clear)]
 
         # ---- host control ---------------------------------------------------------------------------------
