@@ -7,9 +7,10 @@ How a descriptor moves (see ``docs/dma.md`` for the whole story):
    queue run strictly one after another. Among queues with a descriptor waiting, the engine takes them
    round-robin.
 2. **Check.** One descriptor at a time spends 6 cycles in the check stage: format, semaphore, partitions
-   and bounds, in the order of :class:`~trntile.golden.dma.DmaError`. A refused descriptor stops its queue
-   with the error code and touches nothing. A checked one is dispatched to the two sides and the check
-   stage takes the next, so descriptors of different queues overlap.
+   and bounds, in the order of :class:`~trntile.golden.dma.DmaError`. The decision waits a cycle in the
+   verdict register while the check stage takes the next descriptor, so descriptors of different queues
+   overlap. A refused descriptor stops its queue with the error code and touches nothing; an accepted one
+   is dispatched to the two sides.
 3. **Source side.** The walk is cut into *runs* (a whole innermost row when its stride is 1 element,
    otherwise one element), runs into *bursts* (at most 256 beats, never across 4 KiB), bursts into
    *beats* (one bus word each). DRAM bursts go out as AXI4 INCR reads (up to ``outstanding`` at once);
@@ -39,6 +40,7 @@ from .dma_descriptor import descriptor_layout
 from .params import AXI_DATA_WIDTH, DMA_OUTSTANDING, DMA_QUEUES, DRAM_BYTES, PARTITIONS, SBUF_BYTES, SEMAPHORES
 from .sbuf import SBUF, sbuf_word_signature
 from .shift import shift_left, shift_right
+from .stream import StreamReadySlice
 
 __all__ = ["DMAEngine", "queue_status_layout", "signal_layout", "DRAM_ADDRESS_BITS"]
 
@@ -531,29 +533,38 @@ class DMAEngine(wiring.Component):
         with m.Elif(destination_outside):
             m.d.comb += code.eq(DmaError.DESTINATION_BOUNDS)
 
-        # Dispatch: a command to each side and the descriptor's place in the completion order.
+        # The verdict: the decision, the two side commands and the completion entry wait in a register, so
+        # the bounds and the error priority end at flip-flops and the dispatch starts at them. The check
+        # stage hands over a descriptor as the verdict register empties, and takes the next one at once.
         depth = max(2, q_count)
+        pending_layout = data.StructLayout({"queue": queue_bits, "index": _INDEX_BITS, "semaphore": 8,
+                                            "increment": 8})
+        verdict = Signal(data.StructLayout({
+            "valid": 1, "code": 4, "source": _side_command_layout(), "destination": _side_command_layout(),
+            "pending": pending_layout}))
         source_commands, source_command_in, _ = _fifo(m, "source_commands", _side_command_layout(), 2)
         destination_commands, destination_command_in, _ = _fifo(m, "destination_commands",
                                                                 _side_command_layout(), 2)
-        pending_layout = data.StructLayout({"queue": queue_bits, "index": _INDEX_BITS, "semaphore": 8,
-                                            "increment": 8})
         pending, pending_in, pending_out = _fifo(m, "pending", pending_layout, depth)
-        m.d.comb += [
-            source_command_in.eq(self._side_command(m, desc.source, element_size, "source_command")),
-            destination_command_in.eq(self._side_command(m, desc.destination, element_size,
-                                                         "destination_command")),
-            pending_in.queue.eq(desc_queue), pending_in.index.eq(desc_index),
-            pending_in.semaphore.eq(desc.semaphore), pending_in.increment.eq(desc.increment),
-        ]
-        decided = checking & (step == PATTERN_DIMS)
+        m.d.comb += [source_command_in.eq(verdict.source), destination_command_in.eq(verdict.destination),
+                     pending_in.eq(verdict.pending)]
         room = source_commands.w_rdy & destination_commands.w_rdy & pending.w_rdy
-        refused = decided & (code != 0)
-        dispatch = decided & (code == 0) & room
+        refused = verdict.valid & (verdict.code != 0)
+        dispatch = verdict.valid & (verdict.code == 0) & room
         m.d.comb += [source_commands.w_en.eq(dispatch), destination_commands.w_en.eq(dispatch),
                      pending.w_en.eq(dispatch)]
-        with m.If(refused | dispatch):
-            m.d.sync += checking.eq(0)
+        decided = checking & (step == PATTERN_DIMS) & (~verdict.valid | refused | dispatch)
+        with m.If(decided):
+            m.d.sync += [
+                checking.eq(0), verdict.valid.eq(1), verdict.code.eq(code),
+                verdict.source.eq(self._side_command(m, desc.source, element_size, "source_command")),
+                verdict.destination.eq(self._side_command(m, desc.destination, element_size,
+                                                          "destination_command")),
+                verdict.pending.queue.eq(desc_queue), verdict.pending.index.eq(desc_index),
+                verdict.pending.semaphore.eq(desc.semaphore), verdict.pending.increment.eq(desc.increment),
+            ]
+        with m.Elif(refused | dispatch):
+            m.d.sync += verdict.valid.eq(0)
 
         # ---- the SBUF port: source reads and destination writes, alternating when both want it ------
         sbuf_read = stream.Signature(data.StructLayout({"partition": 8, "address": 20})).create(
@@ -581,11 +592,15 @@ class DMAEngine(wiring.Component):
         def side(name, commands):
             """A side's commands to its runs, then bursts; and the beat expander its bursts go to."""
             m.submodules[f"{name}_runs"] = runs = _RunGenerator()
+            # The burst splitter's ready (which waits on the read room or the write queue) stops at a flip-flop
+            # here instead of going on into the walker; no cycle changes.
+            m.submodules[f"{name}_run_slice"] = run_slice = StreamReadySlice(_run_layout)
             m.submodules[f"{name}_bursts"] = bursts = _BurstSplitter(word)
             m.submodules[f"{name}_beats"] = beats = _BeatExpander(word)
             m.d.comb += [runs.command.valid.eq(commands.r_rdy), runs.command.payload.eq(commands.r_data),
                          commands.r_en.eq(runs.command.ready)]
-            wiring.connect(m, runs.runs, bursts.runs)
+            wiring.connect(m, runs.runs, run_slice.i)
+            wiring.connect(m, run_slice.o, bursts.runs)
             return bursts, beats
 
         # ---- source side ---------------------------------------------------------------------------------
@@ -776,8 +791,8 @@ class DMAEngine(wiring.Component):
                                  faults[q].eq(pending_out.index)]
                 with m.Else():
                     m.d.sync += completed[q].eq(Mux(self.clear[q], 1, completed[q] + 1))
-            with m.If(refused & (desc_queue == q)):
-                m.d.sync += [busy[q].eq(0), errors[q].eq(code), faults[q].eq(desc_index)]
+            with m.If(refused & (verdict.pending.queue == q)):
+                m.d.sync += [busy[q].eq(0), errors[q].eq(verdict.code), faults[q].eq(verdict.pending.index)]
         with m.If(complete):
             with m.If(failed):
                 m.d.sync += self.errors.eq(self.errors + 1 + refused)

@@ -1,17 +1,18 @@
-"""Stream building blocks: a register slice (skid buffer) and a FIFO, both with ``lib.stream`` ports.
+"""Stream building blocks: a register slice (skid buffer), a ready slice and a FIFO, all with ``lib.stream``
+ports.
 
-Both follow the transfer rules of :mod:`amaranth.lib.stream`: a beat moves on a rising clock edge where
+All follow the transfer rules of :mod:`amaranth.lib.stream`: a beat moves on a rising clock edge where
 ``valid`` and ``ready`` are both high; once ``valid`` is high, it and ``payload`` hold until that edge.
-Neither block drops, duplicates or reorders a beat.
+No block drops, duplicates or reorders a beat.
 """
 
-from amaranth.hdl import Module, ResetSignal, Shape, ShapeCastable, Signal
+from amaranth.hdl import Module, Mux, ResetSignal, Shape, ShapeCastable, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import FIFO_DEPTH
 
-__all__ = ["StreamRegisterSlice", "StreamFIFO"]
+__all__ = ["StreamRegisterSlice", "StreamReadySlice", "StreamFIFO"]
 
 
 def _payload_shape(payload_shape):
@@ -97,6 +98,61 @@ class StreamRegisterSlice(wiring.Component):
             # A register, and a function of this block's own state only.
             self.i.ready.eq(~skid_valid_next),
         ]
+        return m
+
+
+class StreamReadySlice(wiring.Component):
+    """Ready slice for a stream: ``i.ready`` comes from a flip-flop, and a beat goes straight through.
+
+    A one-entry skid buffer with a bypass. It cuts the combinational path from ``o.ready`` back to
+    ``i.ready`` (a long ready chain) but not the forward one: while nothing is parked, ``o.valid`` and
+    ``o.payload`` are ``i.valid`` and ``i.payload``, so a beat takes no cycle more and the output side sees
+    the same beats in the same cycles as without the slice. When ``o`` stalls with a beat on the input, the
+    slice takes the beat into its register and lowers ``i.ready`` until the beat has left; the sender has
+    moved on a beat early, which is all the slice changes on its side. ``i.ready`` is low while ``rst`` is
+    high and for the first cycle after, and so is ``o.valid``.
+
+    Parameters
+    ----------
+    payload_shape : ShapeLike
+        Shape of the payload: an integer width, a :class:`Shape`, or a :mod:`amaranth.lib.data` layout.
+
+    Members
+    -------
+    i : ``In(stream.Signature(payload_shape))``
+        Input stream.
+    o : ``Out(stream.Signature(payload_shape))``
+        Output stream.
+    """
+
+    def __init__(self, payload_shape):
+        self._payload_shape = _payload_shape(payload_shape)
+        super().__init__({
+            "i": In(stream.Signature(self._payload_shape)),
+            "o": Out(stream.Signature(self._payload_shape)),
+        })
+
+    @property
+    def payload_shape(self):
+        return self._payload_shape
+
+    def elaborate(self, platform):
+        m = Module()
+        parked = Signal(self._payload_shape)
+        full = Signal()        # a beat is parked
+        ready = Signal()       # not full, and out of reset: i.ready
+        m.d.comb += [
+            self.i.ready.eq(ready),
+            self.o.valid.eq(full | (self.i.valid & ready)),
+            self.o.payload.eq(Mux(full, parked, self.i.payload)),
+        ]
+        with m.If(full):
+            with m.If(self.o.ready):
+                m.d.sync += [full.eq(0), ready.eq(1)]
+        with m.Else():
+            m.d.sync += ready.eq(1)
+            with m.If(self.i.valid & ready & ~self.o.ready):
+                m.d.sync += [full.eq(1), ready.eq(0), parked.eq(self.i.payload)]
         return m
 
 

@@ -23,7 +23,7 @@ from .sbuf import SBUF, SBUF_BANK_MODULE, sbuf_bank_verilog
 from .sbuf_axi import SBUFAXIBlock
 from .sbuf_model import TensorEngineBlock
 from .systolic import PE_MODULE, SystolicArray, pe_module, pe_row_module, pe_row_verilog, pe_verilog
-from .stream import StreamFIFO, StreamRegisterSlice
+from .stream import StreamFIFO, StreamReadySlice, StreamRegisterSlice
 from .tile import Tile, TileBench
 
 #: Window of each crossbar master port in a generated crossbar top: port j serves [j, j + 1) x this.
@@ -117,6 +117,8 @@ def _tile_probes(params: dict, prefix: str = "") -> dict[str, list[str]]:
 TOPS: dict[str, Top] = {top.name: top for top in [
     Top("stream_register_slice", "stream skid buffer: registered valid, payload and ready",
         (p.STREAM_WIDTH,), lambda *, width: StreamRegisterSlice(width)),
+    Top("stream_ready_slice", "stream ready slice: registered ready, valid and payload passed through",
+        (p.STREAM_WIDTH,), lambda *, width: StreamReadySlice(width)),
     Top("stream_fifo", "stream FIFO, full rate from depth 2, with an occupancy port",
         (p.STREAM_WIDTH, p.FIFO_DEPTH), lambda *, width, depth: StreamFIFO(width, depth=depth)),
     Top("axi_crossbar", "AXI4 crossbar, port j mapped at j x 64 KiB (64 KiB each), 32-bit addresses",

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""The stream register slice and FIFO: cocotb tests (trntile/tb/test_stream.py) on both simulators, and
+"""The stream register slice, ready slice and FIFO: cocotb tests (trntile/tb/test_stream.py) on both simulators, and
 constructor checks and a struct payload in Amaranth's own simulator."""
 
 import random
@@ -9,13 +9,15 @@ from amaranth.lib import data
 from amaranth.sim import Simulator
 from conftest import require_simulator, simulators
 
-from trntile.hdl.stream import StreamFIFO, StreamRegisterSlice
+from trntile.hdl.stream import StreamFIFO, StreamReadySlice, StreamRegisterSlice
 from trntile.sim.runner import run
 
 # Edges of the parameter space: a 1-bit payload, an odd width, the smallest FIFO, a wide deep one.
 DESIGNS = [
     ("stream_register_slice", {"width": 1}),
     ("stream_register_slice", {"width": 37}),
+    ("stream_ready_slice", {"width": 1}),
+    ("stream_ready_slice", {"width": 37}),
     ("stream_fifo", {"width": 8, "depth": 2}),
     ("stream_fifo", {"width": 64, "depth": 16}),
 ]
@@ -35,7 +37,7 @@ def test_fifo_depth(depth, error):
         StreamFIFO(8, depth=depth)
 
 
-@pytest.mark.parametrize("block", [StreamRegisterSlice, StreamFIFO])
+@pytest.mark.parametrize("block", [StreamRegisterSlice, StreamReadySlice, StreamFIFO])
 def test_payload_shape(block):
     with pytest.raises(ValueError, match=r"at least 1 bit wide, not 0"):
         block(0)
@@ -43,7 +45,7 @@ def test_payload_shape(block):
         block("wide")
 
 
-@pytest.mark.parametrize("block", [StreamRegisterSlice, StreamFIFO])
+@pytest.mark.parametrize("block", [StreamRegisterSlice, StreamReadySlice, StreamFIFO])
 def test_struct_payload_is_accepted_and_read_back(block):
     layout = data.StructLayout({"address": 12, "last": 1})
     instance = block(layout)
@@ -51,7 +53,7 @@ def test_struct_payload_is_accepted_and_read_back(block):
     assert instance.i.payload.shape() == layout
 
 
-@pytest.mark.parametrize("block", [StreamRegisterSlice, lambda shape: StreamFIFO(shape, depth=3)])
+@pytest.mark.parametrize("block", [StreamRegisterSlice, StreamReadySlice, lambda shape: StreamFIFO(shape, depth=3)])
 def test_struct_payload_flows_in_order(block):
     """A layout payload goes through each block field by field (in Amaranth's own simulator)."""
     layout = data.StructLayout({"address": 12, "last": 1})
