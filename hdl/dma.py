@@ -222,6 +222,7 @@ class _Packer(wiring.Component):
                                                             "n": lane_bits + 1, "last": 1}))),
             "words": Out(stream.Signature(8 * word_bytes)),
             "holding": Out(1),   # a partly filled word is waiting for more bytes (or to be flushed)
+            "holding_next": Out(1),   # ``holding`` after this cycle's edge
         })
 
     def elaborate(self, platform):
@@ -248,18 +249,23 @@ class _Packer(wiring.Component):
             self.words.valid.eq(flush | (self.beats.valid & ~flush & (full | beat.last))),
             self.words.payload.eq(Mux(flush, held, combined[:8 * word])),
         ]
+        m.d.comb += self.holding_next.eq(self.holding)
         with m.If(flush):
             with m.If(self.words.ready):
                 m.d.sync += [flush.eq(0), held.eq(0), fill.eq(0)]
+                m.d.comb += self.holding_next.eq(0)
         with m.Elif(take):
             with m.If(full):
                 m.d.sync += [held.eq(combined[8 * word:]), fill.eq(total - word)]
                 with m.If(beat.last & (total != word)):
                     m.d.sync += flush.eq(1)
+                m.d.comb += self.holding_next.eq(total != word)
             with m.Elif(beat.last):
                 m.d.sync += [held.eq(0), fill.eq(0)]
+                m.d.comb += self.holding_next.eq(0)
             with m.Else():
                 m.d.sync += [held.eq(combined[:8 * word]), fill.eq(total)]
+                m.d.comb += self.holding_next.eq(total != 0)
         return m
 
 
@@ -614,15 +620,16 @@ class DMAEngine(wiring.Component):
         max_burst = min(256, 4096 // word)
         stream_depth = max(2 * max_burst, 256)
         m.submodules.stream = stream_fifo = fifo.SyncFIFOBuffered(width=8 * word, depth=stream_depth)
-        requested = Signal(range(stream_depth + 1))
-        used = Signal(range(2 * stream_depth + 2))
-        m.d.comb += used.eq(requested + stream_fifo.level + packer.holding)
+        # ``space`` is the stream's depth less what is spoken for (beats requested and not yet packed, words
+        # in the stream FIFO, the packer's partial word), kept in a register by adding each cycle's changes,
+        # so that the checks below start at a flip-flop, not at a sum of three counts.
+        space = Signal(range(stream_depth + 1), init=stream_depth)
 
         reads_out = Signal(range(outstanding + 1))
         read_bursts, read_burst_in, read_burst_out = _fifo(m, "read_bursts", _burst_layout, max(2, outstanding))
         burst = source_bursts.bursts
         # (one place is kept for an SBUF read issued in the same cycle)
-        read_room = read_bursts.w_rdy & (reads_out < outstanding) & (used + burst.payload.beats < stream_depth)
+        read_room = read_bursts.w_rdy & (reads_out < outstanding) & (burst.payload.beats < space)
         m.d.comb += [
             axi.arvalid.eq(burst.valid & ~burst.payload.sbuf & read_room),
             axi.araddr.eq(burst.payload.address & ~(word - 1)),
@@ -650,7 +657,7 @@ class DMAEngine(wiring.Component):
                                   - (answer.valid & answer.ready))
         m.d.comb += [
             sbuf_read.valid.eq(beat.valid & beat.payload.sbuf & source_pending.w_rdy & (sbuf_reads < SBUF.ANSWERS)
-                               & (used < stream_depth)),
+                               & (space != 0)),
             sbuf_read.payload.partition.eq(partition), sbuf_read.payload.address.eq(offset),
             beat.ready.eq(source_pending.w_rdy & Mux(beat.payload.sbuf, sbuf_read.valid & sbuf_read.ready, 1)),
             source_pending.w_en.eq(beat.valid & beat.ready),
@@ -683,10 +690,12 @@ class DMAEngine(wiring.Component):
         with m.If(packed):
             m.d.sync += self.read_bytes.eq(self.read_bytes + head.n)
         asked = Mux(axi.arvalid & axi.arready, burst.payload.beats, 0) + (sbuf_read.valid & sbuf_read.ready)
-        m.d.sync += requested.eq(requested + asked - packed)
 
         m.d.comb += [stream_fifo.w_en.eq(packer.words.valid), stream_fifo.w_data.eq(packer.words.payload),
                      packer.words.ready.eq(stream_fifo.w_rdy)]
+        pushed = stream_fifo.w_en & stream_fifo.w_rdy
+        popped = stream_fifo.r_en & stream_fifo.r_rdy
+        m.d.sync += space.eq(space + packed + popped + packer.holding - asked - pushed - packer.holding_next)
 
         # ---- destination side ----------------------------------------------------------------------------
         destination_bursts, destination_beats = side("destination", destination_commands)
