@@ -44,6 +44,7 @@ from .isa import activate_payload_layout
 from .params import ACT_LANES, PARTITIONS, SBUF_BYTES
 from .psum import PSUM_BANKS, psum_read_layout
 from .sbuf import SBUF, sbuf_element_read_signature, sbuf_element_write_signature
+from .stream import StreamReadySlice
 
 __all__ = ["ACTEngine", "ACTBlock", "PSUMModel", "ACT_COUNTER_BITS", "ACT_LANE_LATENCY", "ACT_LANE_MODULE",
            "act_lane_verilog"]
@@ -341,7 +342,14 @@ class ACTEngine(wiring.Component):
         from_sbuf = run.source_space
         accumulate = run.accumulate
         read_address = source_walker.address.payload.address
-        request = self.sbuf_read.request
+        # Both SBUF requests leave through a ready slice: the SBUF's port-B grant, which depends on every
+        # other requester, stops at a flip-flop instead of reaching the walkers and every step of the lanes.
+        # Requests pass straight through, so the SBUF sees them in the same cycles.
+        m.submodules.read_slice = read_slice = StreamReadySlice(self.sbuf_read.request.payload.shape())
+        port = self.sbuf_read.request
+        m.d.comb += [port.valid.eq(read_slice.o.valid), port.payload.eq(read_slice.o.payload),
+                     read_slice.o.ready.eq(port.ready)]
+        request = read_slice.i
         ask_addend = Signal()   # the next SBUF read is the addend's (accumulate, SBUF source)
         answer_addend = Signal()   # the next SBUF answer is an addend
         addend_turn = accumulate & (~from_sbuf | ask_addend)
@@ -406,7 +414,15 @@ class ACTEngine(wiring.Component):
         addresses = [Signal(ADDRESS_BITS, name=f"stage{i}_address") for i in range(depth)]
         stage_groups = [Signal(range(groups), name=f"stage{i}_group") if passes else Const(0) for i in range(depth)]
         last_out = stage_groups[-1] == groups - 1 if passes else Const(1)
-        write = self.sbuf_write.request
+        write_layout = self.sbuf_write.request.payload.shape()
+        m.submodules.write_slice = write_slice = StreamReadySlice(data.StructLayout({"request": write_layout,
+                                                                                     "last": 1}))
+        port = self.sbuf_write.request
+        m.d.comb += [port.valid.eq(write_slice.o.valid), port.payload.eq(write_slice.o.payload.request),
+                     write_slice.o.ready.eq(port.ready)]
+        write = stream.Signature(write_layout).create(path=("act_write",))
+        m.d.comb += [write_slice.i.valid.eq(write.valid), write_slice.i.payload.request.eq(write.payload),
+                     write_slice.i.payload.last.eq(lasts[-1]), write.ready.eq(write_slice.i.ready)]
         advance = Signal()
         m.d.comb += advance.eq(~(stages[-1] & last_out) | write.ready)
         column_in = answer_valid & destination_walker.address.valid
@@ -421,8 +437,8 @@ class ACTEngine(wiring.Component):
                 m.d.sync += [stage_groups[i].eq(stage_groups[i - 1]) for i in range(1, depth)]
                 with m.If(column_in):
                     m.d.sync += feed.eq(Mux(last_feed, 0, feed + 1))
-        written = Signal()
-        m.d.comb += written.eq(write.valid & write.ready)
+        written = Signal()   # a column's write reaches the SBUF
+        m.d.comb += written.eq(write_slice.o.valid & write_slice.o.ready)
 
         relu = Signal()
         m.d.comb += relu.eq(run.func == ActFunc.RELU)
@@ -451,7 +467,7 @@ class ACTEngine(wiring.Component):
             write.payload.size.eq(Mux(run.dtype == 0, 1, Mux((run.dtype == _FP32) | (run.dtype == _INT32), 2, 0))),
             write.payload.mask.eq(mask),
         ]
-        finished = written & lasts[-1]
+        finished = written & write_slice.o.payload.last
         m.d.comb += self.done.eq(finished)
         with m.If(finished):
             m.d.sync += [running.eq(0), walkers_started.eq(0)]
