@@ -26,7 +26,22 @@ def _payload_shape(payload_shape):
     return payload_shape
 
 
-class StreamRegisterSlice(wiring.Component):
+class _StreamSlice(wiring.Component):
+    """What both slices share: a stream in, ``i``, and the same stream out, ``o``."""
+
+    def __init__(self, payload_shape):
+        self._payload_shape = _payload_shape(payload_shape)
+        super().__init__({
+            "i": In(stream.Signature(self._payload_shape)),
+            "o": Out(stream.Signature(self._payload_shape)),
+        })
+
+    @property
+    def payload_shape(self):
+        return self._payload_shape
+
+
+class StreamRegisterSlice(_StreamSlice):
     """Register slice for a stream: breaks every combinational path between its two sides.
 
     A two-entry skid buffer. ``o.valid`` and ``o.payload`` come straight from flip-flops, and so does
@@ -51,17 +66,6 @@ class StreamRegisterSlice(wiring.Component):
     o : ``Out(stream.Signature(payload_shape))``
         Output stream.
     """
-
-    def __init__(self, payload_shape):
-        self._payload_shape = _payload_shape(payload_shape)
-        super().__init__({
-            "i": In(stream.Signature(self._payload_shape)),
-            "o": Out(stream.Signature(self._payload_shape)),
-        })
-
-    @property
-    def payload_shape(self):
-        return self._payload_shape
 
     def elaborate(self, platform):
         m = Module()
@@ -101,7 +105,7 @@ class StreamRegisterSlice(wiring.Component):
         return m
 
 
-class StreamReadySlice(wiring.Component):
+class StreamReadySlice(_StreamSlice):
     """Ready slice for a stream: ``i.ready`` comes from a flip-flop, and a beat goes straight through.
 
     A one-entry skid buffer with a bypass. It cuts the combinational path from ``o.ready`` back to
@@ -124,17 +128,6 @@ class StreamReadySlice(wiring.Component):
     o : ``Out(stream.Signature(payload_shape))``
         Output stream.
     """
-
-    def __init__(self, payload_shape):
-        self._payload_shape = _payload_shape(payload_shape)
-        super().__init__({
-            "i": In(stream.Signature(self._payload_shape)),
-            "o": Out(stream.Signature(self._payload_shape)),
-        })
-
-    @property
-    def payload_shape(self):
-        return self._payload_shape
 
     def elaborate(self, platform):
         m = Module()
