@@ -217,23 +217,33 @@ class ACTEngine(wiring.Component):
     @staticmethod
     def _visits_once(m, pattern):
         """Whether ``pattern`` meets :func:`~trntile.golden.act.visits_once` (registered, valid two cycles after
-        it is set): |stride| and |span| of each dimension registered, then compared."""
-        strides, spans, multi = [], [], []
+        it is set): first |stride| and |span| of each dimension and which dimensions lie inside each other's
+        stride (count > 1 and |stride| no larger), registered; then each stride against the sum of the spans
+        inside it."""
+        absolutes, strides, spans = [], [], []
         for d in range(PATTERN_DIMS):
             dim = pattern.dims[d]
+            absolute = Signal(STRIDE_BITS, name=f"acc_absolute{d}")
+            m.d.comb += absolute.eq(Mux(dim.stride < 0, -dim.stride, dim.stride))
             stride = Signal(STRIDE_BITS, name=f"acc_stride{d}")
             span = Signal(STRIDE_BITS + COUNT_BITS, name=f"acc_span{d}")
-            many = Signal(name=f"acc_multi{d}")
-            absolute = Mux(dim.stride < 0, -dim.stride, dim.stride)
-            m.d.sync += [stride.eq(absolute), span.eq(absolute * (dim.count - 1)), many.eq(dim.count > 1)]
+            m.d.sync += [stride.eq(absolute), span.eq(absolute * (dim.count - 1))]
+            absolutes.append(absolute)
             strides.append(stride)
             spans.append(span)
-            multi.append(many)
+        multi = [pattern.dims[d].count > 1 for d in range(PATTERN_DIMS)]
+        # inside[d][e]: dimension e's span counts against dimension d's stride
+        inside = [[Signal(name=f"acc_inside{d}_{e}") for e in range(PATTERN_DIMS)] for d in range(PATTERN_DIMS)]
+        many = [Signal(name=f"acc_multi{d}") for d in range(PATTERN_DIMS)]
+        for d in range(PATTERN_DIMS):
+            m.d.sync += many[d].eq(multi[d])
+            for e in range(PATTERN_DIMS):
+                if e != d:
+                    m.d.sync += inside[d][e].eq(multi[e] & (absolutes[e] <= absolutes[d]))
         good = []
         for d in range(PATTERN_DIMS):
-            inside = sum(Mux(multi[e] & (strides[e] <= strides[d]), spans[e], 0)
-                         for e in range(PATTERN_DIMS) if e != d)
-            good.append(~multi[d] | (strides[d] > inside))
+            reach = sum(Mux(inside[d][e], spans[e], 0) for e in range(PATTERN_DIMS) if e != d)
+            good.append(~many[d] | (strides[d] > reach))
         once = Signal(name="acc_visits_once")
         m.d.sync += once.eq(Cat(*good).all())
         return once
