@@ -184,8 +184,8 @@ class _Steps:
     a combinational unit, and in a pipelined one registers named ``<name>_<key>`` that load them when
     ``advance`` is high. The unit checks that its steps are the ``CUTS`` it declares."""
 
-    def __init__(self, m, advance=None):
-        self._m, self._advance, self.names = m, advance, []
+    def __init__(self, m, advance=None, cuts=()):
+        self._m, self._advance, self._cuts, self.names = m, advance, frozenset(cuts), []
 
     def __call__(self, name, **values):
         return tuple(self.carry(name, values).values())
@@ -193,7 +193,7 @@ class _Steps:
     def carry(self, name, values: dict) -> dict:
         """The same, for a dict of values: a dict of the values or of their registers, by the same keys."""
         self.names.append(name)
-        if self._advance is None:
+        if name not in self._cuts:
             return dict(values)
         registers = {}
         for key, value in values.items():
@@ -207,25 +207,32 @@ class _Steps:
 class _PipelinedUnit(wiring.Component):
     """A unit that is combinational, or with ``pipelined=True`` has a register after each step named in
     ``CUTS`` and an ``advance`` input that loads them all (its result comes :attr:`latency` advances after
-    its operands)."""
+    its operands). ``pipelined`` may also name some of the ``CUTS`` (a tuple): registers after those steps
+    only."""
 
     CUTS: tuple[str, ...] = ()
 
-    def __init__(self, members: dict, *, pipelined: bool = False):
-        if not isinstance(pipelined, bool):
-            raise ValueError(f"pipelined must be True or False, not {pipelined!r}")
-        self._pipelined = pipelined
-        if pipelined:
+    def __init__(self, members: dict, *, pipelined: bool | tuple[str, ...] = False):
+        if isinstance(pipelined, bool):
+            cuts = self.CUTS if pipelined else ()
+        elif isinstance(pipelined, tuple) and set(pipelined) <= set(self.CUTS):
+            cuts = tuple(name for name in self.CUTS if name in pipelined)
+        else:
+            raise ValueError(f"pipelined must be True, False or a tuple of steps from {self.CUTS}, "
+                             f"not {pipelined!r}")
+        self._cuts = cuts
+        if cuts:
             members = {**members, "advance": In(1)}
         super().__init__(members)
 
     @property
     def latency(self) -> int:
-        """Advances from an operand to its result: ``len(CUTS)`` when pipelined, else 0."""
-        return len(self.CUTS) if self._pipelined else 0
+        """Advances from an operand to its result: the number of registered steps (``len(CUTS)`` with
+        ``pipelined=True``, 0 when combinational)."""
+        return len(self._cuts)
 
     def _steps(self, m) -> _Steps:
-        return _Steps(m, self.advance if self._pipelined else None)
+        return _Steps(m, self.advance if self._cuts else None, self._cuts)
 
     def _check_steps(self, steps: _Steps) -> None:
         assert tuple(steps.names) == self.CUTS, f"{type(self).__name__}: steps {steps.names} != {self.CUTS}"
@@ -258,9 +265,10 @@ class FP32Adder(_PipelinedUnit):
 
     Parameters
     ----------
-    pipelined : bool
+    pipelined : bool or tuple of str
         ``False`` (default): combinational. ``True``: a register after each step of ``CUTS``, loaded when
-        ``advance`` is high; the result comes :attr:`latency` advances after its operands.
+        ``advance`` is high; the result comes :attr:`latency` advances after its operands. A tuple of step
+        names from ``CUTS``: registers after those steps only.
 
     Members
     -------
@@ -423,9 +431,10 @@ class FP32Multiplier(_PipelinedUnit):
 
     Parameters
     ----------
-    pipelined : bool
+    pipelined : bool or tuple of str
         ``False`` (default): combinational. ``True``: a register after each step of ``CUTS``, loaded when
-        ``advance`` is high; the result comes :attr:`latency` advances after its operands.
+        ``advance`` is high; the result comes :attr:`latency` advances after its operands. A tuple of step
+        names from ``CUTS``: registers after those steps only.
 
     Members
     -------
@@ -493,9 +502,10 @@ class FP32Narrow(_PipelinedUnit):
 
     Parameters
     ----------
-    pipelined : bool
+    pipelined : bool or tuple of str
         ``False`` (default): combinational. ``True``: a register after each step of ``CUTS``, loaded when
-        ``advance`` is high; the result comes :attr:`latency` advances after its operands.
+        ``advance`` is high; the result comes :attr:`latency` advances after its operands. A tuple of step
+        names from ``CUTS``: registers after those steps only.
 
     Members
     -------

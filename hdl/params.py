@@ -11,7 +11,7 @@ import dataclasses
 
 __all__ = ["Param", "PARTITIONS", "SBUF_BYTES", "SBUF_LATENCY", "STREAM_WIDTH", "FIFO_DEPTH", "AXI_DATA_WIDTH", "AXI_ID_WIDTH",
            "XBAR_MASTERS", "XBAR_SLAVES", "MAX_OUTSTANDING", "REGISTER_SLICES", "DMA_QUEUES", "DMA_OUTSTANDING",
-           "DRAM_BYTES", "DTYPES", "SEMAPHORES", "ACT_LANES", "is_power_of_two"]
+           "DRAM_BYTES", "DTYPES", "FP_CUTS", "SEMAPHORES", "ACT_LANES", "is_power_of_two"]
 
 
 def is_power_of_two(value: int) -> bool:
@@ -134,6 +134,12 @@ DTYPES = Param(
     "dtypes", default=15, minimum=1, maximum=15,
     help="operand types the tensor engine is built for, a mask: 1 bf16, 2 fp8_e4m3, 4 fp8_e5m2, 8 int8 "
          "(15 all); names joined by commas on the command line")
+
+FP_CUTS = Param(
+    "fp_cuts", default=0, minimum=0, maximum=1,
+    help="1: a register inside each binary32 accumulate adder of the tensor engine (PE and PSUM), after "
+         "alignment and add; a cycle more per array row and per PSUM write; for FPGAs (no effect without a "
+         "float dtype)")
 
 SEMAPHORES = Param(
     "semaphores", default=32, minimum=1, maximum=256,

@@ -10,6 +10,12 @@ Accumulate is a read-add-write: the old word is read in the cycle the result arr
 written the next cycle. The read is transparent to that write, so results for the same word one cycle
 apart (one command straight after another) see each other.
 
+Built with ``fp_cuts`` = 1 (:data:`trntile.hdl.params.FP_CUTS`, floats only), the binary32 adder has a
+register inside and every word is written a cycle later, the second after its result arrives. Two results
+for the same word must then arrive at least two cycles apart; the tensor engine sees to it
+(:class:`~trntile.hdl.tensor_engine.TensorEngine`, a bubble before an accumulating MultiplyMoving whose
+first word is the previous one's last).
+
 ``read`` / ``read_data`` give the same word of every partition, one cycle later, for the ACT engine and
 the testbenches.
 """
@@ -20,8 +26,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .fp import FP32Adder
-from .params import PARTITIONS
-from .systolic import INT8, result_layout
+from .params import FP_CUTS, PARTITIONS
+from .systolic import FP_CUT_STEPS, INT8, result_layout
 
 __all__ = ["PSUM", "PSUM_BANKS", "psum_command_layout", "psum_read_layout", "psum_partition_module",
            "psum_partition_verilog"]
@@ -43,28 +49,32 @@ def psum_read_layout(partitions: int) -> data.StructLayout:
     return data.StructLayout({"bank": range(PSUM_BANKS), "offset": range(4 * partitions)})
 
 
-def psum_partition_module(partitions: int | str, *, floats: bool = True) -> str:
+def psum_partition_module(partitions: int | str, *, floats: bool = True, cuts: int | str = 0) -> str:
     """The Verilog module of one PSUM partition for P = ``partitions``. PSUM instantiates it by name, P times,
     so that Amaranth translates it once and Verilator compiles it once (as the systolic array does its PE).
-    Without ``floats`` (a tensor engine built for int8 only) it has no binary32 adder: ``_int`` in the name."""
-    return f"trntile_psum_partition{'' if floats else '_int'}_p{partitions}"
+    Without ``floats`` (a tensor engine built for int8 only) it has no binary32 adder: ``_int`` in the name;
+    with ``cuts`` registers in its adder, ``_c<cuts>``."""
+    kind = "_int" if not floats else f"_c{cuts}" if cuts != 0 else ""
+    return f"trntile_psum_partition{kind}_p{partitions}"
 
 
-def psum_partition_verilog(partitions: int, *, floats: bool = True) -> str:
-    """The Verilog of module :func:`psum_partition_module` ``(partitions, floats=floats)``."""
+def psum_partition_verilog(partitions: int, *, floats: bool = True, cuts: int = 0) -> str:
+    """The Verilog of module :func:`psum_partition_module` ``(partitions, floats=floats, cuts=cuts)``."""
     from amaranth.back import verilog
 
-    return verilog.convert(_Partition(partitions, floats=floats),
-                           name=psum_partition_module(partitions, floats=floats))
+    return verilog.convert(_Partition(partitions, floats=floats, cuts=cuts),
+                           name=psum_partition_module(partitions, floats=floats, cuts=cuts))
 
 
 class _Partition(wiring.Component):
     """One partition's words, its queue of write commands and its read-add-write pipeline. ``index`` is the
-    partition's number (the partition writes only for commands whose ``columns`` exceed it)."""
+    partition's number (the partition writes only for commands whose ``columns`` exceed it). ``cuts``: the
+    registers inside the binary32 adder (floats only), each a cycle more before the write."""
 
-    def __init__(self, partitions: int, *, floats: bool = True):
+    def __init__(self, partitions: int, *, floats: bool = True, cuts: int = 0):
         self._p = partitions
         self._floats = floats
+        self._cuts = cuts if floats else 0
         super().__init__({
             "index": In(range(partitions)),
             "command": In(stream.Signature(psum_command_layout(partitions))),
@@ -105,7 +115,8 @@ class _Partition(wiring.Component):
                 m.d.sync += written.eq(written + 1)
         m.d.comb += [old.addr.eq(address), old.en.eq(1)]
 
-        # Stage 1: add (or not) and write.
+        # Stage 1: add (or not) and write; with cuts, the add goes on for as many more stages, and what the
+        # write needs goes beside it.
         pending = Signal()
         pending_address = Signal.like(address)
         pending_value = Signal(32)
@@ -118,15 +129,23 @@ class _Partition(wiring.Component):
         ]
         int_sum = Signal(32)
         m.d.comb += int_sum.eq(old.data + pending_value)
-        total = int_sum
+        beside = {"pending": pending, "address": pending_address, "value": pending_value,
+                  "accumulate": pending_accumulate, "int": pending_int, "int_sum": int_sum}
+        for index in range(self._cuts):
+            registers = {key: Signal.like(value, name=f"{key}_cut{index}") for key, value in beside.items()}
+            m.d.sync += [registers[key].eq(value) for key, value in beside.items()]
+            beside = registers
+        total = beside["int_sum"]
         if self._floats:
-            m.submodules.adder = adder = FP32Adder()
+            m.submodules.adder = adder = FP32Adder(pipelined=FP_CUT_STEPS[:self._cuts])
             m.d.comb += [adder.a.eq(old.data), adder.b.eq(pending_value)]
-            total = Mux(pending_int, int_sum, adder.sum)
+            if self._cuts:
+                m.d.comb += adder.advance.eq(1)
+            total = Mux(beside["int"], beside["int_sum"], adder.sum)
         m.d.comb += [
-            write.addr.eq(pending_address),
-            write.data.eq(Mux(pending_accumulate, total, pending_value)),
-            write.en.eq(pending),
+            write.addr.eq(beside["address"]),
+            write.data.eq(Mux(beside["accumulate"], total, beside["value"])),
+            write.en.eq(beside["pending"]),
         ]
         return m
 
@@ -140,6 +159,9 @@ class PSUM(wiring.Component):
         P, a power of two in 4..128.
     floats : bool
         Whether float results come (accumulate needs a binary32 adder per partition); without, int32 only.
+    fp_cuts : int
+        Registers inside each binary32 adder (:data:`trntile.hdl.params.FP_CUTS`, floats only): each writes
+        a word a cycle later, and results for the same word must then arrive that much further apart.
 
     Members
     -------
@@ -153,9 +175,11 @@ class PSUM(wiring.Component):
         Sticky: a result arrived in some partition with no command queued (it was dropped).
     """
 
-    def __init__(self, *, partitions: int = PARTITIONS.default, floats: bool = True):
+    def __init__(self, *, partitions: int = PARTITIONS.default, floats: bool = True,
+                 fp_cuts: int = FP_CUTS.default):
         self._partitions = PARTITIONS.validate(partitions)
         self._floats = bool(floats)
+        self._cuts = FP_CUTS.validate(fp_cuts) if self._floats else 0
         p = self._partitions
         super().__init__({
             "command": In(stream.Signature(psum_command_layout(p))),
@@ -192,7 +216,7 @@ class PSUM(wiring.Component):
         orphans = []
         for index, part in enumerate(parts):
             m.submodules[f"partition{index}"] = Instance(
-                psum_partition_module(p, floats=self._floats), i_clk=ClockSignal(), i_rst=ResetSignal(),
+                psum_partition_module(p, floats=self._floats, cuts=self._cuts), i_clk=ClockSignal(), i_rst=ResetSignal(),
                 i_index=index, i_command__payload=command, i_command__valid=accept,
                 o_command__ready=part["command_ready"],
                 i_result_valid=self.result[index].valid, i_result_value=self.result[index].value,

@@ -11,7 +11,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 
-from .params import DTYPES, PARTITIONS, SBUF_BYTES, SBUF_LATENCY
+from .params import DTYPES, FP_CUTS, PARTITIONS, SBUF_BYTES, SBUF_LATENCY
 from .tensor_engine import sbuf_read_signature
 
 __all__ = ["SBUFModel", "TensorEngineBlock", "sbuf_write_layout", "TEST_SBUF_BYTES"]
@@ -128,7 +128,7 @@ class TensorEngineBlock(wiring.Component):
 
     Parameters
     ----------
-    partitions, dtypes : int
+    partitions, dtypes, fp_cuts : int
         As for :class:`~trntile.hdl.tensor_engine.TensorEngine`.
     sbuf_bytes, sbuf_latency : int
         As for :class:`SBUFModel`.
@@ -145,10 +145,11 @@ class TensorEngineBlock(wiring.Component):
     _STATUS = ("idle", "load_done", "multiply_done", "error", "error_code", "errors", "busy_cycles", "macs", "fault")
 
     def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default,
-                 sbuf_latency: int = SBUF_LATENCY.default, dtypes: int = DTYPES.default):
+                 sbuf_latency: int = SBUF_LATENCY.default, dtypes: int = DTYPES.default,
+                 fp_cuts: int = FP_CUTS.default):
         from .tensor_engine import TensorEngine
 
-        self._engine = TensorEngine(partitions=partitions, sbuf_bytes=sbuf_bytes, dtypes=dtypes)
+        self._engine = TensorEngine(partitions=partitions, sbuf_bytes=sbuf_bytes, dtypes=dtypes, fp_cuts=fp_cuts)
         self._sbuf = SBUFModel(partitions=partitions, sbuf_bytes=sbuf_bytes, latency=sbuf_latency)
         engine = self._engine.signature.members
         members = {

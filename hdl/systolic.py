@@ -47,10 +47,12 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.numerics import DTYPES as DTYPES_BY_NAME
+from ..golden.numerics import FLOAT_DTYPES
 from .fp import FP32Adder, FPMultiplier
-from .params import DTYPES, PARTITIONS
+from .params import DTYPES, FP_CUTS, PARTITIONS
 
-__all__ = ["SystolicArray", "INT8", "PE_STAGES", "result_latency", "PE_MODULE", "pe_module", "pe_verilog", "pe_row_module", "pe_row_verilog",
+__all__ = ["SystolicArray", "INT8", "PE_STAGES", "FP_CUT_STEPS", "adder_cuts", "row_pitch", "result_latency",
+           "PE_MODULE", "pe_module", "pe_verilog", "pe_row_module", "pe_row_verilog",
            "load_layout", "moving_layout", "result_layout"]
 
 #: Name of the processing element's Verilog module (built for every dtype).
@@ -63,11 +65,28 @@ INT8 = 3
 #: in the first, added to the partial sum from above in the second.
 PE_STAGES = 2
 
+#: The steps of :class:`~trntile.hdl.fp.FP32Adder` after which ``fp_cuts`` = 1, 2, ... put a register, in
+#: the PE and in PSUM's accumulate (:data:`trntile.hdl.params.FP_CUTS`): after alignment and add, about half
+#: of the adder's logic on either side.
+FP_CUT_STEPS = ("total",)
 
-def result_latency(partitions: int) -> int:
+
+def adder_cuts(dtypes: int, fp_cuts: int) -> int:
+    """The registers inside each binary32 accumulate adder for a build of ``dtypes`` asking ``fp_cuts``: none
+    when no float format is built (the int32 adds need none)."""
+    return fp_cuts if dtypes & FLOAT_DTYPES else 0
+
+
+def row_pitch(cuts: int = 0) -> int:
+    """Cycles between a partial sum entering a row and entering the next: 1, plus the adder's registers."""
+    return 1 + cuts
+
+
+def result_latency(partitions: int, cuts: int = 0) -> int:
     """Cycles from a column being offered to the array to its result leaving column 0 (column m's leaves m
-    cycles later): P - 1 rows of skew, then the last row's PE."""
-    return partitions - 1 + PE_STAGES
+    cycles later): P - 1 rows of skew (:func:`row_pitch` cycles each), then the last row's PE
+    (:data:`PE_STAGES` + ``cuts``). ``cuts`` is :func:`adder_cuts` of the build."""
+    return (partitions - 1) * row_pitch(cuts) + PE_STAGES + cuts
 
 
 def load_layout(partitions: int) -> data.StructLayout:
@@ -90,17 +109,23 @@ def _element_layout():
     return data.StructLayout({"value": 16, "item": 1, "active": 1, "buffer": 1, "dtype": 2})
 
 
-def pe_module(dtypes: int | str = DTYPES.default) -> str:
-    """The Verilog module name of a PE built for the dtype mask ``dtypes``: :data:`PE_MODULE` for all of
-    them, ``trntile_pe_d<mask>`` for a subset (``"{p}"`` gives the pattern of the family)."""
-    return PE_MODULE if dtypes == DTYPES.default else f"{PE_MODULE}_d{dtypes}"
-
-
-def pe_row_module(partitions: int | str, dtypes: int | str = DTYPES.default) -> str:
-    """The Verilog module name of a row of ``partitions`` PEs built for the dtype mask ``dtypes``
-    (``"{p}"`` and ``"{d}"`` give the pattern of the family)."""
-    name = f"trntile_pe_row_p{partitions}"
+def _variant(name: str, dtypes: int | str, cuts: int | str) -> str:
+    if cuts != 0:
+        return f"{name}_d{dtypes}_c{cuts}"
     return name if dtypes == DTYPES.default else f"{name}_d{dtypes}"
+
+
+def pe_module(dtypes: int | str = DTYPES.default, cuts: int | str = 0) -> str:
+    """The Verilog module name of a PE built for the dtype mask ``dtypes`` with ``cuts`` registers in its
+    adder (:func:`adder_cuts`): :data:`PE_MODULE` for all formats and none, ``trntile_pe_d<mask>`` for a
+    subset, ``trntile_pe_d<mask>_c<cuts>`` with registers (``"{d}"``, ``"{c}"`` give the family's pattern)."""
+    return _variant(PE_MODULE, dtypes, cuts)
+
+
+def pe_row_module(partitions: int | str, dtypes: int | str = DTYPES.default, cuts: int | str = 0) -> str:
+    """The Verilog module name of a row of ``partitions`` PEs :func:`pe_module` ``(dtypes, cuts)``
+    (``"{p}"``, ``"{d}"`` and ``"{c}"`` give the pattern of the family)."""
+    return _variant(f"trntile_pe_row_p{partitions}", dtypes, cuts)
 
 
 class _ProcessingElement(wiring.Component):
@@ -109,11 +134,13 @@ class _ProcessingElement(wiring.Component):
     Built for the formats of ``dtypes``: without a float format it has no float multiplier and adder,
     without int8 no integer multiply-add, and with one float format the multiplier's format is a constant
     (so synthesis drops the others' decoding). An element of a format not built is never offered: the
-    tensor engine refuses such commands.
+    tensor engine refuses such commands. With ``cuts`` (:func:`adder_cuts`), the binary32 adder has that many
+    registers inside, and the integer sum and the pass-through wait as many cycles beside it.
     """
 
-    def __init__(self, dtypes: int = DTYPES.default):
+    def __init__(self, dtypes: int = DTYPES.default, cuts: int = 0):
         self._dtypes = DTYPES.validate(dtypes)
+        self._cuts = adder_cuts(self._dtypes, FP_CUTS.validate(cuts))
         super().__init__({
             "x_in": In(_element_layout()), "x_out": Out(_element_layout()),
             "s_in": In(32), "s_out": Out(32),
@@ -136,37 +163,50 @@ class _ProcessingElement(wiring.Component):
         floats = [d.code for d in DTYPES_BY_NAME.values() if d.is_float and self._dtypes >> d.code & 1]
         use, integer = Signal(), Signal()
         m.d.sync += [use.eq(x.item & x.active), integer.eq(x.dtype == INT8)]
+        s_in = self.s_in
+
+        def delayed(value, name):
+            """``value`` as it was ``cuts`` cycles ago: what goes beside the float adder's registers."""
+            for index in range(self._cuts):
+                register = Signal.like(value, name=f"{name}_cut{index}")
+                m.d.sync += register.eq(value)
+                value = register
+            return value
+
         sums = []
         if floats:
             m.submodules.multiplier = multiplier = FPMultiplier()
-            m.submodules.adder = adder = FP32Adder()
+            m.submodules.adder = adder = FP32Adder(pipelined=FP_CUT_STEPS[:self._cuts])
             product_f = Signal(32)
             m.d.comb += [multiplier.a.eq(weight), multiplier.b.eq(x.value),
                          multiplier.format.eq(x.dtype if len(floats) > 1 else floats[0])]
             m.d.sync += product_f.eq(multiplier.product)
-            m.d.comb += [adder.a.eq(self.s_in), adder.b.eq(product_f)]
+            m.d.comb += [adder.a.eq(s_in), adder.b.eq(product_f)]
+            if self._cuts:
+                m.d.comb += adder.advance.eq(1)
             sums.append(adder.sum)
         if self._dtypes >> INT8 & 1:
             product_i = Signal(signed(16))
             m.d.sync += product_i.eq(weight[:8].as_signed() * x.value[:8].as_signed())
             int_sum = Signal(32)
-            m.d.comb += int_sum.eq(self.s_in + product_i)  # wraps
-            sums.append(int_sum)
+            m.d.comb += int_sum.eq(s_in + product_i)  # wraps
+            sums.append(delayed(int_sum, "int_sum"))
 
         m.d.sync += self.x_out.eq(x)
+        use, integer, s_in = delayed(use, "use"), delayed(integer, "integer"), delayed(s_in, "s_in")
         with m.If(use):
             m.d.sync += self.s_out.eq(Mux(integer, sums[-1], sums[0]) if len(sums) == 2 else sums[0])
         with m.Else():
-            m.d.sync += self.s_out.eq(self.s_in)
+            m.d.sync += self.s_out.eq(s_in)
         return m
 
 
 @functools.cache
-def pe_verilog(dtypes: int = DTYPES.default) -> str:
-    """The Verilog of module :func:`pe_module` ``(dtypes)`` (and its adder and multiplier)."""
+def pe_verilog(dtypes: int = DTYPES.default, cuts: int = 0) -> str:
+    """The Verilog of module :func:`pe_module` ``(dtypes, cuts)`` (and its adder and multiplier)."""
     from amaranth.back import verilog
 
-    return verilog.convert(_ProcessingElement(dtypes), name=pe_module(dtypes))
+    return verilog.convert(_ProcessingElement(dtypes, cuts), name=pe_module(dtypes, cuts))
 
 
 class _PERow(wiring.Component):
@@ -175,8 +215,8 @@ class _PERow(wiring.Component):
     element on this cycle (its ``x_out.item``). ``load_valid`` with ``load_column`` loads ``load_value`` into
     weight buffer ``load_buffer`` of one PE."""
 
-    def __init__(self, partitions: int, dtypes: int):
-        self._partitions, self._dtypes = partitions, dtypes
+    def __init__(self, partitions: int, dtypes: int, cuts: int):
+        self._partitions, self._dtypes, self._cuts = partitions, dtypes, cuts
         super().__init__({
             "x_in": In(_element_layout()),
             "s_in": In(data.ArrayLayout(32, partitions)), "s_out": Out(data.ArrayLayout(32, partitions)),
@@ -194,7 +234,7 @@ class _PERow(wiring.Component):
             m.d.comb += [load.eq(self.load_valid & (self.load_column == col)),
                          self.s_out[col].eq(s_out), self.item_out[col].eq(x_out.item)]
             m.submodules[f"pe_{col}"] = Instance(
-                pe_module(self._dtypes), i_clk=ClockSignal(), i_rst=ResetSignal(),
+                pe_module(self._dtypes, self._cuts), i_clk=ClockSignal(), i_rst=ResetSignal(),
                 i_x_in=element.as_value(), i_s_in=self.s_in[col], i_load=load, i_load_buffer=self.load_buffer,
                 i_load_value=self.load_value, o_x_out=x_out.as_value(), o_s_out=s_out)
             element = x_out
@@ -202,11 +242,12 @@ class _PERow(wiring.Component):
 
 
 @functools.cache
-def pe_row_verilog(partitions: int, dtypes: int = DTYPES.default) -> str:
-    """The Verilog of module :func:`pe_row_module` ``(partitions, dtypes)`` (it instantiates the PE by name)."""
+def pe_row_verilog(partitions: int, dtypes: int = DTYPES.default, cuts: int = 0) -> str:
+    """The Verilog of module :func:`pe_row_module` ``(partitions, dtypes, cuts)`` (it instantiates the PE by
+    name)."""
     from amaranth.back import verilog
 
-    return verilog.convert(_PERow(partitions, dtypes), name=pe_row_module(partitions, dtypes))
+    return verilog.convert(_PERow(partitions, dtypes, cuts), name=pe_row_module(partitions, dtypes, cuts))
 
 
 class SystolicArray(wiring.Component):
@@ -218,6 +259,10 @@ class SystolicArray(wiring.Component):
         P, a power of two in 4..128.
     dtypes : int
         The operand formats the PEs are built for, a mask (:data:`trntile.hdl.params.DTYPES`; default all).
+    fp_cuts : int
+        Registers inside each PE's binary32 adder (:data:`trntile.hdl.params.FP_CUTS`; default 0). Each one
+        adds a cycle per row: a row's partial sums reach the next :func:`row_pitch` cycles later, and its
+        moving elements enter as much later. Without a float format there is no such adder, and no cycle more.
 
     Members
     -------
@@ -230,11 +275,14 @@ class SystolicArray(wiring.Component):
     result : ``Out(ArrayLayout({valid, value}, P))``
         ``result[m]``: ``dst[m, n]`` (binary32, or int32 for int8) with ``valid``, ``P + 1 + m`` cycles
         (:func:`result_latency` + m) after column n was offered, in the order the columns were offered.
+        With ``fp_cuts``, :func:`result_latency` ``(P, cuts)`` + m.
     """
 
-    def __init__(self, *, partitions: int = PARTITIONS.default, dtypes: int = DTYPES.default):
+    def __init__(self, *, partitions: int = PARTITIONS.default, dtypes: int = DTYPES.default,
+                 fp_cuts: int = FP_CUTS.default):
         self._partitions = PARTITIONS.validate(partitions)
         self._dtypes = DTYPES.validate(dtypes)
+        self._cuts = adder_cuts(self._dtypes, FP_CUTS.validate(fp_cuts))
         p = self._partitions
         super().__init__({
             "load": In(stream.Signature(load_layout(p))),
@@ -246,6 +294,11 @@ class SystolicArray(wiring.Component):
     def partitions(self) -> int:
         return self._partitions
 
+    @property
+    def cuts(self) -> int:
+        """The registers inside each PE's adder: :func:`adder_cuts` of the build."""
+        return self._cuts
+
     def elaborate(self, platform):
         m = Module()
         p = self._partitions
@@ -255,7 +308,7 @@ class SystolicArray(wiring.Component):
         s_out = [Signal(data.ArrayLayout(32, p), name=f"row{k}_s_out") for k in range(p)]
         items = [Signal(p, name=f"row{k}_items") for k in range(p)]
         for k in range(p):
-            # Row k sees the column offered k cycles ago.
+            # Row k sees the column offered k row pitches ago.
             element = Signal(_element_layout(), name=f"row{k}_in")
             m.d.comb += [
                 element.value.eq(self.moving.payload.values[k]),
@@ -264,12 +317,12 @@ class SystolicArray(wiring.Component):
                 element.buffer.eq(self.moving.payload.buffer),
                 element.dtype.eq(self.moving.payload.dtype),
             ]
-            for stage in range(k):
+            for stage in range(k * row_pitch(self._cuts)):
                 delayed = Signal(_element_layout(), name=f"row{k}_skew{stage}")
                 m.d.sync += delayed.eq(element)
                 element = delayed
             m.submodules[f"row{k}"] = Instance(
-                pe_row_module(p, self._dtypes),
+                pe_row_module(p, self._dtypes, self._cuts),
                 i_clk=ClockSignal(), i_rst=ResetSignal(),
                 i_x_in=element.as_value(),
                 i_s_in=s_out[k - 1].as_value() if k > 0 else 0,  # +0.0 / int 0 at the top
@@ -279,9 +332,9 @@ class SystolicArray(wiring.Component):
             )
 
         # The last row passes an element on as the PE takes its product, so its flags are PE_STAGES - 1
-        # cycles ahead of its sums.
+        # (+ cuts) cycles ahead of its sums.
         valid = items[p - 1]
-        for stage in range(PE_STAGES - 1):
+        for stage in range(PE_STAGES - 1 + self._cuts):
             delayed = Signal(p, name=f"result_valid{stage}")
             m.d.sync += delayed.eq(valid)
             valid = delayed

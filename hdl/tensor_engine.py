@@ -36,9 +36,9 @@ from ..golden.tensor_engine import PSUM_BANKS, AccessPattern, LoadStationary, Mu
 from .access_pattern import (ADDRESS_BITS, COUNT_BITS, PATTERN_DIMS, STRIDE_BITS, AccessPatternWalker,
                              pattern_layout, tree_sum)
 from .params import DTYPES as DTYPES_PARAM
-from .params import PARTITIONS, SBUF_BYTES
+from .params import FP_CUTS, PARTITIONS, SBUF_BYTES
 from .psum import PSUM, psum_read_layout
-from .systolic import SystolicArray, result_latency
+from .systolic import SystolicArray, adder_cuts, result_latency, row_pitch
 
 __all__ = ["LOAD_STATIONARY", "MULTIPLY_MOVING", "COUNTER_BITS", "tensor_command_layout", "sbuf_read_signature",
            "encode_command", "TensorEngine"]
@@ -118,16 +118,17 @@ def encode_command(command) -> dict:
     return fields
 
 
-def _drain_cycles(partitions: int) -> int:
+def _drain_cycles(partitions: int, cuts: int = 0) -> int:
     """Cycles after the last column that uses a weight buffer has been offered to the array before a
-    LoadStationary into that buffer may be dispatched.
+    LoadStationary into that buffer may be dispatched (``cuts``: the array's, :func:`adder_cuts`).
 
-    That column reaches PE(k, c) ``k + c`` cycles after it was offered, so column c of the buffer is free
-    ``P - 1 + c`` cycles after; the load writes column c no earlier than ``4 + c`` cycles after dispatch
-    (walker start, SBUF request, SBUF response, the answer's register, the array's input register, at least
-    one cycle each).
+    That column reaches PE(k, c) ``k * pitch + c`` cycles after it was offered (``pitch`` is
+    :func:`~trntile.hdl.systolic.row_pitch`, 1 without cuts), so column c of the buffer is free
+    ``(P - 1) * pitch + c`` cycles after; the load writes column c no earlier than ``4 + c`` cycles after
+    dispatch (walker start, SBUF request, SBUF response, the answer's register, the array's input register, at
+    least one cycle each).
     """
-    return max(partitions - 5, 0)
+    return max((partitions - 1) * row_pitch(cuts) - 4, 0)
 
 
 def _rotate(m, values, amount, partitions: int, name: str):
@@ -151,6 +152,12 @@ class TensorEngine(wiring.Component):
     dtypes : int
         The operand formats built in, a mask (:data:`trntile.hdl.params.DTYPES`; default all). A command
         of another format is refused with ``TensorError.DTYPE``.
+    fp_cuts : int
+        Registers inside the binary32 accumulate adders of the PEs and of PSUM
+        (:data:`trntile.hdl.params.FP_CUTS`; default 0; no effect without a float format): a cycle more per
+        array row and per PSUM write. An accumulating MultiplyMoving whose first PSUM word is the last word
+        of the one before (same bank) then enters the array a cycle later than it could, so that PSUM has
+        written that word before it reads it again.
 
     Members
     -------
@@ -158,8 +165,9 @@ class TensorEngine(wiring.Component):
         Commands, in program order.
     stationary_read, moving_read : ``Out(sbuf_read_signature(P))``
         SBUF read ports for LoadStationary and MultiplyMoving operands. Responses are taken as they come
-        (``response.ready`` is high whenever a response is due); the engine keeps up to ``_TAGS`` moving
-        reads outstanding.
+        (``response.ready`` is high whenever a response is due), but for the moving bubble of ``fp_cuts``
+        above (``response.ready`` low for a cycle); the engine keeps up to ``_TAGS`` moving reads
+        outstanding.
     psum_read : ``In(stream.Signature({bank, offset}))``; psum_read_data : ``Out(stream.Signature(ArrayLayout(32, P)))``
         Read one word of every PSUM partition (for the ACT engine and testbenches); data one cycle later.
     idle : ``Out(1)``
@@ -187,10 +195,11 @@ class TensorEngine(wiring.Component):
     _TAGS = 8  # moving reads outstanding, sized for full rate at an SBUF read latency of up to 6 cycles
 
     def __init__(self, *, partitions: int = PARTITIONS.default, sbuf_bytes: int = SBUF_BYTES.default,
-                 dtypes: int = DTYPES_PARAM.default):
+                 dtypes: int = DTYPES_PARAM.default, fp_cuts: int = FP_CUTS.default):
         self._partitions = PARTITIONS.validate(partitions)
         self._sbuf_bytes = SBUF_BYTES.validate(sbuf_bytes)
         self._dtypes = DTYPES_PARAM.validate(dtypes)
+        self._cuts = adder_cuts(self._dtypes, FP_CUTS.validate(fp_cuts))
         p = self._partitions
         super().__init__({
             "command": In(stream.Signature(tensor_command_layout)),
@@ -313,8 +322,10 @@ class TensorEngine(wiring.Component):
         p = self._partitions
         words = 4 * p
 
-        m.submodules.array = array = SystolicArray(partitions=p, dtypes=self._dtypes)
-        m.submodules.psum = psum = PSUM(partitions=p, floats=bool(self._dtypes & FLOAT_DTYPES))  # int8 only: no fp32 adders
+        cuts = self._cuts
+        m.submodules.array = array = SystolicArray(partitions=p, dtypes=self._dtypes, fp_cuts=cuts)
+        m.submodules.psum = psum = PSUM(partitions=p, floats=bool(self._dtypes & FLOAT_DTYPES),  # int8 only: no fp32 adders
+                                        fp_cuts=cuts)
         m.submodules.stationary_walker = s_walker = AccessPatternWalker()
         m.submodules.moving_walker = m_walker = AccessPatternWalker()
         wiring.connect(m, wiring.flipped(self.psum_read), psum.read)
@@ -377,7 +388,7 @@ class TensorEngine(wiring.Component):
                 m.d.sync += [self.error.eq(1), self.error_code.eq(code)]
 
         # ---- weight buffers ---------------------------------------------------------------------------
-        drain = _drain_cycles(p)
+        drain = _drain_cycles(p, cuts)
         uses = [Signal(range(16), name=f"buffer{b}_uses") for b in range(2)]  # MultiplyMovings not yet streamed
         drains = [Signal(range(max(drain, 1) + 1), name=f"buffer{b}_drain") for b in range(2)]  # no 0-bit signals
         loaded = [Signal(name=f"buffer{b}_loaded") for b in range(2)]
@@ -492,12 +503,27 @@ class TensorEngine(wiring.Component):
         ]
 
         # What the walk in progress needs per column; copied from the slot when it starts.
-        tag_layout = data.StructLayout({"buffer": 1, "dtype": 2, "partition": 8, "k": 8, "macs": 16, "last": 1})
+        tag_layout = data.StructLayout({"buffer": 1, "dtype": 2, "partition": 8, "k": 8, "macs": 16, "last": 1,
+                                        **({"hold": 1} if cuts else {})})
         walk = Signal(tag_layout)
         walk_wide = Signal()
         with m.If(start_moving):
             m.d.sync += [walk.buffer.eq(slot.buffer), walk.dtype.eq(slot.dtype), walk.partition.eq(slot.partition),
                          walk.k.eq(slot.k), walk.macs.eq(slot_macs), walk_wide.eq(slot_wide)]
+        if cuts:
+            # With cuts, PSUM writes a word the second cycle after its result arrives, so two results for one
+            # word must arrive two cycles apart. Only the first result of an accumulating MultiplyMoving whose
+            # first word (in the same bank) is the last word of the one before can come sooner: straight after
+            # that one's last column. Such a walk's first column carries ``hold`` and waits a cycle if it would.
+            previous = Signal(data.StructLayout({"valid": 1, "bank": 3, "last": 11}))
+            walk_first = Signal()  # the walk's first read is still to come
+            with m.If(start_moving):
+                m.d.sync += [
+                    walk_first.eq(1),
+                    previous.valid.eq(1), previous.bank.eq(slot.bank), previous.last.eq(slot.offset + slot.n - 1),
+                    walk.hold.eq(slot.accumulate & previous.valid & (slot.bank == previous.bank)
+                                 & (slot.offset == previous.last)),
+                ]
         m.submodules.tags = tags = fifo.SyncFIFO(width=tag_layout.size, depth=self._TAGS)
         m_request = self.moving_read.request
         tag_in = Signal(tag_layout)
@@ -510,10 +536,18 @@ class TensorEngine(wiring.Component):
             tags.w_en.eq(m_request.valid & m_request.ready),
             tags.w_data.eq(tag_in),
         ]
+        if cuts:
+            m.d.comb += tag_in.hold.eq(walk.hold & walk_first)
+            with m.If(tags.w_en & ~start_moving):
+                m.d.sync += walk_first.eq(0)
 
         response = self.moving_read.response
         arrived = Signal()
-        m.d.comb += [response.ready.eq(tags.r_rdy), arrived.eq(response.valid & tags.r_rdy), tags.r_en.eq(arrived)]
+        taking = tags.r_rdy
+        if cuts:
+            hold = Signal()  # the next column must not follow the one in the answer register at once (above)
+            taking = tags.r_rdy & ~hold
+        m.d.comb += [response.ready.eq(taking), arrived.eq(response.valid & taking), tags.r_en.eq(arrived)]
         # The answer and its tag are registered as they arrive, and rotated (partition ``partition + k`` to
         # array row k) from those registers into the array's input register: an SBUF block RAM's output
         # goes no further than a register (the rotation after it was the P = 8 engine's slowest path).
@@ -521,6 +555,8 @@ class TensorEngine(wiring.Component):
         answer = Signal(data.ArrayLayout(16, p))
         tag = Signal(tag_layout)
         m.d.sync += [answer_valid.eq(arrived), answer.eq(response.payload), tag.eq(tags.r_data)]
+        if cuts:
+            m.d.comb += hold.eq(data.View(tag_layout, tags.r_data).hold & answer_valid & tag.last)
         moving_values = _rotate(m, answer, tag.partition, p, "moving_rotated")
         offer_macs = Signal(16)
         offer_last = Signal()
@@ -539,7 +575,8 @@ class TensorEngine(wiring.Component):
             m.d.sync += self.macs.eq(self.macs + offer_macs)
 
         # ---- completion: the last PSUM write of a column offered at t is in cycle t + result_latency + P ------
-        flight = result_latency(p) + p
+        # (+ cuts: PSUM's adder registers)
+        flight = result_latency(p, cuts) + p + cuts
         in_flight = Signal(flight)   # bit j: a column was offered j + 1 cycles ago
         last_in_flight = Signal(flight)
         m.d.sync += [

@@ -134,9 +134,9 @@ TOPS: dict[str, Top] = {top.name: top for top in [
     Top("fp_narrow", "binary32 to bf16 / FP8 E4M3 / FP8 E5M2 as ml_dtypes rounds it (pipelined: 2 steps, as in ACT)",
         (), lambda: FP32Narrow(pipelined=True)),
     Top("systolic_array", "P x P weight-stationary array: PEs, skew, double-buffered weights",
-        (p.PARTITIONS, p.DTYPES), lambda *, partitions, dtypes: SystolicArray(partitions=partitions, dtypes=dtypes)),
+        (p.PARTITIONS, p.DTYPES, p.FP_CUTS), lambda **kwargs: SystolicArray(**kwargs)),
     Top("psum", "PSUM: P partitions x 8 banks x 4P words, overwrite or accumulate",
-        (p.PARTITIONS,), lambda *, partitions: PSUM(partitions=partitions)),
+        (p.PARTITIONS, p.FP_CUTS), lambda **kwargs: PSUM(**kwargs)),
     Top("sbuf", "SBUF: P banks of bus words; a dedicated moving-read port and a round-robin shared port",
         (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH),
         lambda *, partitions, sbuf_bytes, data_width: SBUF(partitions=partitions, sbuf_bytes=sbuf_bytes,
@@ -148,7 +148,7 @@ TOPS: dict[str, Top] = {top.name: top for top in [
     Top("act", "ACT engine (P lanes: scale, bias, relu, cast) with its SBUF and a test-writable PSUM",
         (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.ACT_LANES), lambda **kwargs: ACTBlock(**kwargs)),
     Top("tensor_engine", "tensor engine (commands, array, PSUM) on a P-bank SBUF model with stall inputs",
-        (p.PARTITIONS, p.SBUF_BYTES, p.SBUF_LATENCY, p.DTYPES), lambda **kwargs: TensorEngineBlock(**kwargs),
+        (p.PARTITIONS, p.SBUF_BYTES, p.SBUF_LATENCY, p.DTYPES, p.FP_CUTS), lambda **kwargs: TensorEngineBlock(**kwargs),
         _tensor_engine_probes),
     Top("dma", "DMA engine with its SBUF and a DRAM latency model on its AXI4 port",
         (p.PARTITIONS, p.SBUF_BYTES, p.AXI_DATA_WIDTH, p.DMA_QUEUES, p.DMA_OUTSTANDING, p.DRAM_BYTES),
@@ -213,16 +213,20 @@ def build(name: str, **given) -> tuple[wiring.Component, dict[str, int]]:
 #: formats only.
 SHARED_MODULES: dict[str, Callable[..., str]] = {
     PE_MODULE: pe_verilog, pe_module("{d}"): lambda d: pe_verilog(d),
+    pe_module("{d}", "{c}"): lambda d, c: pe_verilog(d, c),
     pe_row_module("{p}"): lambda p: pe_row_verilog(p), pe_row_module("{p}", "{d}"): lambda p, d: pe_row_verilog(p, d),
+    pe_row_module("{p}", "{d}", "{c}"): lambda p, d, c: pe_row_verilog(p, d, c),
     SBUF_BANK_MODULE: sbuf_bank_verilog, ACT_LANE_MODULE: act_lane_verilog,
     psum_partition_module("{p}"): lambda p: psum_partition_verilog(p),
-    psum_partition_module("{p}", floats=False): lambda p: psum_partition_verilog(p, floats=False)}
+    psum_partition_module("{p}", floats=False): lambda p: psum_partition_verilog(p, floats=False),
+    psum_partition_module("{p}", cuts="{c}"): lambda p, c: psum_partition_verilog(p, cuts=c)}
 
 #: The shared modules worth verilating once as hierarchical blocks: many instances of real logic (a RAM
 #: is simpler left to Verilator as it is). The array's rows are, and the PEs inside a row are not: a
 #: hierarchical block costs its parent glue code per instance, which for P x P PEs outweighed the PE.
-HIERARCHICAL_MODULES = (pe_row_module("{p}"), pe_row_module("{p}", "{d}"), ACT_LANE_MODULE,
-                        psum_partition_module("{p}"), psum_partition_module("{p}", floats=False))
+HIERARCHICAL_MODULES = (pe_row_module("{p}"), pe_row_module("{p}", "{d}"), pe_row_module("{p}", "{d}", "{c}"),
+                        ACT_LANE_MODULE, psum_partition_module("{p}"), psum_partition_module("{p}", floats=False),
+                        psum_partition_module("{p}", cuts="{c}"))
 
 
 def _shared_module(name: str) -> tuple[str, Callable[[], str]] | None:

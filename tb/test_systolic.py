@@ -12,7 +12,7 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from trntile.golden import numerics
-from trntile.hdl.systolic import INT8, load_layout, moving_layout, result_layout
+from trntile.hdl.systolic import INT8, adder_cuts, load_layout, moving_layout, result_latency, result_layout, row_pitch
 from trntile.tb.common import ClockedTB, pack, unpack
 
 CODES = {"bf16": 0, "fp8_e4m3": 1, "fp8_e5m2": 2, "int8": INT8}
@@ -23,6 +23,10 @@ class ArrayTB(ClockedTB):
     def __init__(self, dut):
         super().__init__(dut)
         self.p = self.params["partitions"]
+        cuts = adder_cuts(self.params["dtypes"], self.params["fp_cuts"])
+        # A buffer's last column reaches the far corner (P - 1) row pitches and P - 1 columns after it is offered.
+        self.drain = (self.p - 1) * row_pitch(cuts) + self.p
+        self.flight = result_latency(self.p, cuts) + self.p
         self.layouts = load_layout(self.p), moving_layout(self.p), result_layout(self.p)
         dut.load__valid.value = 0
         dut.moving__valid.value = 0
@@ -55,7 +59,7 @@ class ArrayTB(ClockedTB):
 
     async def load(self, stationary: np.ndarray, fmt: str, buffer: int) -> None:
         """Load every column of ``buffer``; weights outside the K x M operand are poison."""
-        while self.cycle - self.last_offered[buffer] < 2 * self.p:  # data using this buffer still in flight
+        while self.cycle - self.last_offered[buffer] < self.drain:  # data using this buffer still in flight
             await RisingEdge(self.dut.clk)
         k, m = stationary.shape
         bits = numerics.to_bits(stationary).astype(int)
@@ -91,7 +95,7 @@ class ArrayTB(ClockedTB):
                                              if column < m else None)
 
     async def check(self) -> None:
-        await self.cycles(3 * self.p)  # drain
+        await self.cycles(self.flight + 2)  # drain
         errors = []
         for column in range(self.p):
             got, want = self.outputs[column], self.expected[column]

@@ -24,6 +24,7 @@ from trntile.golden.tensor_engine import (PSUM_BANKS, AccessPattern, LoadStation
                                           TensorEngineModel, TensorError, command_dtype)
 from trntile.hdl.psum import psum_read_layout
 from trntile.hdl.sbuf_model import sbuf_write_layout
+from trntile.hdl.systolic import adder_cuts
 from trntile.hdl.tensor_engine import encode_command, tensor_command_layout
 from trntile.tb.common import ClockedTB, design_params, offer, pack, pauses, unpack
 
@@ -442,11 +443,13 @@ async def int8_extremes_and_wrap(dut):
 @cocotb.test(timeout_time=20, timeout_unit="ms")
 async def completion_timing(dut):
     """One pair alone, for several M and N: ``busy_cycles`` counts exactly M + N + 2P + 10 + 2L cycles for an
-    SBUF read latency L (the figure the MFU rests on), ``multiply_done`` pulses in the first idle cycle, and
-    the last word written reads back right away."""
+    SBUF read latency L (the figure the MFU rests on), plus (P + 1) per ``fp_cuts`` (a cycle per array row
+    and one in PSUM), ``multiply_done`` pulses in the first idle cycle, and the last word written reads back
+    right away."""
     tb = TensorEngineTB(dut, pause=0.0)
     await tb.start()
     p, latency = tb.p, tb.params["sbuf_latency"]
+    cuts = adder_cuts(tb.dtypes, tb.params["fp_cuts"])
     for m, n in [(p, 4 * p), (p, 1), (1, 1), (p - 1, 3), (p, 2 * p + 1)]:
         allocator = Allocator(tb.sbuf_bytes)
         a = await tb.place_all(allocator, 0, "bf16", tb.values("bf16", (p, m)), dims=[(1, m)])
@@ -465,8 +468,9 @@ async def completion_timing(dut):
         else:
             raise AssertionError(f"M={m} N={n}: no multiply_done and idle within 20000 cycles")
         busy = int(dut.busy_cycles.value) - before
-        want_busy = m + n + 2 * p + 10 + 2 * latency
-        assert busy == want_busy, f"M={m} N={n}: {busy} busy cycles, expected M + N + 2P + 10 + 2L = {want_busy}"
+        want_busy = m + n + 2 * p + 10 + 2 * latency + cuts * (p + 1)
+        assert busy == want_busy, \
+            f"M={m} N={n}: {busy} busy cycles, expected M + N + 2P + 10 + 2L + cuts (P + 1) = {want_busy}"
         assert tb.last_pulse["multiply_done"] == tb.became_idle, \
             f"multiply_done at cycle {tb.last_pulse['multiply_done']}, idle from {tb.became_idle}"
         await RisingEdge(dut.clk)
@@ -483,6 +487,36 @@ async def completion_timing(dut):
             f"M={m} N={n}: word read at once after idle is {got:#010x}, model {want:#010x}"
         await RisingEdge(dut.clk)
     await tb.compare_psum("completion timing")
+    await tb.check_counters()
+
+
+@cocotb.test(timeout_time=20, timeout_unit="ms")
+async def accumulate_from_the_last_word(dut):
+    """MultiplyMovings back to back, each accumulating onto PSUM from the last word the one before wrote:
+    without ``fp_cuts``, PSUM's read of that word sees the write of the cycle before; with them, PSUM writes
+    a word the second cycle after its result, and the engine holds such a first column back a cycle. In
+    bf16 and int8 (those built), compared with the model."""
+    tb = TensorEngineTB(dut, pause=0.0)
+    await tb.start()
+    p = tb.p
+    for fmt in [f for f in ("bf16", "int8") if f in tb.formats]:
+        allocator = Allocator(tb.sbuf_bytes)
+        a = await tb.place_all(allocator, 0, fmt, tb.values(fmt, (p, p)), dims=[(1, p)])
+        whole = await tb.place_all(allocator, 0, fmt, tb.values(fmt, (p, 4 * p)), dims=[(1, 4 * p)])
+        bank = tb.rng.randrange(PSUM_BANKS)
+        # The first overwrites the bank's words in fmt, so that the others may accumulate onto any of them.
+        commands = [LoadStationary(0, a, p, p, fmt), MultiplyMoving(0, whole, p, 4 * p, fmt, bank, 0, False)]
+        offset = 0
+        while True:
+            n = tb.rng.randint(2, 4)  # N >= 2: the next command is checked while this one streams
+            if offset + n > 4 * p:
+                break
+            b = await tb.place_all(allocator, 0, fmt, tb.values(fmt, (p, n)), dims=[(1, n)])
+            commands.append(MultiplyMoving(0, b, p, n, fmt, bank, offset, True))
+            offset += n - 1
+        await tb.send(commands)
+        await tb.wait_idle()
+        await tb.compare_psum(f"accumulate from the last word, {fmt}")
     await tb.check_counters()
 
 

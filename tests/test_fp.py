@@ -21,3 +21,21 @@ TESTS = {"fp32_adder": "adder_matches_numpy", "fp_multiplier": "multiplier_match
 def test_fp_unit(top, sim):
     require_simulator(sim)
     run(top, {}, "trntile.tb.test_fp", sim=sim, testcase=TESTS[top])
+
+
+@pytest.mark.parametrize("pipelined", [1, ("total", "rounded"), ["total"]])
+def test_pipelined_names_steps_of_the_unit(pipelined):
+    from trntile.hdl.fp import FP32Adder
+
+    with pytest.raises(ValueError, match=r"pipelined must be True, False or a tuple of steps from \('ordered', "):
+        FP32Adder(pipelined=pipelined)
+
+
+def test_some_cuts_only():
+    """A tuple of steps registers those only: the latency counts them, and ``advance`` exists."""
+    from trntile.hdl.fp import FP32Adder
+
+    adder = FP32Adder(pipelined=("total",))
+    assert adder.latency == 1 and "advance" in adder.signature.members
+    assert FP32Adder(pipelined=True).latency == len(FP32Adder.CUTS)
+    assert FP32Adder().latency == 0 and "advance" not in FP32Adder().signature.members

@@ -42,6 +42,15 @@ def test_top_lints_clean(name):
         "\n".join(warnings[:20])
 
 
+@pytest.mark.verilator
+def test_tensor_engine_with_fp_cuts_lints_clean():
+    """The PE, its row and the PSUM partition built with a register in their adders (``fp_cuts``)."""
+    require(toolchain.verilator())
+    d = design("tensor_engine", {**PARAMS["tensor_engine"], "fp_cuts": 1})
+    warnings = lint(d.verilog, "tensor_engine")
+    assert not warnings, f"{len(warnings)} lint warnings beyond {WAIVERS.name}:\n" + "\n".join(warnings[:20])
+
+
 # A module with the defects the lint is there to catch: an output nobody drives, a signal driven from two
 # always blocks on different clock edges, a latch, and a blocking assignment in a clocked block.
 BROKEN = """

@@ -9,14 +9,15 @@ from conftest import require_simulator
 from trntile.hdl.systolic import SystolicArray
 from trntile.sim.runner import run
 
-CASES = [pytest.param(4, "verilator", marks=pytest.mark.verilator, id="P4-verilator"),
-         pytest.param(4, "icarus", marks=pytest.mark.icarus, id="P4-icarus")]
+CASES = [pytest.param(4, 0, "verilator", marks=pytest.mark.verilator, id="P4-verilator"),
+         pytest.param(4, 1, "verilator", marks=pytest.mark.verilator, id="P4-cuts1-verilator"),
+         pytest.param(4, 0, "icarus", marks=pytest.mark.icarus, id="P4-icarus")]
 
 
-@pytest.mark.parametrize("partitions,sim", CASES)
-def test_systolic_array(partitions, sim):
+@pytest.mark.parametrize("partitions,fp_cuts,sim", CASES)
+def test_systolic_array(partitions, fp_cuts, sim):
     require_simulator(sim)
-    run("systolic_array", {"partitions": partitions}, "trntile.tb.test_systolic", sim=sim)
+    run("systolic_array", {"partitions": partitions, "fp_cuts": fp_cuts}, "trntile.tb.test_systolic", sim=sim)
 
 
 @pytest.mark.parametrize("partitions,error", [(12, ValueError), (2, ValueError), (256, ValueError), ("4", TypeError)])

@@ -13,10 +13,12 @@ from trntile.sim.runner import run
 
 # The SBUF model answers in 1 cycle unless said otherwise; with latency 4 up to 5 reads per port are
 # outstanding, which exercises the engine's tag queue (the real SBUF is slower than the model).
-CASES = [pytest.param(4, 1, "verilator", marks=pytest.mark.verilator, id="P4-verilator"),
-         pytest.param(4, 4, "verilator", marks=pytest.mark.verilator, id="P4-latency4-verilator"),
-         pytest.param(16, 1, "verilator", marks=pytest.mark.verilator, id="P16-verilator"),
-         pytest.param(4, 1, "icarus", marks=pytest.mark.icarus, id="P4-icarus")]
+# fp_cuts = 1 (a register inside each binary32 accumulate adder, for FPGAs) runs at P = 4.
+CASES = [pytest.param(4, 1, 0, "verilator", marks=pytest.mark.verilator, id="P4-verilator"),
+         pytest.param(4, 4, 0, "verilator", marks=pytest.mark.verilator, id="P4-latency4-verilator"),
+         pytest.param(4, 1, 1, "verilator", marks=pytest.mark.verilator, id="P4-cuts1-verilator"),
+         pytest.param(16, 1, 0, "verilator", marks=pytest.mark.verilator, id="P16-verilator"),
+         pytest.param(4, 1, 0, "icarus", marks=pytest.mark.icarus, id="P4-icarus")]
 
 # Engines built for some formats only (the dtypes mask: 1 bf16, 2 E4M3, 4 E5M2, 8 int8): the random
 # commands in the formats built, and the others refused. The other tests use bf16 and every format.
@@ -24,11 +26,11 @@ SUBSETS = [pytest.param(8, "verilator", marks=pytest.mark.verilator, id="int8-ve
            pytest.param(6, "icarus", marks=pytest.mark.icarus, id="fp8-icarus")]
 
 
-@pytest.mark.parametrize("partitions,latency,sim", CASES)
-def test_tensor_engine(partitions, latency, sim):
+@pytest.mark.parametrize("partitions,latency,fp_cuts,sim", CASES)
+def test_tensor_engine(partitions, latency, fp_cuts, sim):
     require_simulator(sim)
-    run("tensor_engine", {"partitions": partitions, "sbuf_bytes": TEST_SBUF_BYTES, "sbuf_latency": latency},
-        "trntile.tb.test_tensor_engine", sim=sim)
+    run("tensor_engine", {"partitions": partitions, "sbuf_bytes": TEST_SBUF_BYTES, "sbuf_latency": latency,
+                          "fp_cuts": fp_cuts}, "trntile.tb.test_tensor_engine", sim=sim)
 
 
 @pytest.mark.parametrize("dtypes,sim", SUBSETS)
@@ -44,6 +46,7 @@ def test_tensor_engine_built_for_some_formats(dtypes, sim):
     ({"dtypes": 16}, r"dtypes must be an integer in 1\.\.15, not 16"),
     ({"sbuf_bytes": 3000}, r"sbuf_bytes must be a power of two in 1024\.\.262144, not 3000"),
     ({"sbuf_bytes": 512}, r"sbuf_bytes must be a power of two in 1024\.\.262144, not 512"),
+    ({"fp_cuts": 2}, r"fp_cuts must be an integer in 0\.\.1, not 2"),
 ])
 def test_parameters_are_checked(given, message):
     with pytest.raises(ValueError, match=message):
