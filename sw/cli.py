@@ -198,13 +198,17 @@ def _bench_xbar(args) -> int:
 
 def _bench_tensor(args) -> int:
     from trntile.golden.numerics import DTYPES
-    from trntile.hdl.params import PARTITIONS
+    from trntile.hdl.params import FP_CUTS, PARTITIONS
     from trntile.hdl.sbuf_model import TEST_SBUF_BYTES
 
     try:
         p = PARTITIONS.validate(args.partitions)
     except (TypeError, ValueError) as error:
         raise UsageError(f"--partitions: {error}") from None
+    try:
+        fp_cuts = FP_CUTS.validate(args.fp_cuts)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--fp-cuts: {error}") from None
     n = 4 * p if args.n is None else args.n
     if not 1 <= n <= 4 * p:
         raise UsageError(f"--n: n must be an integer in 1..{4 * p} (4P for P = {p}), not {n}")
@@ -213,12 +217,12 @@ def _bench_tensor(args) -> int:
     # Two operand sets of P + N elements each, with gaps; the block tests' SBUF size when they fit.
     needed = 2 * (p + n) * DTYPES[args.dtype].numpy.itemsize + 64
     sbuf_bytes = max(TEST_SBUF_BYTES, 1 << (needed - 1).bit_length())
-    f = _bench_run("tensor", "tensor_engine", {"partitions": p, "sbuf_bytes": sbuf_bytes},
+    f = _bench_run("tensor", "tensor_engine", {"partitions": p, "sbuf_bytes": sbuf_bytes, "fp_cuts": fp_cuts},
                    "trntile.tb.bench_tensor_engine", args.sim, args.json,
                    {"TRNTILE_BENCH_DTYPE": args.dtype, "TRNTILE_BENCH_N": str(n), "TRNTILE_BENCH_PAIRS": str(args.pairs)})
     if f is None:
         return 1
-    print(f"tensor P={f['partitions']} {f['dtype']} N={f['n']}: {f['pairs']} LoadStationary+MultiplyMoving pairs, "
+    print(f"tensor P={f['partitions']} {f['dtype']} N={f['n']}{' fp_cuts=1' if f['fp_cuts'] else ''}: {f['pairs']} LoadStationary+MultiplyMoving pairs, "
           f"{f['macs']} MACs in {f['cycles']} cycles, mfu {f['mfu']:.4f} (one pair alone: {f['single_pair_cycles']} "
           f"cycles); wrote {Path(args.json).resolve()}")
     return 0
@@ -684,6 +688,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="operand type (default bf16)")
     tensor.add_argument("--n", type=int, metavar="N", help="moving columns per MultiplyMoving, 1..4P (default 4P)")
     tensor.add_argument("--pairs", type=int, default=32, metavar="K", help="pairs in the sequence (default 32)")
+    tensor.add_argument("--fp-cuts", type=int, default=0, metavar="C",
+                        help="registers inside the binary32 accumulate adders, 0..1 (default 0; for FPGAs)")
     tensor.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
     tensor.add_argument("--json", metavar="FILE", required=True, help="where to write the figures")
     tensor.set_defaults(run=_bench_tensor)

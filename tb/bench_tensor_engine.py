@@ -69,7 +69,7 @@ async def tensor_engine_utilization(dut):
     macs = tb.expected["macs"] - macs_before
     assert macs == pairs * p * p * n
 
-    result = {"partitions": p, "dtype": fmt, "n": n, "macs": macs, "cycles": cycles,
+    result = {"partitions": p, "dtype": fmt, "n": n, "fp_cuts": tb.params["fp_cuts"], "macs": macs, "cycles": cycles,
               "mfu": round(macs / (p * p * cycles), 4), "pairs": pairs, "single_pair_cycles": single}
     tb.log.info("%s", result)
     with open(os.environ["TRNTILE_BENCH_JSON"], "w") as handle:
