@@ -335,8 +335,17 @@ class FP32Adder(_PipelinedUnit):
         return m
 
 
-class FPMultiplier(wiring.Component):
-    """``product = fp32(a * b)`` for two operands of one float format. Combinational.
+class FPMultiplier(_PipelinedUnit):
+    """``product = fp32(a * b)`` for two operands of one float format.
+
+    Steps (``CUTS``, the register when pipelined): decode the operands and take the exact significand product
+    and exponent sum; round and pack.
+
+    Parameters
+    ----------
+    pipelined : bool or tuple of str
+        ``False`` (default): combinational. ``True`` (or ``("exact",)``): a register after the exact product,
+        loaded when ``advance`` is high; the product comes one advance after its operands.
 
     Members
     -------
@@ -347,15 +356,18 @@ class FPMultiplier(wiring.Component):
     product : ``Out(32)``
         binary32 product: NaN for a NaN operand or Inf x 0, signed Inf for overflow, signed zero for
         underflow below half the smallest subnormal.
+    advance : ``In(1)``, when pipelined
+        Loads the step's register.
     """
 
-    a: In(16)
-    b: In(16)
-    format: In(2)
-    product: Out(32)
+    CUTS = ("exact",)
+
+    def __init__(self, *, pipelined: bool | tuple[str, ...] = False):
+        super().__init__({"a": In(16), "b": In(16), "format": In(2), "product": Out(32)}, pipelined=pipelined)
 
     def elaborate(self, platform):
         m = Module()
+        step = self._steps(m)
 
         def decode(bits, name):
             """(sign, 8-bit significand with 7 fraction bits, unbiased exponent, is_nan, is_inf)."""
@@ -385,12 +397,16 @@ class FPMultiplier(wiring.Component):
 
         sign_a, sig_a, exp_a, nan_a, inf_a = decode(self.a, "a")
         sign_b, sig_b, exp_b, nan_b, inf_b = decode(self.b, "b")
-        sign = sign_a ^ sign_b
-        product = Signal(16)
-        m.d.comb += product.eq(sig_a * sig_b)  # exact; 14 fraction bits
-        zero_a, zero_b = sig_a == 0, sig_b == 0
-        rounded = round_to_fp32(m, sign, product, exp_a + exp_b - 14)
+        exact = Signal(16)
+        m.d.comb += exact.eq(sig_a * sig_b)  # exact; 14 fraction bits
+        exponent = Signal(signed(12))
+        m.d.comb += exponent.eq(exp_a + exp_b - 14)
+        sign, product, exponent, nan_a, inf_a, zero_a, nan_b, inf_b, zero_b = step(
+            "exact", sign=sign_a ^ sign_b, product=exact, exponent=exponent, nan_a=nan_a, inf_a=inf_a,
+            zero_a=sig_a == 0, nan_b=nan_b, inf_b=inf_b, zero_b=sig_b == 0)
+        rounded = round_to_fp32(m, sign, product, exponent)
         _select_product(m, self.product, sign, rounded, (nan_a, inf_a, zero_a), (nan_b, inf_b, zero_b))
+        self._check_steps(step)
         return m
 
 

@@ -137,9 +137,9 @@ DTYPES = Param(
 
 FP_CUTS = Param(
     "fp_cuts", default=0, minimum=0, maximum=1,
-    help="1: a register inside each binary32 accumulate adder of the tensor engine (PE and PSUM), after "
-         "alignment and add; a cycle more per array row and per PSUM write; for FPGAs (no effect without a "
-         "float dtype)")
+    help="1: a register inside each float unit of the tensor engine (the PE's multiplier and binary32 adder, "
+         "PSUM's adder); a cycle more per array row, two in the last and one per PSUM write; for FPGAs (no "
+         "effect without a float dtype)")
 
 SEMAPHORES = Param(
     "semaphores", default=32, minimum=1, maximum=256,

@@ -15,9 +15,9 @@ Dataflow (``dst[m, n] = sum_k stationary[k, m] * moving[k, n]``):
 - ``result[m]`` carries ``dst[m, n]`` out of the bottom of column m, ``P + 1 + m`` cycles
   (:func:`result_latency` + m) after column n was offered. Each column is its own PSUM partition, so no
   deskew is needed.
-- Built with ``fp_cuts=1`` (for FPGAs), the PE's binary32 adder has a register inside (after
-  :data:`FP_CUT_STEPS`): sums move down a row every :func:`row_pitch` = 2 cycles, the moving element enters
-  row k 2k cycles late, and results come ``2P + 1 + m`` cycles after their column.
+- Built with ``fp_cuts=1`` (for FPGAs), the PE's float multiplier and binary32 adder each have a register
+  inside: sums move down a row every :func:`row_pitch` = 2 cycles, the moving element enters row k 2k
+  cycles late, and results come ``2P + 2 + m`` cycles after their column.
 
 Cycle diagram for P = 3 (``xk`` = moving[k, n] for one n offered at cycle 0, its product taken; ``sk`` = the
 partial sum after row k, added the cycle after)::
@@ -54,7 +54,7 @@ from ..golden.numerics import FLOAT_DTYPES
 from .fp import FP32Adder, FPMultiplier
 from .params import DTYPES, FP_CUTS, PARTITIONS
 
-__all__ = ["SystolicArray", "INT8", "PE_STAGES", "FP_CUT_STEPS", "adder_cuts", "row_pitch", "result_latency",
+__all__ = ["SystolicArray", "INT8", "PE_STAGES", "FP_CUT_STEPS", "float_cuts", "row_pitch", "result_latency",
            "PE_MODULE", "pe_module", "pe_verilog", "pe_row_module", "pe_row_verilog",
            "load_layout", "moving_layout", "result_layout"]
 
@@ -70,13 +70,14 @@ PE_STAGES = 2
 
 #: The steps of :class:`~trntile.hdl.fp.FP32Adder` after which ``fp_cuts`` = 1, 2, ... put a register, in
 #: the PE and in PSUM's accumulate (:data:`trntile.hdl.params.FP_CUTS`): after alignment and add, about half
-#: of the adder's logic on either side.
+#: of the adder's logic on either side. The PE's :class:`~trntile.hdl.fp.FPMultiplier` takes its own
+#: ``CUTS`` (after the exact product).
 FP_CUT_STEPS = ("total",)
 
 
-def adder_cuts(dtypes: int, fp_cuts: int) -> int:
-    """The registers inside each binary32 accumulate adder for a build of ``dtypes`` asking ``fp_cuts``: none
-    when no float format is built (the int32 adds need none)."""
+def float_cuts(dtypes: int, fp_cuts: int) -> int:
+    """The registers inside each float unit (the PE's multiplier and adder, PSUM's adder) for a build of
+    ``dtypes`` asking ``fp_cuts``: none when no float format is built (the integer path needs none)."""
     return fp_cuts if dtypes & FLOAT_DTYPES else 0
 
 
@@ -88,8 +89,9 @@ def row_pitch(cuts: int = 0) -> int:
 def result_latency(partitions: int, cuts: int = 0) -> int:
     """Cycles from a column being offered to the array to its result leaving column 0 (column m's leaves m
     cycles later): P - 1 rows of skew (:func:`row_pitch` cycles each), then the last row's PE
-    (:data:`PE_STAGES` + ``cuts``). ``cuts`` is :func:`adder_cuts` of the build."""
-    return (partitions - 1) * row_pitch(cuts) + PE_STAGES + cuts
+    (:data:`PE_STAGES`, + ``cuts`` in its multiplier and ``cuts`` in its adder). ``cuts`` is
+    :func:`float_cuts` of the build."""
+    return (partitions - 1) * row_pitch(cuts) + PE_STAGES + 2 * cuts
 
 
 def load_layout(partitions: int) -> data.StructLayout:
@@ -120,7 +122,7 @@ def _variant(name: str, dtypes: int | str, cuts: int | str) -> str:
 
 def pe_module(dtypes: int | str = DTYPES.default, cuts: int | str = 0) -> str:
     """The Verilog module name of a PE built for the dtype mask ``dtypes`` with ``cuts`` registers in its
-    adder (:func:`adder_cuts`): :data:`PE_MODULE` for all formats and none, ``trntile_pe_d<mask>`` for a
+    adder (:func:`float_cuts`): :data:`PE_MODULE` for all formats and none, ``trntile_pe_d<mask>`` for a
     subset, ``trntile_pe_d<mask>_c<cuts>`` with registers (``"{d}"``, ``"{c}"`` give the family's pattern)."""
     return _variant(PE_MODULE, dtypes, cuts)
 
@@ -137,13 +139,13 @@ class _ProcessingElement(wiring.Component):
     Built for the formats of ``dtypes``: without a float format it has no float multiplier and adder,
     without int8 no integer multiply-add, and with one float format the multiplier's format is a constant
     (so synthesis drops the others' decoding). An element of a format not built is never offered: the
-    tensor engine refuses such commands. With ``cuts`` (:func:`adder_cuts`), the binary32 adder has that many
-    registers inside, and the integer sum and the pass-through wait as many cycles beside it.
+    tensor engine refuses such commands. With ``cuts`` (:func:`float_cuts`), the float multiplier and the
+    binary32 adder each have that many registers inside, and the integer path waits as many cycles beside them.
     """
 
     def __init__(self, dtypes: int = DTYPES.default, cuts: int = 0):
         self._dtypes = DTYPES.validate(dtypes)
-        self._cuts = adder_cuts(self._dtypes, FP_CUTS.validate(cuts))
+        self._cuts = float_cuts(self._dtypes, FP_CUTS.validate(cuts))
         super().__init__({
             "x_in": In(_element_layout()), "x_out": Out(_element_layout()),
             "s_in": In(32), "s_out": Out(32),
@@ -162,23 +164,27 @@ class _ProcessingElement(wiring.Component):
         weight = Mux(x.buffer, weights[1], weights[0])
 
         # Stage 1, the cycle the element arrives: its product, registered (it does not depend on the partial
-        # sum, which arrives a cycle later). Stage 2: the product added to the partial sum from above.
+        # sum, which arrives a cycle later). Stage 2: the product added to the partial sum from above. With
+        # cuts, the float multiplier and adder each have that many registers inside: the product and the
+        # flags come cuts cycles later (the partial sum from above too, so the row pitch counts the adder's
+        # only), and the sum cuts cycles after that; the integer path waits beside them.
         floats = [d.code for d in DTYPES_BY_NAME.values() if d.is_float and self._dtypes >> d.code & 1]
         use, integer = Signal(), Signal()
         m.d.sync += [use.eq(x.item & x.active), integer.eq(x.dtype == INT8)]
         s_in = self.s_in
 
         def delayed(value, name):
-            """``value`` as it was ``cuts`` cycles ago: what goes beside the float adder's registers."""
+            """``value`` as it was ``cuts`` cycles ago: what goes beside a float unit's registers."""
             for index in range(self._cuts):
                 register = Signal.like(value, name=f"{name}_cut{index}")
                 m.d.sync += register.eq(value)
                 value = register
             return value
 
+        use, integer = delayed(use, "use_product"), delayed(integer, "integer_product")
         sums = []
         if floats:
-            m.submodules.multiplier = multiplier = FPMultiplier()
+            m.submodules.multiplier = multiplier = FPMultiplier(pipelined=FPMultiplier.CUTS[:self._cuts])
             m.submodules.adder = adder = FP32Adder(pipelined=FP_CUT_STEPS[:self._cuts])
             product_f = Signal(32)
             m.d.comb += [multiplier.a.eq(weight), multiplier.b.eq(x.value),
@@ -186,13 +192,13 @@ class _ProcessingElement(wiring.Component):
             m.d.sync += product_f.eq(multiplier.product)
             m.d.comb += [adder.a.eq(s_in), adder.b.eq(product_f)]
             if self._cuts:
-                m.d.comb += adder.advance.eq(1)
+                m.d.comb += [multiplier.advance.eq(1), adder.advance.eq(1)]
             sums.append(adder.sum)
         if self._dtypes >> INT8 & 1:
             product_i = Signal(signed(16))
             m.d.sync += product_i.eq(weight[:8].as_signed() * x.value[:8].as_signed())
             int_sum = Signal(32)
-            m.d.comb += int_sum.eq(s_in + product_i)  # wraps
+            m.d.comb += int_sum.eq(s_in + delayed(product_i, "product_i"))  # wraps
             sums.append(delayed(int_sum, "int_sum"))
 
         m.d.sync += self.x_out.eq(x)
@@ -263,9 +269,10 @@ class SystolicArray(wiring.Component):
     dtypes : int
         The operand formats the PEs are built for, a mask (:data:`trntile.hdl.params.DTYPES`; default all).
     fp_cuts : int
-        Registers inside each PE's binary32 adder (:data:`trntile.hdl.params.FP_CUTS`; default 0). Each one
-        adds a cycle per row: a row's partial sums reach the next :func:`row_pitch` cycles later, and its
-        moving elements enter as much later. Without a float format there is no such adder, and no cycle more.
+        Registers inside each PE's float multiplier and binary32 adder (:data:`trntile.hdl.params.FP_CUTS`;
+        default 0). Each adds a cycle per row (a row's partial sums reach the next :func:`row_pitch` cycles
+        later, and its moving elements enter as much later) and two to the last row. Without a float format
+        there are no such units, and no cycle more.
 
     Members
     -------
@@ -285,7 +292,7 @@ class SystolicArray(wiring.Component):
                  fp_cuts: int = FP_CUTS.default):
         self._partitions = PARTITIONS.validate(partitions)
         self._dtypes = DTYPES.validate(dtypes)
-        self._cuts = adder_cuts(self._dtypes, FP_CUTS.validate(fp_cuts))
+        self._cuts = float_cuts(self._dtypes, FP_CUTS.validate(fp_cuts))
         p = self._partitions
         super().__init__({
             "load": In(stream.Signature(load_layout(p))),
@@ -299,7 +306,7 @@ class SystolicArray(wiring.Component):
 
     @property
     def cuts(self) -> int:
-        """The registers inside each PE's adder: :func:`adder_cuts` of the build."""
+        """The registers inside each PE's float units: :func:`float_cuts` of the build."""
         return self._cuts
 
     def elaborate(self, platform):
@@ -335,9 +342,9 @@ class SystolicArray(wiring.Component):
             )
 
         # The last row passes an element on as the PE takes its product, so its flags are PE_STAGES - 1
-        # (+ cuts) cycles ahead of its sums.
+        # (+ cuts in the multiplier and cuts in the adder) cycles ahead of its sums.
         valid = items[p - 1]
-        for stage in range(PE_STAGES - 1 + self._cuts):
+        for stage in range(PE_STAGES - 1 + 2 * self._cuts):
             delayed = Signal(p, name=f"result_valid{stage}")
             m.d.sync += delayed.eq(valid)
             valid = delayed

@@ -38,7 +38,7 @@ from .access_pattern import (ADDRESS_BITS, COUNT_BITS, PATTERN_DIMS, STRIDE_BITS
 from .params import DTYPES as DTYPES_PARAM
 from .params import FP_CUTS, PARTITIONS, SBUF_BYTES
 from .psum import PSUM, psum_read_layout
-from .systolic import SystolicArray, adder_cuts, result_latency, row_pitch
+from .systolic import SystolicArray, float_cuts, result_latency, row_pitch
 
 __all__ = ["LOAD_STATIONARY", "MULTIPLY_MOVING", "COUNTER_BITS", "tensor_command_layout", "sbuf_read_signature",
            "encode_command", "TensorEngine"]
@@ -120,7 +120,7 @@ def encode_command(command) -> dict:
 
 def _drain_cycles(partitions: int, cuts: int = 0) -> int:
     """Cycles after the last column that uses a weight buffer has been offered to the array before a
-    LoadStationary into that buffer may be dispatched (``cuts``: the array's, :func:`adder_cuts`).
+    LoadStationary into that buffer may be dispatched (``cuts``: the array's, :func:`float_cuts`).
 
     That column reaches PE(k, c) ``k * pitch + c`` cycles after it was offered (``pitch`` is
     :func:`~trntile.hdl.systolic.row_pitch`, 1 without cuts), so column c of the buffer is free
@@ -199,7 +199,7 @@ class TensorEngine(wiring.Component):
         self._partitions = PARTITIONS.validate(partitions)
         self._sbuf_bytes = SBUF_BYTES.validate(sbuf_bytes)
         self._dtypes = DTYPES_PARAM.validate(dtypes)
-        self._cuts = adder_cuts(self._dtypes, FP_CUTS.validate(fp_cuts))
+        self._cuts = float_cuts(self._dtypes, FP_CUTS.validate(fp_cuts))
         p = self._partitions
         super().__init__({
             "command": In(stream.Signature(tensor_command_layout)),

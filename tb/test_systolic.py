@@ -12,7 +12,7 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from trntile.golden import numerics
-from trntile.hdl.systolic import INT8, adder_cuts, load_layout, moving_layout, result_latency, result_layout, row_pitch
+from trntile.hdl.systolic import INT8, float_cuts, load_layout, moving_layout, result_latency, result_layout, row_pitch
 from trntile.tb.common import ClockedTB, pack, unpack
 
 CODES = {"bf16": 0, "fp8_e4m3": 1, "fp8_e5m2": 2, "int8": INT8}
@@ -23,7 +23,7 @@ class ArrayTB(ClockedTB):
     def __init__(self, dut):
         super().__init__(dut)
         self.p = self.params["partitions"]
-        cuts = adder_cuts(self.params["dtypes"], self.params["fp_cuts"])
+        cuts = float_cuts(self.params["dtypes"], self.params["fp_cuts"])
         # A buffer's last column reaches the far corner (P - 1) row pitches and P - 1 columns after it is offered.
         self.drain = (self.p - 1) * row_pitch(cuts) + self.p
         self.flight = result_latency(self.p, cuts) + self.p

@@ -24,7 +24,7 @@ from trntile.golden.tensor_engine import (PSUM_BANKS, AccessPattern, LoadStation
                                           TensorEngineModel, TensorError, command_dtype)
 from trntile.hdl.psum import psum_read_layout
 from trntile.hdl.sbuf_model import sbuf_write_layout
-from trntile.hdl.systolic import adder_cuts
+from trntile.hdl.systolic import float_cuts
 from trntile.hdl.tensor_engine import encode_command, tensor_command_layout
 from trntile.tb.common import ClockedTB, design_params, offer, pack, pauses, unpack
 
@@ -443,13 +443,13 @@ async def int8_extremes_and_wrap(dut):
 @cocotb.test(timeout_time=20, timeout_unit="ms")
 async def completion_timing(dut):
     """One pair alone, for several M and N: ``busy_cycles`` counts exactly M + N + 2P + 10 + 2L cycles for an
-    SBUF read latency L (the figure the MFU rests on), plus (P + 1) per ``fp_cuts`` (a cycle per array row
-    and one in PSUM), ``multiply_done`` pulses in the first idle cycle, and the last word written reads back
-    right away."""
+    SBUF read latency L (the figure the MFU rests on), plus P + 2 per ``fp_cuts`` (a cycle per array row, two
+    in the last and one in PSUM), ``multiply_done`` pulses in the first idle cycle, and the last word written
+    reads back right away."""
     tb = TensorEngineTB(dut, pause=0.0)
     await tb.start()
     p, latency = tb.p, tb.params["sbuf_latency"]
-    cuts = adder_cuts(tb.dtypes, tb.params["fp_cuts"])
+    cuts = float_cuts(tb.dtypes, tb.params["fp_cuts"])
     for m, n in [(p, 4 * p), (p, 1), (1, 1), (p - 1, 3), (p, 2 * p + 1)]:
         allocator = Allocator(tb.sbuf_bytes)
         a = await tb.place_all(allocator, 0, "bf16", tb.values("bf16", (p, m)), dims=[(1, m)])
@@ -468,9 +468,9 @@ async def completion_timing(dut):
         else:
             raise AssertionError(f"M={m} N={n}: no multiply_done and idle within 20000 cycles")
         busy = int(dut.busy_cycles.value) - before
-        want_busy = m + n + 2 * p + 10 + 2 * latency + cuts * (p + 1)
+        want_busy = m + n + 2 * p + 10 + 2 * latency + cuts * (p + 2)
         assert busy == want_busy, \
-            f"M={m} N={n}: {busy} busy cycles, expected M + N + 2P + 10 + 2L + cuts (P + 1) = {want_busy}"
+            f"M={m} N={n}: {busy} busy cycles, expected M + N + 2P + 10 + 2L + cuts (P + 2) = {want_busy}"
         assert tb.last_pulse["multiply_done"] == tb.became_idle, \
             f"multiply_done at cycle {tb.last_pulse['multiply_done']}, idle from {tb.became_idle}"
         await RisingEdge(dut.clk)
