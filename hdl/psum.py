@@ -10,11 +10,12 @@ Accumulate is a read-add-write: the old word is read in the cycle the result arr
 written the next cycle. The read is transparent to that write, so results for the same word one cycle
 apart (one command straight after another) see each other.
 
-Built with ``fp_cuts`` = 1 (:data:`trntile.hdl.params.FP_CUTS`, floats only), the binary32 adder has a
-register inside and every word is written a cycle later, the second after its result arrives. Two results
-for the same word must then arrive at least two cycles apart; the tensor engine sees to it
-(:class:`~trntile.hdl.tensor_engine.TensorEngine`, a bubble before an accumulating MultiplyMoving whose
-first word is the previous one's last).
+Built with ``fp_cuts`` = 1 (:data:`trntile.hdl.params.FP_CUTS`, floats only), the old word goes into a
+register as it leaves the block RAM and the binary32 adder has a register inside: every word is written
+:func:`psum_write_delay` = 3 cycles after its result arrives, and two results for the same word must arrive
+at least that many cycles apart. The tensor engine sees to it
+(:class:`~trntile.hdl.tensor_engine.TensorEngine` holds back an accumulating column whose word is that of
+one of the two columns before it).
 
 ``read`` / ``read_data`` give the same word of every partition, one cycle later, for the ACT engine and
 the testbenches.
@@ -29,11 +30,17 @@ from .fp import FP32Adder
 from .params import FP_CUTS, PARTITIONS
 from .systolic import FP_CUT_STEPS, INT8, result_layout
 
-__all__ = ["PSUM", "PSUM_BANKS", "psum_command_layout", "psum_read_layout", "psum_partition_module",
-           "psum_partition_verilog"]
+__all__ = ["PSUM", "PSUM_BANKS", "psum_command_layout", "psum_read_layout", "psum_write_delay",
+           "psum_partition_module", "psum_partition_verilog"]
 
 PSUM_BANKS = 8
 _COMMANDS_QUEUED = 4
+
+
+def psum_write_delay(cuts: int = 0) -> int:
+    """Cycles from a result arriving to its word being written, which a result arriving in that cycle already
+    reads: 1, or with ``cuts`` (floats only) 2 + cuts: a register after the block RAM and the adder's."""
+    return 2 + cuts if cuts else 1
 
 
 def psum_command_layout(partitions: int) -> data.StructLayout:
@@ -127,10 +134,18 @@ class _Partition(wiring.Component):
             pending_address.eq(address), pending_value.eq(self.result_value),
             pending_accumulate.eq(current.accumulate), pending_int.eq(current.dtype == INT8),
         ]
+        stage = {"pending": pending, "address": pending_address, "value": pending_value,
+                 "accumulate": pending_accumulate, "int": pending_int, "old": old.data}
+        if self._cuts:
+            # The word as it leaves the block RAM goes into a register (a block RAM's output is slow on an
+            # FPGA), and the rest with it.
+            registers = {key: Signal.like(value, name=f"{key}_ram") for key, value in stage.items()}
+            m.d.sync += [registers[key].eq(value) for key, value in stage.items()]
+            stage = registers
         int_sum = Signal(32)
-        m.d.comb += int_sum.eq(old.data + pending_value)
-        beside = {"pending": pending, "address": pending_address, "value": pending_value,
-                  "accumulate": pending_accumulate, "int": pending_int, "int_sum": int_sum}
+        m.d.comb += int_sum.eq(stage["old"] + stage["value"])
+        beside = {**stage, "int_sum": int_sum}
+        del beside["old"]
         for index in range(self._cuts):
             registers = {key: Signal.like(value, name=f"{key}_cut{index}") for key, value in beside.items()}
             m.d.sync += [registers[key].eq(value) for key, value in beside.items()]
@@ -138,7 +153,7 @@ class _Partition(wiring.Component):
         total = beside["int_sum"]
         if self._floats:
             m.submodules.adder = adder = FP32Adder(pipelined=FP_CUT_STEPS[:self._cuts])
-            m.d.comb += [adder.a.eq(old.data), adder.b.eq(pending_value)]
+            m.d.comb += [adder.a.eq(stage["old"]), adder.b.eq(stage["value"])]
             if self._cuts:
                 m.d.comb += adder.advance.eq(1)
             total = Mux(beside["int"], beside["int_sum"], adder.sum)
@@ -160,8 +175,9 @@ class PSUM(wiring.Component):
     floats : bool
         Whether float results come (accumulate needs a binary32 adder per partition); without, int32 only.
     fp_cuts : int
-        Registers inside each binary32 adder (:data:`trntile.hdl.params.FP_CUTS`, floats only): each writes
-        a word a cycle later, and results for the same word must then arrive that much further apart.
+        Registers inside each binary32 adder (:data:`trntile.hdl.params.FP_CUTS`, floats only), and then one
+        after the block RAM: a word is written :func:`psum_write_delay` cycles after its result, and results
+        for the same word must arrive at least that many cycles apart.
 
     Members
     -------

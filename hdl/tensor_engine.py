@@ -37,7 +37,7 @@ from .access_pattern import (ADDRESS_BITS, COUNT_BITS, PATTERN_DIMS, STRIDE_BITS
                              pattern_layout, tree_sum)
 from .params import DTYPES as DTYPES_PARAM
 from .params import FP_CUTS, PARTITIONS, SBUF_BYTES
-from .psum import PSUM, psum_read_layout
+from .psum import PSUM, psum_read_layout, psum_write_delay
 from .systolic import SystolicArray, float_cuts, result_latency, row_pitch
 
 __all__ = ["LOAD_STATIONARY", "MULTIPLY_MOVING", "COUNTER_BITS", "tensor_command_layout", "sbuf_read_signature",
@@ -503,27 +503,22 @@ class TensorEngine(wiring.Component):
         ]
 
         # What the walk in progress needs per column; copied from the slot when it starts.
+        # With cuts, PSUM writes a word psum_write_delay cycles after its result arrives, so two results for
+        # one word must arrive that many cycles apart: each column carries its PSUM word (bank, offset + n) and
+        # whether it accumulates, and an accumulating column waits while its word is that of a column taken
+        # in the cycles just before (below).
+        spacing = psum_write_delay(cuts)
+        place = {"accumulate": 1, "bank": 3, "word": 10} if spacing > 1 else {}
         tag_layout = data.StructLayout({"buffer": 1, "dtype": 2, "partition": 8, "k": 8, "macs": 16, "last": 1,
-                                        **({"hold": 1} if cuts else {})})
+                                        **place})
         walk = Signal(tag_layout)
         walk_wide = Signal()
         with m.If(start_moving):
             m.d.sync += [walk.buffer.eq(slot.buffer), walk.dtype.eq(slot.dtype), walk.partition.eq(slot.partition),
                          walk.k.eq(slot.k), walk.macs.eq(slot_macs), walk_wide.eq(slot_wide)]
-        if cuts:
-            # With cuts, PSUM writes a word the second cycle after its result arrives, so two results for one
-            # word must arrive two cycles apart. Only the first result of an accumulating MultiplyMoving whose
-            # first word (in the same bank) is the last word of the one before can come sooner: straight after
-            # that one's last column. Such a walk's first column carries ``hold`` and waits a cycle if it would.
-            previous = Signal(data.StructLayout({"valid": 1, "bank": 3, "last": 11}))
-            walk_first = Signal()  # the walk's first read is still to come
-            with m.If(start_moving):
-                m.d.sync += [
-                    walk_first.eq(1),
-                    previous.valid.eq(1), previous.bank.eq(slot.bank), previous.last.eq(slot.offset + slot.n - 1),
-                    walk.hold.eq(slot.accumulate & previous.valid & (slot.bank == previous.bank)
-                                 & (slot.offset == previous.last)),
-                ]
+            if place:
+                m.d.sync += [walk.accumulate.eq(slot.accumulate), walk.bank.eq(slot.bank),
+                             walk.word.eq(slot.offset)]
         m.submodules.tags = tags = fifo.SyncFIFO(width=tag_layout.size, depth=self._TAGS)
         m_request = self.moving_read.request
         tag_in = Signal(tag_layout)
@@ -536,16 +531,15 @@ class TensorEngine(wiring.Component):
             tags.w_en.eq(m_request.valid & m_request.ready),
             tags.w_data.eq(tag_in),
         ]
-        if cuts:
-            m.d.comb += tag_in.hold.eq(walk.hold & walk_first)
+        if place:
             with m.If(tags.w_en & ~start_moving):
-                m.d.sync += walk_first.eq(0)
+                m.d.sync += walk.word.eq(walk.word + 1)
 
         response = self.moving_read.response
         arrived = Signal()
         taking = tags.r_rdy
-        if cuts:
-            hold = Signal()  # the next column must not follow the one in the answer register at once (above)
+        if place:
+            hold = Signal()  # the next column's PSUM word is too close behind the same word (above)
             taking = tags.r_rdy & ~hold
         m.d.comb += [response.ready.eq(taking), arrived.eq(response.valid & taking), tags.r_en.eq(arrived)]
         # The answer and its tag are registered as they arrive, and rotated (partition ``partition + k`` to
@@ -555,8 +549,16 @@ class TensorEngine(wiring.Component):
         answer = Signal(data.ArrayLayout(16, p))
         tag = Signal(tag_layout)
         m.d.sync += [answer_valid.eq(arrived), answer.eq(response.payload), tag.eq(tags.r_data)]
-        if cuts:
-            m.d.comb += hold.eq(data.View(tag_layout, tags.r_data).hold & answer_valid & tag.last)
+        if place:
+            # The columns taken in the last spacing - 1 cycles: the answer register's, then the array's input.
+            offered = Signal(tag_layout)
+            m.d.sync += offered.eq(tag)
+            recent = [(answer_valid, tag), (array.moving.valid, offered)][:spacing - 1]
+            assert len(recent) == spacing - 1, "PSUM's write delay is longer than the columns kept here"
+            upcoming = data.View(tag_layout, tags.r_data)
+            m.d.comb += hold.eq(upcoming.accumulate & Cat(*(
+                valid & (earlier.bank == upcoming.bank) & (earlier.word == upcoming.word)
+                for valid, earlier in recent)).any())
         moving_values = _rotate(m, answer, tag.partition, p, "moving_rotated")
         offer_macs = Signal(16)
         offer_last = Signal()
@@ -575,8 +577,8 @@ class TensorEngine(wiring.Component):
             m.d.sync += self.macs.eq(self.macs + offer_macs)
 
         # ---- completion: the last PSUM write of a column offered at t is in cycle t + result_latency + P ------
-        # (+ cuts: PSUM's adder registers)
-        flight = result_latency(p, cuts) + p + cuts
+        # (psum_write_delay - 1 more with cuts)
+        flight = result_latency(p, cuts) + p + psum_write_delay(cuts) - 1
         in_flight = Signal(flight)   # bit j: a column was offered j + 1 cycles ago
         last_in_flight = Signal(flight)
         m.d.sync += [

@@ -3,8 +3,8 @@
 Results are driven the way the systolic array delivers them (column m trails column 0 by m cycles, with
 bubbles), commands are queued ahead of their results, and every word is read back at the end and
 compared with a model that applies the same commands with ``golden.numerics.accumulate``. Built with
-``fp_cuts``, PSUM needs two results for one word two cycles apart: the results are then driven as the tensor
-engine offers them, a cycle later when an accumulating command's first word is the previous one's last.
+``fp_cuts``, PSUM needs two results for one word :func:`psum_write_delay` cycles apart: results are then
+driven as the tensor engine offers them, an accumulating one later while its word is too close behind.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from amaranth.lib import data
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from trntile.golden import numerics
-from trntile.hdl.psum import PSUM_BANKS, psum_command_layout, psum_read_layout
+from trntile.hdl.psum import PSUM_BANKS, psum_command_layout, psum_read_layout, psum_write_delay
 from trntile.hdl.systolic import INT8, result_layout
 from trntile.tb.common import ClockedTB, offer, pack, unpack
 
@@ -29,7 +29,7 @@ class PsumTB(ClockedTB):
         super().__init__(dut)
         self.p = self.params["partitions"]
         self.words = 4 * self.p
-        self.cuts = self.params["fp_cuts"]
+        self.spacing = psum_write_delay(self.params["fp_cuts"])  # between two results for one word
         self.command_layout = psum_command_layout(self.p)
         self.read_layout = psum_read_layout(self.p)
         self.result_layout = result_layout(self.p)
@@ -114,7 +114,8 @@ async def commands_land_where_they_say(dut, bubbles: float):
     tb = PsumTB(dut)
     await tb.reset()
     p, cursor = tb.p, tb.cycle + 4
-    last, last_end = None, None  # the previous command, and the cursor after its last result
+    last = None
+    written = {}  # (bank, word) -> the cursor of its latest result
     # Reset does not clear memory (nor would it on an FPGA): start the model from what PSUM holds, which
     # matters when an earlier test ran in the same simulation.
     tb.model = await tb.read_all()
@@ -125,8 +126,8 @@ async def commands_land_where_they_say(dut, bubbles: float):
         if last is not None and chance < 0.3:  # straight onto the words just written
             bank, offset, count = last["bank"], last["offset"], last["count"]
             accumulate = 1
-        elif last is not None and chance < 0.45:  # from the last word just written on
-            bank, offset = last["bank"], last["offset"] + last["count"] - 1
+        elif last is not None and chance < 0.45:  # from the last word just written, or the one before, on
+            bank, offset = last["bank"], max(0, last["offset"] + last["count"] - tb.rng.randint(1, 2))
             count, accumulate = tb.rng.randint(1, tb.words - offset), 1
         else:
             bank, offset = tb.rng.randrange(PSUM_BANKS), tb.rng.randint(0, tb.words - count)
@@ -143,19 +144,19 @@ async def commands_land_where_they_say(dut, bubbles: float):
         values = _values(tb, fmt, count)
         tb.apply_to_model(command, values, fmt)
         cursor = max(cursor, tb.cycle + 2)
-        if (tb.cuts and accumulate and last is not None and cursor == last_end and bank == last["bank"]
-                and offset == last["offset"] + last["count"] - 1):
-            cursor += 1  # the tensor engine's bubble: the word written last must not be read the next cycle
         for n in range(count):
             while tb.rng.random() < bubbles:
                 cursor += 1
+            if accumulate:  # as the tensor engine holds a column back: not before the word's write
+                cursor = max(cursor, written.get((bank, offset + n), -tb.spacing) + tb.spacing)
+            written[bank, offset + n] = cursor
             for column in range(p):  # column m trails column 0 by m cycles, as the array delivers
                 slot = tb.schedule[cursor + column]
                 assert column not in slot and cursor + column > tb.cycle, \
                     f"testbench: slot {cursor + column}/{column} taken or past (now {tb.cycle})"
                 slot[column] = int(values[column, n])
             cursor += 1
-        last, last_end = command, cursor
+        last = command
     while tb.schedule:
         await RisingEdge(dut.clk)
     await tb.cycles(4)
@@ -165,8 +166,8 @@ async def commands_land_where_they_say(dut, bubbles: float):
 
 @cocotb.test(timeout_time=5, timeout_unit="ms")
 async def back_to_back_accumulate(dut):
-    """Accumulates onto one word with results in consecutive cycles (every other cycle with ``fp_cuts``):
-    each must see the one before."""
+    """Accumulates onto one word with results in consecutive cycles (``psum_write_delay`` cycles apart with
+    ``fp_cuts``): each must see the one before."""
     tb = PsumTB(dut)
     await tb.reset()
     tb.model = await tb.read_all()
@@ -182,7 +183,7 @@ async def back_to_back_accumulate(dut):
             cursor = max(cursor, tb.cycle + 2)
             for column in range(tb.p):
                 tb.schedule[cursor + column][column] = int(values[column, 0])
-            cursor += 1 + tb.cuts  # the next command's result for the same word: as soon as PSUM allows
+            cursor += tb.spacing  # the next command's result for the same word: as soon as PSUM allows
     while tb.schedule:
         await RisingEdge(dut.clk)
     await tb.cycles(4)
