@@ -95,7 +95,9 @@ class _Partition(wiring.Component):
         p, words = self._p, 4 * self._p
         m.submodules.words = memory = Memory(shape=32, depth=PSUM_BANKS * words, init=[])
         write = memory.write_port()
-        old = memory.read_port(transparent_for=(write,))
+        # The old word's read sees a write to it in the same cycle: through the port's transparency, or with
+        # cuts through a register beside the block RAM (so that the RAM's output goes straight into a register).
+        old = memory.read_port(transparent_for=() if self._cuts else (write,))
         external = memory.read_port()
         m.d.comb += [external.addr.eq(self.read_address), external.en.eq(self.read_enable),
                      self.read_data.eq(external.data)]
@@ -138,10 +140,16 @@ class _Partition(wiring.Component):
                  "accumulate": pending_accumulate, "int": pending_int, "old": old.data}
         if self._cuts:
             # The word as it leaves the block RAM goes into a register (a block RAM's output is slow on an
-            # FPGA), and the rest with it.
+            # FPGA), and the rest with it; a word written in the cycle of the read comes from beside the RAM.
+            written_now = Signal(data.StructLayout({"valid": 1, "data": 32}))
+            m.d.sync += [written_now.valid.eq(write.en & (write.addr == address)), written_now.data.eq(write.data)]
+            stage.update(written_valid=written_now.valid, written_data=written_now.data)
             registers = {key: Signal.like(value, name=f"{key}_ram") for key, value in stage.items()}
             m.d.sync += [registers[key].eq(value) for key, value in stage.items()]
             stage = registers
+            old_word = Signal(32)
+            m.d.comb += old_word.eq(Mux(stage.pop("written_valid"), stage.pop("written_data"), stage["old"]))
+            stage["old"] = old_word
         int_sum = Signal(32)
         m.d.comb += int_sum.eq(stage["old"] + stage["value"])
         beside = {**stage, "int_sum": int_sum}
