@@ -153,11 +153,11 @@ class TensorEngine(wiring.Component):
         The operand formats built in, a mask (:data:`trntile.hdl.params.DTYPES`; default all). A command
         of another format is refused with ``TensorError.DTYPE``.
     fp_cuts : int
-        Registers inside the binary32 accumulate adders of the PEs and of PSUM
-        (:data:`trntile.hdl.params.FP_CUTS`; default 0; no effect without a float format): a cycle more per
-        array row and per PSUM write. An accumulating MultiplyMoving whose first PSUM word is the last word
-        of the one before (same bank) then enters the array a cycle later than it could, so that PSUM has
-        written that word before it reads it again.
+        A register inside each float unit: the PEs' multipliers and binary32 adders and PSUM's adders, and
+        after PSUM's block RAM (:data:`trntile.hdl.params.FP_CUTS`; default 0; no effect without a float
+        format). A cycle more per array row, P + 3 more for a result; PSUM writes a word
+        :func:`~trntile.hdl.psum.psum_write_delay` cycles after its result, so an accumulating column waits
+        while a column taken in the cycles just before has the same PSUM word (GEMMs never wait).
 
     Members
     -------
@@ -165,9 +165,8 @@ class TensorEngine(wiring.Component):
         Commands, in program order.
     stationary_read, moving_read : ``Out(sbuf_read_signature(P))``
         SBUF read ports for LoadStationary and MultiplyMoving operands. Responses are taken as they come
-        (``response.ready`` is high whenever a response is due), but for the moving bubble of ``fp_cuts``
-        above (``response.ready`` low for a cycle); the engine keeps up to ``_TAGS`` moving reads
-        outstanding.
+        (``response.ready`` is high whenever a response is due), but for a moving column that waits with
+        ``fp_cuts`` (above); the engine keeps up to ``_TAGS`` moving reads outstanding.
     psum_read : ``In(stream.Signature({bank, offset}))``; psum_read_data : ``Out(stream.Signature(ArrayLayout(32, P)))``
         Read one word of every PSUM partition (for the ACT engine and testbenches); data one cycle later.
     idle : ``Out(1)``
