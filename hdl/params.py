@@ -136,10 +136,10 @@ DTYPES = Param(
          "(15 all); names joined by commas on the command line")
 
 FP_CUTS = Param(
-    "fp_cuts", default=0, minimum=0, maximum=1,
-    help="1: a register inside each float unit of the tensor engine (the PE's multiplier and binary32 adder, "
-         "PSUM's adder); a cycle more per array row, two in the last and one per PSUM write; for FPGAs (no "
-         "effect without a float dtype)")
+    "fp_cuts", default=0, minimum=0, maximum=2,
+    help="registers inside each float unit of the tensor engine (the PE's multiplier and binary32 adder, "
+         "PSUM's adder) and after PSUM's block RAM: 1 or 2 (the adders' second after normalization), a cycle "
+         "more per array row for each; for FPGAs (no effect without a float dtype)")
 
 SEMAPHORES = Param(
     "semaphores", default=32, minimum=1, maximum=256,

@@ -54,7 +54,8 @@ from ..golden.numerics import FLOAT_DTYPES
 from .fp import FP32Adder, FPMultiplier
 from .params import DTYPES, FP_CUTS, PARTITIONS
 
-__all__ = ["SystolicArray", "INT8", "PE_STAGES", "FP_CUT_STEPS", "float_cuts", "row_pitch", "result_latency",
+__all__ = ["SystolicArray", "INT8", "PE_STAGES", "FP_CUT_STEPS", "float_cuts", "multiplier_cuts", "row_pitch",
+           "result_latency",
            "PE_MODULE", "pe_module", "pe_verilog", "pe_row_module", "pe_row_verilog",
            "load_layout", "moving_layout", "result_layout"]
 
@@ -68,17 +69,22 @@ INT8 = 3
 #: in the first, added to the partial sum from above in the second.
 PE_STAGES = 2
 
-#: The steps of :class:`~trntile.hdl.fp.FP32Adder` after which ``fp_cuts`` = 1, 2, ... put a register, in
-#: the PE and in PSUM's accumulate (:data:`trntile.hdl.params.FP_CUTS`): after alignment and add, about half
-#: of the adder's logic on either side. The PE's :class:`~trntile.hdl.fp.FPMultiplier` takes its own
-#: ``CUTS`` (after the exact product).
-FP_CUT_STEPS = ("total",)
+#: The steps of :class:`~trntile.hdl.fp.FP32Adder` after which ``fp_cuts`` = 1, 2 put registers, in the PE
+#: and in PSUM's accumulate (:data:`trntile.hdl.params.FP_CUTS`): after alignment and add (about half of the
+#: adder's logic on either side), then after normalization. The PE's :class:`~trntile.hdl.fp.FPMultiplier`
+#: has one place for a register, after the exact product (:func:`multiplier_cuts`).
+FP_CUT_STEPS = ("total", "normalized")
 
 
 def float_cuts(dtypes: int, fp_cuts: int) -> int:
     """The registers inside each float unit (the PE's multiplier and adder, PSUM's adder) for a build of
     ``dtypes`` asking ``fp_cuts``: none when no float format is built (the integer path needs none)."""
     return fp_cuts if dtypes & FLOAT_DTYPES else 0
+
+
+def multiplier_cuts(cuts: int) -> int:
+    """The registers inside the PE's float multiplier for ``cuts`` (:func:`float_cuts`): at most one."""
+    return min(cuts, len(FPMultiplier.CUTS))
 
 
 def row_pitch(cuts: int = 0) -> int:
@@ -89,9 +95,9 @@ def row_pitch(cuts: int = 0) -> int:
 def result_latency(partitions: int, cuts: int = 0) -> int:
     """Cycles from a column being offered to the array to its result leaving column 0 (column m's leaves m
     cycles later): P - 1 rows of skew (:func:`row_pitch` cycles each), then the last row's PE
-    (:data:`PE_STAGES`, + ``cuts`` in its multiplier and ``cuts`` in its adder). ``cuts`` is
-    :func:`float_cuts` of the build."""
-    return (partitions - 1) * row_pitch(cuts) + PE_STAGES + 2 * cuts
+    (:data:`PE_STAGES`, + :func:`multiplier_cuts` and ``cuts`` in its adder). ``cuts`` is :func:`float_cuts` of
+    the build."""
+    return (partitions - 1) * row_pitch(cuts) + PE_STAGES + multiplier_cuts(cuts) + cuts
 
 
 def load_layout(partitions: int) -> data.StructLayout:
@@ -173,18 +179,19 @@ class _ProcessingElement(wiring.Component):
         m.d.sync += [use.eq(x.item & x.active), integer.eq(x.dtype == INT8)]
         s_in = self.s_in
 
-        def delayed(value, name):
-            """``value`` as it was ``cuts`` cycles ago: what goes beside a float unit's registers."""
-            for index in range(self._cuts):
+        def delayed(value, name, cycles=self._cuts):
+            """``value`` as it was ``cycles`` ago: what goes beside a float unit's registers."""
+            for index in range(cycles):
                 register = Signal.like(value, name=f"{name}_cut{index}")
                 m.d.sync += register.eq(value)
                 value = register
             return value
 
-        use, integer = delayed(use, "use_product"), delayed(integer, "integer_product")
+        product_cuts = multiplier_cuts(self._cuts)
+        use, integer = delayed(use, "use_product", product_cuts), delayed(integer, "integer_product", product_cuts)
         sums = []
         if floats:
-            m.submodules.multiplier = multiplier = FPMultiplier(pipelined=FPMultiplier.CUTS[:self._cuts])
+            m.submodules.multiplier = multiplier = FPMultiplier(pipelined=FPMultiplier.CUTS[:product_cuts])
             m.submodules.adder = adder = FP32Adder(pipelined=FP_CUT_STEPS[:self._cuts])
             product_f = Signal(32)
             m.d.comb += [multiplier.a.eq(weight), multiplier.b.eq(x.value),
@@ -198,7 +205,7 @@ class _ProcessingElement(wiring.Component):
             product_i = Signal(signed(16))
             m.d.sync += product_i.eq(weight[:8].as_signed() * x.value[:8].as_signed())
             int_sum = Signal(32)
-            m.d.comb += int_sum.eq(s_in + delayed(product_i, "product_i"))  # wraps
+            m.d.comb += int_sum.eq(s_in + delayed(product_i, "product_i", product_cuts))  # wraps
             sums.append(delayed(int_sum, "int_sum"))
 
         m.d.sync += self.x_out.eq(x)
@@ -344,7 +351,7 @@ class SystolicArray(wiring.Component):
         # The last row passes an element on as the PE takes its product, so its flags are PE_STAGES - 1
         # (+ cuts in the multiplier and cuts in the adder) cycles ahead of its sums.
         valid = items[p - 1]
-        for stage in range(PE_STAGES - 1 + 2 * self._cuts):
+        for stage in range(PE_STAGES - 1 + multiplier_cuts(self._cuts) + self._cuts):
             delayed = Signal(p, name=f"result_valid{stage}")
             m.d.sync += delayed.eq(valid)
             valid = delayed

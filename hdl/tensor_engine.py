@@ -549,11 +549,12 @@ class TensorEngine(wiring.Component):
         tag = Signal(tag_layout)
         m.d.sync += [answer_valid.eq(arrived), answer.eq(response.payload), tag.eq(tags.r_data)]
         if place:
-            # The columns taken in the last spacing - 1 cycles: the answer register's, then the array's input.
-            offered = Signal(tag_layout)
-            m.d.sync += offered.eq(tag)
-            recent = [(answer_valid, tag), (array.moving.valid, offered)][:spacing - 1]
-            assert len(recent) == spacing - 1, "PSUM's write delay is longer than the columns kept here"
+            # The columns taken in the last spacing - 1 cycles: the answer register's, then copies of it.
+            recent = [(answer_valid, tag)]
+            while len(recent) < spacing - 1:
+                valid, earlier = Signal(name=f"taken{len(recent)}_valid"), Signal(tag_layout, name=f"taken{len(recent)}")
+                m.d.sync += [valid.eq(recent[-1][0]), earlier.eq(recent[-1][1])]
+                recent.append((valid, earlier))
             upcoming = data.View(tag_layout, tags.r_data)
             m.d.comb += hold.eq(upcoming.accumulate & Cat(*(
                 valid & (earlier.bank == upcoming.bank) & (earlier.word == upcoming.word)

@@ -222,7 +222,8 @@ def _bench_tensor(args) -> int:
                    {"TRNTILE_BENCH_DTYPE": args.dtype, "TRNTILE_BENCH_N": str(n), "TRNTILE_BENCH_PAIRS": str(args.pairs)})
     if f is None:
         return 1
-    print(f"tensor P={f['partitions']} {f['dtype']} N={f['n']}{' fp_cuts=1' if f['fp_cuts'] else ''}: {f['pairs']} LoadStationary+MultiplyMoving pairs, "
+    cuts = f" fp_cuts={f['fp_cuts']}" if f["fp_cuts"] else ""
+    print(f"tensor P={f['partitions']} {f['dtype']} N={f['n']}{cuts}: {f['pairs']} LoadStationary+MultiplyMoving pairs, "
           f"{f['macs']} MACs in {f['cycles']} cycles, mfu {f['mfu']:.4f} (one pair alone: {f['single_pair_cycles']} "
           f"cycles); wrote {Path(args.json).resolve()}")
     return 0
@@ -689,7 +690,7 @@ def _parser() -> argparse.ArgumentParser:
     tensor.add_argument("--n", type=int, metavar="N", help="moving columns per MultiplyMoving, 1..4P (default 4P)")
     tensor.add_argument("--pairs", type=int, default=32, metavar="K", help="pairs in the sequence (default 32)")
     tensor.add_argument("--fp-cuts", type=int, default=0, metavar="C",
-                        help="registers inside the binary32 accumulate adders, 0..1 (default 0; for FPGAs)")
+                        help="registers inside the tensor engine's float units, 0..2 (default 0; for FPGAs)")
     tensor.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator")
     tensor.add_argument("--json", metavar="FILE", required=True, help="where to write the figures")
     tensor.set_defaults(run=_bench_tensor)

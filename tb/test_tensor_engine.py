@@ -24,7 +24,8 @@ from trntile.golden.tensor_engine import (PSUM_BANKS, AccessPattern, LoadStation
                                           TensorEngineModel, TensorError, command_dtype)
 from trntile.hdl.psum import psum_read_layout
 from trntile.hdl.sbuf_model import sbuf_write_layout
-from trntile.hdl.systolic import float_cuts
+from trntile.hdl.psum import psum_write_delay
+from trntile.hdl.systolic import float_cuts, result_latency
 from trntile.hdl.tensor_engine import encode_command, tensor_command_layout
 from trntile.tb.common import ClockedTB, design_params, offer, pack, pauses, unpack
 
@@ -443,9 +444,9 @@ async def int8_extremes_and_wrap(dut):
 @cocotb.test(timeout_time=20, timeout_unit="ms")
 async def completion_timing(dut):
     """One pair alone, for several M and N: ``busy_cycles`` counts exactly M + N + 2P + 10 + 2L cycles for an
-    SBUF read latency L (the figure the MFU rests on), plus P + 3 with ``fp_cuts=1`` (a cycle per array row,
-    two in the last, two in PSUM), ``multiply_done`` pulses in the first idle cycle, and the last word written
-    reads back right away."""
+    SBUF read latency L (the figure the MFU rests on), plus with ``fp_cuts`` what the array's result latency
+    and PSUM's write delay add (P + 3 for 1, 2P + 4 for 2), ``multiply_done`` pulses in the first idle cycle,
+    and the last word written reads back right away."""
     tb = TensorEngineTB(dut, pause=0.0)
     await tb.start()
     p, latency = tb.p, tb.params["sbuf_latency"]
@@ -468,9 +469,10 @@ async def completion_timing(dut):
         else:
             raise AssertionError(f"M={m} N={n}: no multiply_done and idle within 20000 cycles")
         busy = int(dut.busy_cycles.value) - before
-        want_busy = m + n + 2 * p + 10 + 2 * latency + (p + 3 if cuts else 0)
+        more = result_latency(p, cuts) - result_latency(p) + psum_write_delay(cuts) - 1
+        want_busy = m + n + 2 * p + 10 + 2 * latency + more
         assert busy == want_busy, \
-            f"M={m} N={n}: {busy} busy cycles, expected M + N + 2P + 10 + 2L (+ P + 3 with cuts) = {want_busy}"
+            f"M={m} N={n}: {busy} busy cycles, expected M + N + 2P + 10 + 2L (+ {more} with cuts) = {want_busy}"
         assert tb.last_pulse["multiply_done"] == tb.became_idle, \
             f"multiply_done at cycle {tb.last_pulse['multiply_done']}, idle from {tb.became_idle}"
         await RisingEdge(dut.clk)
@@ -492,10 +494,10 @@ async def completion_timing(dut):
 
 @cocotb.test(timeout_time=20, timeout_unit="ms")
 async def accumulate_from_the_last_word(dut):
-    """MultiplyMovings back to back, each accumulating onto PSUM from the last word or the last but one that
-    the one before wrote: without ``fp_cuts``, PSUM's read of that word sees the write of the cycle before;
-    with them, PSUM writes a word three cycles after its result, and the engine holds back a column whose
-    word is one of the two columns' before it. In bf16 and int8 (those built), compared with the model."""
+    """MultiplyMovings back to back, each accumulating onto PSUM from one of the last three words the one
+    before wrote: without ``fp_cuts``, PSUM's read of that word sees the write of the cycle before; with
+    them, PSUM writes a word 3 or 4 cycles after its result, and the engine holds back a column whose word is
+    that of one of the columns just before it. In bf16 and int8 (those built), compared with the model."""
     tb = TensorEngineTB(dut, pause=0.0)
     await tb.start()
     p = tb.p
@@ -513,7 +515,7 @@ async def accumulate_from_the_last_word(dut):
                 break
             b = await tb.place_all(allocator, 0, fmt, tb.values(fmt, (p, n)), dims=[(1, n)])
             commands.append(MultiplyMoving(0, b, p, n, fmt, bank, offset, True))
-            offset += n - tb.rng.randint(1, 2)
+            offset += n - tb.rng.randint(1, min(n, 3))
         await tb.send(commands)
         await tb.wait_idle()
         await tb.compare_psum(f"accumulate from the last word, {fmt}")

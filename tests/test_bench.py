@@ -62,7 +62,7 @@ def test_bench_tensor_writes_consistent_figures(tmp_path):
 def test_bench_tensor_bad_input_exits_2(tmp_path):
     for args, name in ((["--partitions", "12"], "--partitions"), (["--partitions", "4", "--n", "17"], "--n"),
                        (["--n", "0"], "--n"), (["--dtype", "fp16"], "--dtype"), (["--pairs", "0"], "--pairs"),
-                       (["--fp-cuts", "2"], "--fp-cuts")):
+                       (["--fp-cuts", "3"], "--fp-cuts")):
         result = subprocess.run([sys.executable, "-m", "trntile", "bench", "tensor", *args, "--json",
                                  str(tmp_path / "t.json")], capture_output=True, text=True)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -43,10 +43,11 @@ def test_top_lints_clean(name):
 
 
 @pytest.mark.verilator
-def test_tensor_engine_with_fp_cuts_lints_clean():
-    """The PE, its row and the PSUM partition built with a register in their adders (``fp_cuts``)."""
+@pytest.mark.parametrize("fp_cuts", [1, 2])
+def test_tensor_engine_with_fp_cuts_lints_clean(fp_cuts):
+    """The PE, its row and the PSUM partition built with registers in their float units (``fp_cuts``)."""
     require(toolchain.verilator())
-    d = design("tensor_engine", {**PARAMS["tensor_engine"], "fp_cuts": 1})
+    d = design("tensor_engine", {**PARAMS["tensor_engine"], "fp_cuts": fp_cuts})
     warnings = lint(d.verilog, "tensor_engine")
     assert not warnings, f"{len(warnings)} lint warnings beyond {WAIVERS.name}:\n" + "\n".join(warnings[:20])
 

@@ -11,6 +11,7 @@ from trntile.sim.runner import run
 
 CASES = [pytest.param(4, 0, "verilator", marks=pytest.mark.verilator, id="P4-verilator"),
          pytest.param(4, 1, "verilator", marks=pytest.mark.verilator, id="P4-cuts1-verilator"),
+         pytest.param(4, 2, "verilator", marks=pytest.mark.verilator, id="P4-cuts2-verilator"),
          pytest.param(4, 0, "icarus", marks=pytest.mark.icarus, id="P4-icarus")]
 
 

@@ -13,10 +13,11 @@ from trntile.sim.runner import run
 
 # The SBUF model answers in 1 cycle unless said otherwise; with latency 4 up to 5 reads per port are
 # outstanding, which exercises the engine's tag queue (the real SBUF is slower than the model).
-# fp_cuts = 1 (a register inside each binary32 accumulate adder, for FPGAs) runs at P = 4.
+# fp_cuts = 1 and 2 (registers inside the float units, for FPGAs) run at P = 4.
 CASES = [pytest.param(4, 1, 0, "verilator", marks=pytest.mark.verilator, id="P4-verilator"),
          pytest.param(4, 4, 0, "verilator", marks=pytest.mark.verilator, id="P4-latency4-verilator"),
          pytest.param(4, 1, 1, "verilator", marks=pytest.mark.verilator, id="P4-cuts1-verilator"),
+         pytest.param(4, 1, 2, "verilator", marks=pytest.mark.verilator, id="P4-cuts2-verilator"),
          pytest.param(16, 1, 0, "verilator", marks=pytest.mark.verilator, id="P16-verilator"),
          pytest.param(4, 1, 0, "icarus", marks=pytest.mark.icarus, id="P4-icarus")]
 
@@ -46,7 +47,7 @@ def test_tensor_engine_built_for_some_formats(dtypes, sim):
     ({"dtypes": 16}, r"dtypes must be an integer in 1\.\.15, not 16"),
     ({"sbuf_bytes": 3000}, r"sbuf_bytes must be a power of two in 1024\.\.262144, not 3000"),
     ({"sbuf_bytes": 512}, r"sbuf_bytes must be a power of two in 1024\.\.262144, not 512"),
-    ({"fp_cuts": 2}, r"fp_cuts must be an integer in 0\.\.1, not 2"),
+    ({"fp_cuts": 3}, r"fp_cuts must be an integer in 0\.\.2, not 3"),
 ])
 def test_parameters_are_checked(given, message):
     with pytest.raises(ValueError, match=message):
