@@ -10,12 +10,12 @@ Accumulate is a read-add-write: the old word is read in the cycle the result arr
 written the next cycle. The read is transparent to that write, so results for the same word one cycle
 apart (one command straight after another) see each other.
 
-Built with ``fp_cuts`` = 1 (:data:`trntile.hdl.params.FP_CUTS`, floats only), the old word goes into a
-register as it leaves the block RAM and the binary32 adder has a register inside: every word is written
-:func:`psum_write_delay` = 3 cycles after its result arrives, and two results for the same word must arrive
-at least that many cycles apart. The tensor engine sees to it
+Built with ``fp_cuts`` = c of 1 or 2 (:data:`trntile.hdl.params.FP_CUTS`, floats only), the old word goes
+into a register as it leaves the block RAM and the binary32 adder has c registers inside: every word is
+written :func:`psum_write_delay` = 2 + c cycles after its result arrives, and two results for the same word
+must arrive at least that many cycles apart. The tensor engine sees to it
 (:class:`~trntile.hdl.tensor_engine.TensorEngine` holds back an accumulating column whose word is that of
-one of the two columns before it).
+one of the 1 + c columns before it).
 
 ``read`` / ``read_data`` give the same word of every partition, one cycle later, for the ACT engine and
 the testbenches.

@@ -15,9 +15,10 @@ Dataflow (``dst[m, n] = sum_k stationary[k, m] * moving[k, n]``):
 - ``result[m]`` carries ``dst[m, n]`` out of the bottom of column m, ``P + 1 + m`` cycles
   (:func:`result_latency` + m) after column n was offered. Each column is its own PSUM partition, so no
   deskew is needed.
-- Built with ``fp_cuts=1`` (for FPGAs), the PE's float multiplier and binary32 adder each have a register
-  inside: sums move down a row every :func:`row_pitch` = 2 cycles, the moving element enters row k 2k
-  cycles late, and results come ``2P + 2 + m`` cycles after their column.
+- Built with ``fp_cuts`` = c of 1 or 2 (for FPGAs), the PE's float multiplier has a register inside and its
+  binary32 adder c: sums move down a row every :func:`row_pitch` = 1 + c cycles, the moving element enters
+  row k (1 + c) k cycles late, and results come :func:`result_latency` ``(P, c) + m`` cycles after their
+  column.
 
 Cycle diagram for P = 3 (``xk`` = moving[k, n] for one n offered at cycle 0, its product taken; ``sk`` = the
 partial sum after row k, added the cycle after)::
