@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """binary32 adder and multiplier, bf16/FP8 multiplier and binary32 narrowing, bit for bit against numpy and
 ml_dtypes (cocotb tests in trntile/tb/test_fp.py).
 
