@@ -28,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 
 from .fp import FP32Adder
 from .params import FP_CUTS, PARTITIONS
-from .systolic import FP_CUT_STEPS, INT8, result_layout
+from .systolic import FP_CUT_STEPS, INT8, delayed, result_layout
 
 __all__ = ["PSUM", "PSUM_BANKS", "psum_command_layout", "psum_read_layout", "psum_write_delay",
            "psum_partition_module", "psum_partition_verilog"]
@@ -136,32 +136,29 @@ class _Partition(wiring.Component):
             pending_address.eq(address), pending_value.eq(self.result_value),
             pending_accumulate.eq(current.accumulate), pending_int.eq(current.dtype == INT8),
         ]
+        def wait(signals: dict, cycles: int, name: str) -> dict:
+            return {key: delayed(m, value, cycles, f"{key}{name}") for key, value in signals.items()}
+
         stage = {"pending": pending, "address": pending_address, "value": pending_value,
-                 "accumulate": pending_accumulate, "int": pending_int, "old": old.data}
+                 "accumulate": pending_accumulate, "int": pending_int}
+        old_word = old.data
         if self._cuts:
             # The word as it leaves the block RAM goes into a register (a block RAM's output is slow on an
             # FPGA), and the rest with it; a word written in the cycle of the read comes from beside the RAM.
             written_now = Signal(data.StructLayout({"valid": 1, "data": 32}))
             m.d.sync += [written_now.valid.eq(write.en & (write.addr == address)), written_now.data.eq(write.data)]
-            stage.update(written_valid=written_now.valid, written_data=written_now.data)
-            registers = {key: Signal.like(value, name=f"{key}_ram") for key, value in stage.items()}
-            m.d.sync += [registers[key].eq(value) for key, value in stage.items()]
-            stage = registers
+            stage = wait(stage, 1, "_ram")
             old_word = Signal(32)
-            m.d.comb += old_word.eq(Mux(stage.pop("written_valid"), stage.pop("written_data"), stage["old"]))
-            stage["old"] = old_word
+            m.d.comb += old_word.eq(Mux(delayed(m, written_now.valid, 1, "written_valid_ram"),
+                                        delayed(m, written_now.data, 1, "written_data_ram"),
+                                        delayed(m, old.data, 1, "old_ram")))
         int_sum = Signal(32)
-        m.d.comb += int_sum.eq(stage["old"] + stage["value"])
-        beside = {**stage, "int_sum": int_sum}
-        del beside["old"]
-        for index in range(self._cuts):
-            registers = {key: Signal.like(value, name=f"{key}_cut{index}") for key, value in beside.items()}
-            m.d.sync += [registers[key].eq(value) for key, value in beside.items()]
-            beside = registers
+        m.d.comb += int_sum.eq(old_word + stage["value"])
+        beside = wait({**stage, "int_sum": int_sum}, self._cuts, "")
         total = beside["int_sum"]
         if self._floats:
             m.submodules.adder = adder = FP32Adder(pipelined=FP_CUT_STEPS[:self._cuts])
-            m.d.comb += [adder.a.eq(stage["old"]), adder.b.eq(stage["value"])]
+            m.d.comb += [adder.a.eq(old_word), adder.b.eq(stage["value"])]
             if self._cuts:
                 m.d.comb += adder.advance.eq(1)
             total = Mux(beside["int"], beside["int_sum"], adder.sum)

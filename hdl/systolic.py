@@ -56,7 +56,7 @@ from .fp import FP32Adder, FPMultiplier
 from .params import DTYPES, FP_CUTS, PARTITIONS
 
 __all__ = ["SystolicArray", "INT8", "PE_STAGES", "FP_CUT_STEPS", "float_cuts", "multiplier_cuts", "row_pitch",
-           "result_latency",
+           "result_latency", "delayed",
            "PE_MODULE", "pe_module", "pe_verilog", "pe_row_module", "pe_row_verilog",
            "load_layout", "moving_layout", "result_layout"]
 
@@ -81,6 +81,16 @@ def float_cuts(dtypes: int, fp_cuts: int) -> int:
     """The registers inside each float unit (the PE's multiplier and adder, PSUM's adder) for a build of
     ``dtypes`` asking ``fp_cuts``: none when no float format is built (the integer path needs none)."""
     return fp_cuts if dtypes & FLOAT_DTYPES else 0
+
+
+def delayed(m, value, cycles: int, name: str):
+    """``value`` as it was ``cycles`` cycles ago, through registers named ``<name>_cut<i>``: what goes beside
+    a float unit's registers (``value`` itself when ``cycles`` is 0)."""
+    for index in range(cycles):
+        register = Signal.like(value, name=f"{name}_cut{index}")
+        m.d.sync += register.eq(value)
+        value = register
+    return value
 
 
 def multiplier_cuts(cuts: int) -> int:
@@ -172,45 +182,36 @@ class _ProcessingElement(wiring.Component):
 
         # Stage 1, the cycle the element arrives: its product, registered (it does not depend on the partial
         # sum, which arrives a cycle later). Stage 2: the product added to the partial sum from above. With
-        # cuts, the float multiplier and adder each have that many registers inside: the product and the
-        # flags come cuts cycles later (the partial sum from above too, so the row pitch counts the adder's
-        # only), and the sum cuts cycles after that; the integer path waits beside them.
+        # cuts, the float multiplier has multiplier_cuts registers inside and the adder cuts: the product and
+        # the flags come multiplier_cuts cycles later (the partial sum from above too, so the row pitch counts
+        # the adder's only), and the sum cuts cycles after that; the integer path waits beside them.
         floats = [d.code for d in DTYPES_BY_NAME.values() if d.is_float and self._dtypes >> d.code & 1]
         use, integer = Signal(), Signal()
         m.d.sync += [use.eq(x.item & x.active), integer.eq(x.dtype == INT8)]
-        s_in = self.s_in
-
-        def delayed(value, name, cycles=self._cuts):
-            """``value`` as it was ``cycles`` ago: what goes beside a float unit's registers."""
-            for index in range(cycles):
-                register = Signal.like(value, name=f"{name}_cut{index}")
-                m.d.sync += register.eq(value)
-                value = register
-            return value
-
-        product_cuts = multiplier_cuts(self._cuts)
-        use, integer = delayed(use, "use_product", product_cuts), delayed(integer, "integer_product", product_cuts)
+        s_in, cuts = self.s_in, self._cuts
+        product_cuts = multiplier_cuts(cuts)
+        use, integer = delayed(m, use, product_cuts, "use_product"), delayed(m, integer, product_cuts, "integer_product")
         sums = []
         if floats:
             m.submodules.multiplier = multiplier = FPMultiplier(pipelined=FPMultiplier.CUTS[:product_cuts])
-            m.submodules.adder = adder = FP32Adder(pipelined=FP_CUT_STEPS[:self._cuts])
+            m.submodules.adder = adder = FP32Adder(pipelined=FP_CUT_STEPS[:cuts])
             product_f = Signal(32)
             m.d.comb += [multiplier.a.eq(weight), multiplier.b.eq(x.value),
                          multiplier.format.eq(x.dtype if len(floats) > 1 else floats[0])]
             m.d.sync += product_f.eq(multiplier.product)
             m.d.comb += [adder.a.eq(s_in), adder.b.eq(product_f)]
-            if self._cuts:
+            if cuts:
                 m.d.comb += [multiplier.advance.eq(1), adder.advance.eq(1)]
             sums.append(adder.sum)
         if self._dtypes >> INT8 & 1:
             product_i = Signal(signed(16))
             m.d.sync += product_i.eq(weight[:8].as_signed() * x.value[:8].as_signed())
             int_sum = Signal(32)
-            m.d.comb += int_sum.eq(s_in + delayed(product_i, "product_i", product_cuts))  # wraps
-            sums.append(delayed(int_sum, "int_sum"))
+            m.d.comb += int_sum.eq(s_in + delayed(m, product_i, product_cuts, "product_i"))  # wraps
+            sums.append(delayed(m, int_sum, cuts, "int_sum"))
 
         m.d.sync += self.x_out.eq(x)
-        use, integer, s_in = delayed(use, "use"), delayed(integer, "integer"), delayed(s_in, "s_in")
+        use, integer, s_in = delayed(m, use, cuts, "use"), delayed(m, integer, cuts, "integer"), delayed(m, s_in, cuts, "s_in")
         with m.If(use):
             m.d.sync += self.s_out.eq(Mux(integer, sums[-1], sums[0]) if len(sums) == 2 else sums[0])
         with m.Else():

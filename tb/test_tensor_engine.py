@@ -24,8 +24,7 @@ from trntile.golden.tensor_engine import (PSUM_BANKS, AccessPattern, LoadStation
                                           TensorEngineModel, TensorError, command_dtype)
 from trntile.hdl.psum import psum_read_layout
 from trntile.hdl.sbuf_model import sbuf_write_layout
-from trntile.hdl.psum import psum_write_delay
-from trntile.hdl.systolic import float_cuts, result_latency
+from trntile.hdl.systolic import float_cuts
 from trntile.hdl.tensor_engine import encode_command, tensor_command_layout
 from trntile.tb.common import ClockedTB, design_params, offer, pack, pauses, unpack
 
@@ -469,7 +468,7 @@ async def completion_timing(dut):
         else:
             raise AssertionError(f"M={m} N={n}: no multiply_done and idle within 20000 cycles")
         busy = int(dut.busy_cycles.value) - before
-        more = result_latency(p, cuts) - result_latency(p) + psum_write_delay(cuts) - 1
+        more = {0: 0, 1: p + 3, 2: 2 * p + 4}[cuts]   # docs/tensor_engine.md, fp_cuts: Time
         want_busy = m + n + 2 * p + 10 + 2 * latency + more
         assert busy == want_busy, \
             f"M={m} N={n}: {busy} busy cycles, expected M + N + 2P + 10 + 2L (+ {more} with cuts) = {want_busy}"
