@@ -352,9 +352,13 @@ class Tile(wiring.Component):
         m.d.comb += [remote.refuse.eq(resetting | core_reset), remote.clear.eq(core_reset)]
         deadlocked = Signal(engines)
         # A start is taken only when the tile is quiet: an engine stopped by an error may still be finishing
-        # earlier work, whose completions must not be counted for a new program.
+        # earlier work, whose completions must not be counted for a new program. The sequencers see it a
+        # cycle later, from a register: the quiet test gathers every engine's state from across the tile,
+        # and the sequencers' start logic sat behind it in the same cycle (the FPGA's slowest path). Nothing
+        # can make the tile active in between (only a started sequencer issues), and the cycle counter counts
+        # from the first active cycle, so no figure changes.
         start = Signal()
-        m.d.comb += start.eq(regs.control.start & ~resetting & ~active)
+        m.d.sync += start.eq(regs.control.start & ~resetting & ~active)
         for index, sequencer in enumerate(sequencers):
             m.d.comb += [sequencer.start.eq(start & regs.enable.engines[index]),
                          sequencer.program_address.eq(getattr(regs, f"{self.engine_names[index]}_program").address),
