@@ -30,17 +30,28 @@ POSITIVE_INFINITY = 0x7F80_0000
 #: Format code (the ``dtype`` field of commands) -> (exponent bits, mantissa bits, bias, has infinities).
 FP_FORMATS = {0: (8, 7, 127, True), 1: (4, 3, 7, False), 2: (5, 2, 15, True)}
 
-_WORK = 48  # internal significand width: holds the adder's 24 + 1 + 3 bits and the multiplier's 16
+_WORK = 48  # the widest significand a unit rounds: the binary32 multiplier's exact 24 x 24 product
 
 
 def _leading_zeros(m, value, width):
-    """Number of leading zeros of ``value`` (``width`` bits); ``width`` when it is zero."""
-    count = Signal(range(width + 1))
-    m.d.comb += count.eq(width)
-    for position in range(width):  # the highest set bit wins, so it is assigned last
-        with m.If(value[position]):
-            m.d.comb += count.eq(width - 1 - position)
-    return count
+    """Number of leading zeros of ``value`` (``width`` bits); ``width`` when it is zero.
+
+    A tree, not a priority chain: ``value`` is padded below with ones to a power of two (so the padded value
+    is never zero), and each level takes the upper half's count, or the lower half's plus the half's size
+    when the upper half is zero: log2 levels of two-way choices in place of ``width`` chained ones."""
+    size = 1 << width.bit_length()   # > width: at least one padding one
+    padded = Cat(Const((1 << (size - width)) - 1, size - width), value)
+
+    def count(bits):  # (leading zeros, if not all zero; all zero) of bits, len(bits) a power of two >= 2
+        if len(bits) == 2:
+            return ~bits[1], ~bits[1] & ~bits[0]
+        half = len(bits) // 2
+        (low_count, low_zero), (high_count, high_zero) = count(bits[:half]), count(bits[half:])
+        return Cat(Mux(high_zero, low_count, high_count), high_zero), high_zero & low_zero
+
+    zeros = Signal(range(width + 1))
+    m.d.comb += zeros.eq(count(padded)[0])
+    return zeros
 
 
 def _low_bits_lost(value, width, shift):
@@ -51,16 +62,38 @@ def _low_bits_lost(value, width, shift):
 
 
 def normalize(m, significand, lsb_exponent):
-    """The first half of :func:`round_to_float`: ``significand`` shifted left until its leading one is the
-    top bit of ``_WORK``, and the exponent of that leading one (``signed(12)``; the value is
-    ``1.f * 2**exponent``). ``significand`` is unsigned and non-zero, at most ``_WORK`` bits."""
-    s = Signal(_WORK)
+    """The first half of :func:`round_to_float`: ``significand`` shifted left until its leading one is its
+    top bit, and the exponent of that leading one (``signed(12)``; the value is ``1.f * 2**exponent``).
+    ``significand`` is unsigned and non-zero, at most ``_WORK`` bits; the result has its width (the
+    rounding pads a narrower one below), so a unit pays for the width of its own values only."""
+    width = len(Value.cast(significand))
+    assert width <= _WORK, width
+    s = Signal(width)
     m.d.comb += s.eq(significand)
-    zeros = _leading_zeros(m, s, _WORK)
-    normalized = Signal(_WORK)
+    zeros = _leading_zeros(m, s, width)
+    normalized = Signal(width)
     m.d.comb += normalized.eq(s << zeros)
     exponent = Signal(signed(12))
-    m.d.comb += exponent.eq(lsb_exponent + (_WORK - 1) - zeros)
+    m.d.comb += exponent.eq(lsb_exponent + (width - 1) - zeros)
+    return normalized, exponent
+
+
+def normalize_bounded(m, significand, lsb_exponent, most):
+    """:func:`normalize`, but shifting left by ``most`` bits at the most: a value that would fall below the
+    smallest normal exponent stops there, its leading one below the top bit, which is how a subnormal reads
+    at that exponent. With ``most`` chosen so (the shift that brings the exponent to the smallest normal
+    one), the rounding needs no right shift (``round_prepare(..., in_range=True)``): the adder's case, whose
+    sum's least significant bit is never below the subnormal range's guard bits."""
+    width = len(Value.cast(significand))
+    s = Signal(width)
+    m.d.comb += s.eq(significand)
+    zeros = _leading_zeros(m, s, width)
+    shift = Signal(range(width + 1))
+    m.d.comb += shift.eq(Mux(zeros > most, most, zeros))
+    normalized = Signal(width)
+    m.d.comb += normalized.eq(s << shift)
+    exponent = Signal(signed(12))
+    m.d.comb += exponent.eq(lsb_exponent + (width - 1) - shift)
     return normalized, exponent
 
 
@@ -69,31 +102,39 @@ def _format_limits(exp_bits, man_bits, bias, has_inf):
     return 1 - bias, (1 << exp_bits) - 1 - bias - (1 if has_inf else 0)
 
 
-def round_prepare(m, normalized, exponent, *, exp_bits, man_bits, bias, has_inf) -> dict:
+def round_prepare(m, normalized, exponent, *, exp_bits, man_bits, bias, has_inf, in_range=False) -> dict:
     """The first half of :func:`round_normalized`: the significand shifted into the target's subnormal range
     when below it, cut to the target's bits, and the rounding decided. Returns a dict of values for
     :func:`round_finish` (a pipelined unit registers them between the two): ``kept`` (hidden bit and
     fraction), ``round_up``, ``biased_minus_one`` (the biased exponent less one, 0 below the normal range)
-    and ``too_large`` (the exponent is above the largest finite one)."""
+    and ``too_large`` (the exponent is above the largest finite one). ``in_range=True`` promises that
+    ``exponent`` is never below the target's smallest normal exponent (a subnormal comes already shifted,
+    its leading one below the top bit: :func:`normalize_bounded`), and leaves out the shifter."""
     min_exponent, max_exponent = _format_limits(exp_bits, man_bits, bias, has_inf)
-    # Below the normal range the significand is shifted right so that the exponent reads as min_exponent.
-    shift = Signal(range(_WORK + 2))
-    with m.If(exponent < min_exponent):
-        with m.If(min_exponent - exponent > _WORK + 1):
-            m.d.comb += shift.eq(_WORK + 1)
-        with m.Else():
-            m.d.comb += shift.eq(min_exponent - exponent)
-    aligned = Signal(_WORK)
-    m.d.comb += aligned.eq(normalized >> shift)
-    lost = Signal()  # a one was shifted out
-    m.d.comb += lost.eq(_low_bits_lost(normalized, _WORK, shift))
+    normalized = Value.cast(normalized)
+    if len(normalized) < man_bits + 2:   # too narrow for the target's bits and a guard bit: pad below
+        normalized = Cat(Const(0, man_bits + 2 - len(normalized)), normalized)
+    width = len(normalized)
+    aligned, lost = Signal(width), Signal()   # lost: a one was shifted out
+    if in_range:
+        m.d.comb += aligned.eq(normalized)
+    else:
+        # Below the normal range the significand is shifted right so that the exponent reads as min_exponent.
+        shift = Signal(range(width + 2))
+        with m.If(exponent < min_exponent):
+            with m.If(min_exponent - exponent > width + 1):
+                m.d.comb += shift.eq(width + 1)
+            with m.Else():
+                m.d.comb += shift.eq(min_exponent - exponent)
+        m.d.comb += [aligned.eq(normalized >> shift), lost.eq(_low_bits_lost(normalized, width, shift))]
 
-    kept = aligned[_WORK - (man_bits + 1):]  # hidden bit and the fraction bits
-    guard = aligned[_WORK - (man_bits + 2)]
+    kept = aligned[width - (man_bits + 1):]  # hidden bit and the fraction bits
+    guard = aligned[width - (man_bits + 2)]
     sticky = Signal()
-    m.d.comb += sticky.eq(aligned[:_WORK - (man_bits + 2)].any() | lost)
+    m.d.comb += sticky.eq((aligned[:width - (man_bits + 2)].any() if width > man_bits + 2 else 0) | lost)
     return {"kept": kept, "round_up": guard & (sticky | kept[0]),
-            "biased_minus_one": Mux(exponent < min_exponent, 0, exponent + (bias - 1))[:12].as_signed(),
+            "biased_minus_one": (exponent + (bias - 1) if in_range else
+                                 Mux(exponent < min_exponent, 0, exponent + (bias - 1)))[:12].as_signed(),
             "too_large": exponent > max_exponent}
 
 
@@ -318,17 +359,20 @@ class FP32Adder(_PipelinedUnit):
         with m.Else():
             m.d.comb += total.eq(big_wide - small_aligned)
         zero_total = (special == _FINITE) & (total == 0)   # x + (-x) = +0, and -0 + -0 = -0
-        sign, total, lsb_exponent, special, special_sign = step(
-            "total", sign=big_sign, total=total, lsb_exponent=big_exp - (127 + 26),
+        sign, total, big_exp, special, special_sign = step(
+            "total", sign=big_sign, total=total, big_exp=big_exp,
             special=Mux(zero_total, _ZERO, special), special_sign=Mux(zero_total, zero_sign, special_sign))
 
-        normalized, exponent = normalize(m, total, lsb_exponent)
+        # total's LSB weighs 2**(big_exp - 127 - 26), so its top bit (27) has exponent big_exp - 126, and a
+        # left shift by big_exp brings that to -126, the smallest normal exponent: no further. The sum's
+        # bits then sit where the rounding wants them, subnormal or not, and no bit is lost.
+        normalized, exponent = normalize_bounded(m, total, big_exp - (127 + 26), big_exp)
         sign, normalized, exponent, special, special_sign = step(
             "normalized", sign=sign, normalized=normalized, exponent=exponent, special=special,
             special_sign=special_sign)
 
         prepared = step.carry("aligned", {"sign": sign, "special": special, "special_sign": special_sign,
-                                          **round_prepare(m, normalized, exponent, **_FP32)})
+                                          **round_prepare(m, normalized, exponent, **_FP32, in_range=True)})
         rounded = round_finish(m, prepared["sign"], prepared, **_FP32)
         _special_result(m, self.sum, prepared["special"], prepared["special_sign"], rounded)
         self._check_steps(step)
