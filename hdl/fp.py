@@ -61,35 +61,26 @@ def _low_bits_lost(value, width, shift):
     return Cat(*[value[i] & (shift > i) for i in range(width)]).any()
 
 
-def normalize(m, significand, lsb_exponent):
+def normalize(m, significand, lsb_exponent, most=None):
     """The first half of :func:`round_to_float`: ``significand`` shifted left until its leading one is its
     top bit, and the exponent of that leading one (``signed(12)``; the value is ``1.f * 2**exponent``).
     ``significand`` is unsigned and non-zero, at most ``_WORK`` bits; the result has its width (the
-    rounding pads a narrower one below), so a unit pays for the width of its own values only."""
+    rounding pads a narrower one below), so a unit pays for the width of its own values only.
+
+    With ``most``, the shift stops at ``most`` bits, the leading one then below the top bit: with ``most``
+    the shift that brings the exponent to the target's smallest normal one, a value below the normal range
+    comes out as a subnormal reads at that exponent, and the rounding needs no right shift
+    (``round_prepare(..., in_range=True)``). That is the adder's case, whose sum's least significant bit is
+    never below the subnormal range's guard bits, so no bit is lost either way."""
     width = len(Value.cast(significand))
     assert width <= _WORK, width
     s = Signal(width)
     m.d.comb += s.eq(significand)
     zeros = _leading_zeros(m, s, width)
-    normalized = Signal(width)
-    m.d.comb += normalized.eq(s << zeros)
-    exponent = Signal(signed(12))
-    m.d.comb += exponent.eq(lsb_exponent + (width - 1) - zeros)
-    return normalized, exponent
-
-
-def normalize_bounded(m, significand, lsb_exponent, most):
-    """:func:`normalize`, but shifting left by ``most`` bits at the most: a value that would fall below the
-    smallest normal exponent stops there, its leading one below the top bit, which is how a subnormal reads
-    at that exponent. With ``most`` chosen so (the shift that brings the exponent to the smallest normal
-    one), the rounding needs no right shift (``round_prepare(..., in_range=True)``): the adder's case, whose
-    sum's least significant bit is never below the subnormal range's guard bits."""
-    width = len(Value.cast(significand))
-    s = Signal(width)
-    m.d.comb += s.eq(significand)
-    zeros = _leading_zeros(m, s, width)
-    shift = Signal(range(width + 1))
-    m.d.comb += shift.eq(Mux(zeros > most, most, zeros))
+    shift = zeros
+    if most is not None:
+        shift = Signal(range(width + 1))
+        m.d.comb += shift.eq(Mux(zeros > most, most, zeros))
     normalized = Signal(width)
     m.d.comb += normalized.eq(s << shift)
     exponent = Signal(signed(12))
@@ -109,7 +100,7 @@ def round_prepare(m, normalized, exponent, *, exp_bits, man_bits, bias, has_inf,
     fraction), ``round_up``, ``biased_minus_one`` (the biased exponent less one, 0 below the normal range)
     and ``too_large`` (the exponent is above the largest finite one). ``in_range=True`` promises that
     ``exponent`` is never below the target's smallest normal exponent (a subnormal comes already shifted,
-    its leading one below the top bit: :func:`normalize_bounded`), and leaves out the shifter."""
+    its leading one below the top bit: :func:`normalize` with ``most``), and leaves out the shifter."""
     min_exponent, max_exponent = _format_limits(exp_bits, man_bits, bias, has_inf)
     normalized = Value.cast(normalized)
     if len(normalized) < man_bits + 2:   # too narrow for the target's bits and a guard bit: pad below
@@ -366,7 +357,7 @@ class FP32Adder(_PipelinedUnit):
         # total's LSB weighs 2**(big_exp - 127 - 26), so its top bit (27) has exponent big_exp - 126, and a
         # left shift by big_exp brings that to -126, the smallest normal exponent: no further. The sum's
         # bits then sit where the rounding wants them, subnormal or not, and no bit is lost.
-        normalized, exponent = normalize_bounded(m, total, big_exp - (127 + 26), big_exp)
+        normalized, exponent = normalize(m, total, big_exp - (127 + 26), most=big_exp)
         sign, normalized, exponent, special, special_sign = step(
             "normalized", sign=sign, normalized=normalized, exponent=exponent, special=special,
             special_sign=special_sign)
