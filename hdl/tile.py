@@ -45,8 +45,8 @@ from .dma import DMAEngine
 from .dma_descriptor import descriptor_layout
 from .isa import (EngineError, EngineState, Opcode, activate_payload_layout, copy_payload_layout,
                   engine_kind, engine_names, tensor_payload_layout)
-from .params import (ACT_LANES, AXI_DATA_WIDTH, DMA_OUTSTANDING, DMA_QUEUES, DRAM_BYTES, DTYPES, PARTITIONS,
-                     REGISTER_SLICES, SBUF_BYTES, SEMAPHORES)
+from .params import (ACT_LANES, AXI_DATA_WIDTH, DMA_OUTSTANDING, DMA_QUEUES, DRAM_BYTES, DTYPES, FP_CUTS,
+                     PARTITIONS, REGISTER_SLICES, SBUF_BYTES, SEMAPHORES)
 from .sbuf import SBUF, sbuf_word_signature
 from .sbuf_axi import SBUFAXISlave
 from .semaphore_window import SEMAPHORE_WINDOW_BYTES, SemaphoreWindow
@@ -185,6 +185,10 @@ class Tile(wiring.Component):
         1: a register slice on every channel of the tile's crossbar (fetch and DMA to ``m_axi``), for FPGAs:
         it cuts the handshake paths from the DMA and the instruction fetch through the crossbar's arbiters,
         for a cycle more each way on every DRAM access (:data:`trntile.hdl.params.REGISTER_SLICES`).
+    fp_cuts : int
+        Registers inside the tensor engine's float units, for FPGAs (:data:`trntile.hdl.params.FP_CUTS`;
+        default 0): results take longer to reach PSUM, and the engine's completions say so, so programs
+        need no change.
 
     Members
     -------
@@ -204,15 +208,17 @@ class Tile(wiring.Component):
                  data_width: int = AXI_DATA_WIDTH.default, queues: int = DMA_QUEUES.default,
                  outstanding: int = DMA_OUTSTANDING.default, dram_bytes: int = DRAM_BYTES.default,
                  semaphores: int = SEMAPHORES.default, dtypes: int = DTYPES.default,
-                 act_lanes: int = ACT_LANES.default, register_slices: int = REGISTER_SLICES.default):
+                 act_lanes: int = ACT_LANES.default, register_slices: int = REGISTER_SLICES.default,
+                 fp_cuts: int = FP_CUTS.default):
         self.params = {
             "partitions": PARTITIONS.validate(partitions), "sbuf_bytes": SBUF_BYTES.validate(sbuf_bytes),
             "data_width": AXI_DATA_WIDTH.validate(data_width), "queues": DMA_QUEUES.validate(queues),
             "outstanding": DMA_OUTSTANDING.validate(outstanding), "dram_bytes": DRAM_BYTES.validate(dram_bytes),
             "semaphores": SEMAPHORES.validate(semaphores), "dtypes": DTYPES.validate(dtypes),
-            "act_lanes": ACT_LANES.validate(act_lanes), "register_slices": REGISTER_SLICES.validate(register_slices)}
+            "act_lanes": ACT_LANES.validate(act_lanes), "register_slices": REGISTER_SLICES.validate(register_slices),
+            "fp_cuts": FP_CUTS.validate(fp_cuts)}
         self.register_map = tile_register_map(**{k: v for k, v in self.params.items()
-                                                 if k not in ("outstanding", "register_slices")})
+                                                 if k not in ("outstanding", "register_slices", "fp_cuts")})
         self.engine_names = engine_names(queues)
         self.window_bytes = 2 * partitions * sbuf_bytes  # the SBUF, then the semaphore window
         super().__init__({
@@ -238,7 +244,8 @@ class Tile(wiring.Component):
 
         sbuf = SBUF(partitions=p, sbuf_bytes=prm["sbuf_bytes"], data_width=prm["data_width"])
         m.submodules.sbuf = sbuf
-        tensor = core("tensor", TensorEngine(partitions=p, sbuf_bytes=prm["sbuf_bytes"], dtypes=prm["dtypes"]))
+        tensor = core("tensor", TensorEngine(partitions=p, sbuf_bytes=prm["sbuf_bytes"], dtypes=prm["dtypes"],
+                                             fp_cuts=prm["fp_cuts"]))
         act = core("act", ACTEngine(partitions=p, sbuf_bytes=prm["sbuf_bytes"], act_lanes=prm["act_lanes"]))
         dma = core("dma", DMAEngine(partitions=p, sbuf_bytes=prm["sbuf_bytes"], data_width=prm["data_width"],
                                     queues=q, outstanding=prm["outstanding"], dram_bytes=prm["dram_bytes"],
