@@ -136,6 +136,7 @@ class _Partition(wiring.Component):
             pending_address.eq(address), pending_value.eq(self.result_value),
             pending_accumulate.eq(current.accumulate), pending_int.eq(current.dtype == INT8),
         ]
+
         def wait(signals: dict, cycles: int, name: str) -> dict:
             return {key: delayed(m, value, cycles, f"{key}{name}") for key, value in signals.items()}
 
