@@ -131,18 +131,24 @@ def _cell_counts(stat: dict, top: str) -> dict[str, int]:
 #: tile) in a fraction of the time.
 ROUTERS = ("router1", "router2")
 
+#: nextpnr's default for the placer's highest placement density (``--placer-heap-beta``): the share of a
+#: region's logic sites the placer may fill before it spreads cells out. A lower figure leaves room for
+#: routing around dense logic, at some cost in wire length.
+PLACER_DENSITY = 0.9
+
 
 def run_flow(top: str, params: dict, *, device: str = "ecp5-85k", freq_mhz: float = 100.0, out: Path,
-             verilog: str | None = None, timeout: float = 6 * 3600, started=None, router: str = "router1") -> dict:
+             verilog: str | None = None, timeout: float = 6 * 3600, started=None, router: str = "router1",
+             placer_density: float = PLACER_DENSITY) -> dict:
     """Synthesise and place and route ``top`` with ``params`` for ``device`` at ``freq_mhz`` (with nextpnr's
-    ``router``, one of :data:`ROUTERS`).
+    ``router``, one of :data:`ROUTERS`, and the placer's highest ``placer_density``, 0.5 to 1).
 
     Writes ``<top>.v``, ``yosys.log``, ``<top>.json`` (the netlist), ``stat.json``, ``nextpnr.log`` and
     ``nextpnr-report.json`` in ``out``. Returns the report: :data:`FIELDS`, plus ``target_mhz``,
     ``utilization`` (nextpnr's cell counts against the device's) and ``seconds``. ``fits`` is false when
     nextpnr could not place the design in the device (the resource counts are then Yosys's); ``fmax_mhz``
     is ``None`` in that case. Raises :class:`FlowError` when a tool fails otherwise; ``ValueError`` for a bad
-    device or frequency and ``FileNotFoundError`` for missing tools, before anything runs. ``started``, if
+    device, frequency, router or density and ``FileNotFoundError`` for missing tools, before anything runs. ``started``, if
     given, is called once those checks have passed.
     """
     if device not in DEVICES:
@@ -151,6 +157,8 @@ def run_flow(top: str, params: dict, *, device: str = "ecp5-85k", freq_mhz: floa
         raise ValueError(f"freq must be a frequency in 1..1000 MHz, not {freq_mhz:g}")
     if router not in ROUTERS:
         raise ValueError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
+    if not 0.5 <= placer_density <= 1:
+        raise ValueError(f"placer-density must be a share of the logic sites in 0.5..1, not {placer_density:g}")
     missing = tools_missing(device)
     if missing:
         raise FileNotFoundError(f"{', '.join(missing)} not installed; install with: pip install -e \".[fpga]\"")
@@ -181,12 +189,14 @@ def run_flow(top: str, params: dict, *, device: str = "ecp5-85k", freq_mhz: floa
     report = {"top": top, "partitions": params.get("partitions"), "device": device,
               "lut4": count(dev.lut), "ff": sum(n for name, n in cells.items() if name.startswith(dev.ff_prefix)),
               "mult18": count(dev.mult), "bram": count(dev.bram), "fmax_mhz": None, "fits": False,
-              "target_mhz": freq_mhz, "router": router, "params": params, "revision": revision}
+              "target_mhz": freq_mhz, "router": router, "placer_density": placer_density, "params": params,
+              "revision": revision}
 
     pnr_report = out / "nextpnr-report.json"
     pnr_report.unlink(missing_ok=True)
     pnr = _run([_program(dev.nextpnr), *dev.options, "--json", f"{top}.json", "--out-of-context", "--freq", str(freq_mhz),
-                "--timing-allow-fail", "--router", router, "--report", pnr_report.name, "--seed", "1"],
+                "--timing-allow-fail", "--router", router, "--placer-heap-beta", str(placer_density),
+                "--report", pnr_report.name, "--seed", "1"],
                out / "nextpnr.log", timeout)
     log_text = (out / "nextpnr.log").read_text(errors="replace")
     if pnr.returncode != 0:

@@ -108,6 +108,7 @@ def _fpga(args) -> int:
     try:
         # run_flow checks the frequency and the tools before it generates anything
         report = run_flow(top, params, device=args.device, freq_mhz=args.freq, out=out, router=args.router,
+                          placer_density=args.placer_density,
                           started=lambda: print(f"trntile fpga: {top} {params} on {args.device} at {args.freq:g} MHz;"
                                                 f" logs in {out}", file=sys.stderr))
     except ValueError as error:   # "freq must be ..." or "device must be ...": name the option
@@ -655,7 +656,7 @@ def _add_param_options(parser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     from trntile.hdl.tops import ALL_PARAMS
-    from trntile.sim.fpga import DEVICES, ROUTERS
+    from trntile.sim.fpga import DEVICES, PLACER_DENSITY, ROUTERS
 
     parser = _Parser(prog="trntile", description="trntile: a Trainium-style compute tile in Amaranth HDL")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
@@ -757,6 +758,9 @@ def _parser() -> argparse.ArgumentParser:
     fpga.add_argument("--router", choices=ROUTERS, default="router1",
                       help="nextpnr's router: router1 (default) times better, router2 routes a congested design "
                            "(a whole tile) much faster")
+    fpga.add_argument("--placer-density", type=float, default=PLACER_DENSITY, metavar="SHARE",
+                      help=f"highest share of a region's logic sites the placer fills, 0.5..1 (default "
+                           f"{PLACER_DENSITY:g}); lower spreads a congested design out")
     fpga.add_argument("--json", metavar="FILE", required=True,
                       help="where to write the figures; the logs go in a folder named after it")
     fpga.set_defaults(run=_fpga)

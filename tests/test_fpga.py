@@ -27,7 +27,7 @@ def test_int8_tensor_engine_p4_synthesises_and_places_on_ecp5(tmp_path):
     report = json.loads(out.read_text())
     assert tuple(report)[:len(FIELDS)] == FIELDS
     assert report["top"] == "tensor_engine" and report["partitions"] == 4 and report["device"] == "ecp5-85k"
-    assert report["router"] == "router1"
+    assert report["router"] == "router1" and report["placer_density"] == 0.9
     assert report["fits"] is True
     assert 0 < report["lut4"] < 83_640 and 0 < report["ff"] < 83_640
     assert report["bram"] > 0, "the SBUF and PSUM memories should map to DP16KD block RAM"
@@ -53,6 +53,8 @@ def test_devices_are_the_documented_ones():
     (["--top", "tensor_engine", "--freq", "0"], "--freq: freq must be a frequency in 1..1000 MHz, not 0"),
     (["--top", "stream_fifo", "--partitions", "4"], "top 'stream_fifo' has no parameter 'partitions'"),
     (["--top", "tensor_engine", "--router", "router3"], "argument --router: invalid choice: 'router3'"),
+    (["--top", "tensor_engine", "--placer-density", "0.2"],
+     "--placer-density: placer-density must be a share of the logic sites in 0.5..1, not 0.2"),
     (["--top", "tile", "--act-lanes", "3"], "--act-lanes: act_lanes must be a power of two in 1..128, not 3"),
 ])
 def test_bad_options_exit_2_with_one_line(argv, message, tmp_path):
