@@ -451,8 +451,12 @@ class Sequencer(wiring.Component):
 
 
 class Watchdog(wiring.Component):
-    """Counts cycles in which some engine waits on a semaphore and nothing else happens; at ``limit`` it
-    pulses ``fire`` (and starts again). ``limit`` 0 disables it.
+    """Counts cycles in which some engine waits on a semaphore and nothing else happens; the cycle after the
+    ``limit``-th it pulses ``fire`` (and starts again). ``limit`` 0 disables it.
+
+    ``fire`` comes from a register: ``quiet`` gathers every engine's state from across the tile, and the
+    sequencers' stop logic behind it in the same cycle made the FPGA's slowest path. Nothing changes in the
+    cycle between (the tile was quiet), so the same sequencers stop.
 
     Members
     -------
@@ -471,10 +475,10 @@ class Watchdog(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         count = Signal(32)
+        m.d.sync += self.fire.eq(0)
         with m.If(self.waiting & self.quiet & (self.limit != 0)):
             with m.If(count + 1 >= self.limit):
-                m.d.comb += self.fire.eq(1)
-                m.d.sync += count.eq(0)
+                m.d.sync += [self.fire.eq(1), count.eq(0)]
             with m.Else():
                 m.d.sync += count.eq(count + 1)
         with m.Else():

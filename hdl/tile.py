@@ -51,6 +51,7 @@ from .sbuf import SBUF, sbuf_word_signature
 from .sbuf_axi import SBUFAXISlave
 from .semaphore_window import SEMAPHORE_WINDOW_BYTES, SemaphoreWindow
 from .sequencer import InstructionFetch, SemaphoreFile, Sequencer, Watchdog
+from .stream import StreamRegisterSlice
 from .tensor_engine import TensorEngine, tensor_command_layout
 
 __all__ = ["Tile", "tile_register_map", "TILE_MAGIC", "ENGINE_BASE", "ENGINE_STRIDE", "COUNTER_BASE",
@@ -182,9 +183,11 @@ class Tile(wiring.Component):
         the tensor engine's operand formats, a mask (:data:`trntile.hdl.params.DTYPES`); the ACT engine's
         physical lanes (:data:`trntile.hdl.params.ACT_LANES`).
     register_slices : int
-        1: a register slice on every channel of the tile's crossbar (fetch and DMA to ``m_axi``), for FPGAs:
-        it cuts the handshake paths from the DMA and the instruction fetch through the crossbar's arbiters,
-        for a cycle more each way on every DRAM access (:data:`trntile.hdl.params.REGISTER_SLICES`).
+        1: a register slice on every channel of the tile's crossbar (fetch and DMA to ``m_axi``) and on the
+        window's SBUF requests, for FPGAs: it cuts the handshake paths from the DMA and the instruction fetch
+        through the crossbar's arbiters, for a cycle more each way on every DRAM access, and from the window's
+        W routing through the SBUF's arbitration, for a cycle more on every window access
+        (:data:`trntile.hdl.params.REGISTER_SLICES`).
     fp_cuts : int
         Registers inside the tensor engine's float units, for FPGAs (:data:`trntile.hdl.params.FP_CUTS`;
         default 0): results take longer to reach PSUM, and the engine's completions say so, so programs
@@ -278,7 +281,16 @@ class Tile(wiring.Component):
         wiring.connect(m, remote.update, semaphores.updates[engines])
         m.submodules.word_port = share = _WordPortShare(prm["data_width"])
         wiring.connect(m, dma.sbuf, share.a)
-        wiring.connect(m, window.sbuf, share.b)
+        if prm["register_slices"]:
+            # The window's requests from a register: its W routing, the choice between read and write, the
+            # port share and the SBUF's grant into ACT's completion made one path across the tile.
+            m.submodules.window_slice = window_slice = StreamRegisterSlice(
+                window.sbuf.request.payload.shape())
+            wiring.connect(m, window.sbuf.request, window_slice.i)
+            wiring.connect(m, window_slice.o, share.b.request)
+            wiring.connect(m, share.b.response, window.sbuf.response)
+        else:
+            wiring.connect(m, window.sbuf, share.b)
         wiring.connect(m, share.out, sbuf.dma)
         m.d.comb += dma.signal.ready.eq(1)  # descriptors carry no increment: the sequencers signal
 
@@ -343,8 +355,11 @@ class Tile(wiring.Component):
         errors = Cat(*(state == EngineState.ERROR for state in states)).any()
         started = Cat(*(state != EngineState.IDLE for state in states)).any()
         # Quiet also means no completion is on its way to a semaphore: none this cycle, none to retire, none
-        # queued for the semaphore file.
-        quiet_engines = (tensor.idle & act.idle & ~dma_busy & fetch.idle & ~Cat(*completions).any()
+        # queued for the semaphore file. ACT's completion needs no term of its own: it pulses in the cycle its
+        # last column reaches the SBUF, while ACT is still running (not idle); left out, the SBUF's grant to
+        # ACT no longer runs through the quiet test into the watchdog, the start and the status registers.
+        quiet_engines = (tensor.idle & act.idle & ~dma_busy & fetch.idle
+                         & ~Cat(tensor.load_done, tensor.multiply_done).any()
                          & ~Cat(*(sequencer.updating for sequencer in sequencers)).any())
         # The tile runs while an engine runs or anything is still in flight (an engine stopped by an error may
         # still finish earlier work, and fetches past END land after it), so "finished" means quiet.
@@ -377,9 +392,13 @@ class Tile(wiring.Component):
                          getattr(regs, f"{group}_pc").address.eq(sequencer.pc),
                          getattr(regs, f"{group}_wait_cycles").count.eq(sequencer.wait_cycles),
                          getattr(regs, f"{group}_executed").count.eq(sequencer.executed)]
-        # Traffic into the window (another tile filling this one's SBUF) is progress too.
-        window_traffic = Cat(self.s_axi.awvalid, self.s_axi.wvalid, self.s_axi.bvalid, self.s_axi.arvalid,
-                             self.s_axi.rvalid).any()
+        # Traffic into the window (another tile filling this one's SBUF) is progress too. The watchdog sees
+        # it a cycle late, from a register: the window's responses come from the SBUF's answers, and the
+        # watchdog's count sat behind them in the same cycle. (A count at its limit in the very cycle the
+        # traffic starts still fires; the limit is thousands of cycles.)
+        window_traffic = Signal()
+        m.d.sync += window_traffic.eq(Cat(self.s_axi.awvalid, self.s_axi.wvalid, self.s_axi.bvalid,
+                                          self.s_axi.arvalid, self.s_axi.rvalid).any())
         m.d.comb += [watchdog.limit.eq(regs.watchdog.limit),
                      watchdog.waiting.eq(Cat(*(seq.waiting for seq in sequencers)).any()),
                      watchdog.quiet.eq(~Cat(*(seq.active for seq in sequencers)).any() & quiet_engines
