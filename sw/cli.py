@@ -13,7 +13,7 @@ from pathlib import Path
 
 __all__ = ["main", "COMMANDS"]
 
-COMMANDS = ("doctor", "verilog", "bench", "matmul", "demo", "fpga", "waves")
+COMMANDS = ("doctor", "verilog", "bench", "matmul", "demo", "fpga", "paths", "waves")
 
 
 class UsageError(Exception):
@@ -133,6 +133,26 @@ def _fpga(args) -> int:
               f"{path['routing_ns']:g} ns of routing)")
     print(f"wrote {args.json} in {report['seconds']:.0f} s (target {args.freq:g} MHz)")
     return 0 if report["fits"] else 1
+
+
+def _paths(args) -> int:
+    from trntile.sim.comb_paths import chains
+    from trntile.sim.runner import design
+
+    top, params = _top_and_params(args)
+    if args.count < 1:
+        raise UsageError(f"--count: count must be at least 1, not {args.count}")
+    try:
+        found = chains(design(top, params).verilog, top)
+    except FileNotFoundError as error:   # Yosys (the fpga extra) is not installed
+        raise UsageError(str(error)) from None
+    except (TypeError, ValueError) as error:   # a rule between parameters, checked by the block itself
+        raise UsageError(str(error)) from None
+    print(f"{top} {params}: {len(found)} registers and memories; the {min(args.count, len(found))} whose "
+          f"combinational input chain passes through the most blocks:")
+    for chain in found[:args.count]:
+        print(f"  {chain}")
+    return 0
 
 
 def _waves(args) -> int:
@@ -764,6 +784,12 @@ def _parser() -> argparse.ArgumentParser:
     fpga.add_argument("--json", metavar="FILE", required=True,
                       help="where to write the figures; the logs go in a folder named after it")
     fpga.set_defaults(run=_fpga)
+    paths = commands.add_parser("paths", help="the combinational chains that pass through the most blocks "
+                                              "(what sets an FPGA's clock), from Yosys's netlist in seconds")
+    paths.add_argument("--top", metavar="NAME", help="registered top (see trntile verilog --list)")
+    _add_param_options(paths)
+    paths.add_argument("--count", type=int, default=20, metavar="N", help="chains to list (default 20)")
+    paths.set_defaults(run=_paths)
     waves = commands.add_parser("waves", help="open the newest FST in a folder with its GTKWave save file "
                                               "(or print the command when there is no display)")
     waves.add_argument("folder", metavar="DIR", help="a --waves DIR of matmul or demo, or a test's run folder")
