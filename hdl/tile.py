@@ -183,10 +183,10 @@ class Tile(wiring.Component):
         the tensor engine's operand formats, a mask (:data:`trntile.hdl.params.DTYPES`); the ACT engine's
         physical lanes (:data:`trntile.hdl.params.ACT_LANES`).
     register_slices : int
-        1: a register slice on every channel of the tile's crossbar (fetch and DMA to ``m_axi``) and on the
-        window's SBUF requests, for FPGAs: it cuts the handshake paths from the DMA and the instruction fetch
-        through the crossbar's arbiters, for a cycle more each way on every DRAM access, and from the window's
-        W routing through the SBUF's arbitration, for a cycle more on every window access
+        1: register slices, for FPGAs. One on every channel of the tile's crossbar (fetch and DMA to
+        ``m_axi``) cuts the handshake paths from the DMA and the instruction fetch through the crossbar's
+        arbiters, for a cycle more each way on every DRAM access; one on the SBUF requests of the DMA and of
+        the window cuts the paths through the SBUF's arbitration, for a cycle more on each
         (:data:`trntile.hdl.params.REGISTER_SLICES`).
     fp_cuts : int
         Registers inside the tensor engine's float units, for FPGAs (:data:`trntile.hdl.params.FP_CUTS`;
@@ -280,17 +280,17 @@ class Tile(wiring.Component):
         connect_axi4(m, split.m1_axi, remote.s_axi, window_bits=12)
         wiring.connect(m, remote.update, semaphores.updates[engines])
         m.submodules.word_port = share = _WordPortShare(prm["data_width"])
-        wiring.connect(m, dma.sbuf, share.a)
-        if prm["register_slices"]:
-            # The window's requests from a register: its W routing, the choice between read and write, the
-            # port share and the SBUF's grant into ACT's completion made one path across the tile.
-            m.submodules.window_slice = window_slice = StreamRegisterSlice(
-                window.sbuf.request.payload.shape())
-            wiring.connect(m, window.sbuf.request, window_slice.i)
-            wiring.connect(m, window_slice.o, share.b.request)
-            wiring.connect(m, share.b.response, window.sbuf.response)
-        else:
-            wiring.connect(m, window.sbuf, share.b)
+        for name, requester, shared in (("dma_slice", dma.sbuf, share.a), ("window_slice", window.sbuf, share.b)):
+            if prm["register_slices"]:
+                # Requests from a register, and a ready from one: the window's W routing, the choice between
+                # read and write and the port share ran into the SBUF's grant to ACT in one path across the
+                # tile, and the SBUF's grant came back into the DMA's unpacker and stream.
+                m.submodules[name] = cut = StreamRegisterSlice(requester.request.payload.shape())
+                wiring.connect(m, requester.request, cut.i)
+                wiring.connect(m, cut.o, shared.request)
+                wiring.connect(m, shared.response, requester.response)
+            else:
+                wiring.connect(m, requester, shared)
         wiring.connect(m, share.out, sbuf.dma)
         m.d.comb += dma.signal.ready.eq(1)  # descriptors carry no increment: the sequencers signal
 
