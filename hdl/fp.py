@@ -349,10 +349,13 @@ class FP32Adder(_PipelinedUnit):
             m.d.comb += total.eq(big_wide + small_aligned)
         with m.Else():
             m.d.comb += total.eq(big_wide - small_aligned)
+        sign, total, big_exp, special, special_sign, zero_sign = step(
+            "total", sign=big_sign, total=total, big_exp=big_exp, special=special, special_sign=special_sign,
+            zero_sign=zero_sign)
+        # A zero sum is found after the step's register, beside the normalization's count of leading zeros,
+        # rather than after the add in the same cycle (the slowest path of a cut adder).
         zero_total = (special == _FINITE) & (total == 0)   # x + (-x) = +0, and -0 + -0 = -0
-        sign, total, big_exp, special, special_sign = step(
-            "total", sign=big_sign, total=total, big_exp=big_exp,
-            special=Mux(zero_total, _ZERO, special), special_sign=Mux(zero_total, zero_sign, special_sign))
+        special, special_sign = Mux(zero_total, _ZERO, special), Mux(zero_total, zero_sign, special_sign)
 
         # total's LSB weighs 2**(big_exp - 127 - 26), so its top bit (27) has exponent big_exp - 126, and a
         # left shift by big_exp brings that to -126, the smallest normal exponent: no further. The sum's
