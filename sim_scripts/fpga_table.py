@@ -45,11 +45,28 @@ def _argv(options: str, json_path: Path) -> list[str]:
     return ["trntile", "fpga", *options.split(), "--json", str(json_path)]
 
 
+def _as_run(argv: list[str], report: dict) -> list[str]:
+    """``argv`` with the placer density the report was made with: a figure from before the configuration
+    asked for another density (or from before the option existed, at nextpnr's default) shows the command
+    that made it."""
+    from .fpga import PLACER_DENSITY
+
+    density = report.get("placer_density", PLACER_DENSITY)
+    if "--placer-density" in argv:
+        at = argv.index("--placer-density")
+        argv = argv[:at] + argv[at + 2:]
+    if density != PLACER_DENSITY:
+        at = argv.index("--json")
+        argv = argv[:at] + ["--placer-density", f"{density:g}"] + argv[at:]
+    return argv
+
+
 def table(reports: list[tuple[list[str], dict]]) -> str:
     lines = ["| command (`trntile fpga ... --json FILE`) | LUT4 | FF | MULT18X18D | DP16KD | Fmax (MHz) | fits "
              "| slowest path | RTL of |",
              "|---|---|---|---|---|---|---|---|---|"]
     for argv, r in reports:
+        argv = _as_run(argv, r)
         shown = " ".join(argv[2:argv.index("--json")])
         fmax = "-" if r["fmax_mhz"] is None else f"{r['fmax_mhz']:.1f} (target {r['target_mhz']:g})"
         path = r.get("critical_path")

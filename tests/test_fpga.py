@@ -152,3 +152,16 @@ def test_the_table_reads_every_figure_after_the_runs(tmp_path, monkeypatch):
     assert [f["revision"] for f in figures] == ["newer", "last"]
     page = (tmp_path / "docs" / "fpga.md").read_text()
     assert "| newer |" in page and "| old |" not in page and page.endswith("after\n")
+
+
+def test_the_table_shows_the_placer_density_a_figure_was_made_with():
+    """The table's command is the one that made the figure: a configuration that now asks for another placer
+    density still shows an older figure's (nextpnr's default when the report has none)."""
+    from trntile.sim.fpga_table import _as_run
+
+    asked = ["trntile", "fpga", "--top", "tile", "--placer-density", "0.7", "--freq", "100", "--json", "x.json"]
+    plain = ["trntile", "fpga", "--top", "tile", "--freq", "100", "--json", "x.json"]
+    assert _as_run(asked, {}) == plain
+    assert _as_run(asked, {"placer_density": 0.9}) == plain
+    assert _as_run(asked, {"placer_density": 0.7}) == plain[:-2] + ["--placer-density", "0.7", "--json", "x.json"]
+    assert _as_run(plain, {"placer_density": 0.8}) == plain[:-2] + ["--placer-density", "0.8", "--json", "x.json"]
