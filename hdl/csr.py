@@ -255,6 +255,7 @@ class RegisterBlock(wiring.Component):
         write_word = aw_addr[word_bits:]
         read_word = bus.araddr[word_bits:]
         readable = []   # (word, value) of every register
+        hits = []       # a write to each register
         for register in regs.registers:
             group = getattr(self, register.name, None)
             word = register.offset >> word_bits
@@ -283,9 +284,11 @@ class RegisterBlock(wiring.Component):
                     m.d.sync += port.eq(0)
                     with m.If(hit_write):
                         m.d.sync += port.eq(new & enable)
-            with m.If(hit_write):
-                m.d.sync += b_resp.eq(Resp.OKAY)
+            hits.append(hit_write)
             readable.append((word, value))
+        # OKAY if the write hit a register: an OR of the hits (a tree), not a chain of ~100 priority choices.
+        with m.If(Cat(*hits).any()):
+            m.d.sync += b_resp.eq(Resp.OKAY)
         # One case per register, so the read multiplexer is a parallel one (an AND-OR tree), not a chain of
         # ~100 two-way multiplexers in the map's order.
         with m.If(read):
