@@ -33,8 +33,7 @@ CONFIGURATIONS = [
     ("tensor_engine_p4_all_cuts2", "--top tensor_engine --partitions 4 --dtypes bf16,fp8_e4m3,fp8_e5m2,int8 "
                                    "--sbuf-bytes 1024 --fp-cuts 2 --freq 50"),
     ("tile_p4_int8", "--top tile --partitions 4 --dtypes int8 --act-lanes 2 --freq 100"),
-    ("tile_p4_int8_slices", "--top tile --partitions 4 --dtypes int8 --act-lanes 2 --register-slices 1 "
-                            "--placer-density 0.7 --freq 100"),
+    ("tile_p4_int8_slices", "--top tile --partitions 4 --dtypes int8 --act-lanes 2 --register-slices 1 --freq 100"),
     ("tile_p8_int8", "--top tile --partitions 8 --dtypes int8 --act-lanes 2 --data-width 64 --queues 2 --freq 100"),
 ]
 
