@@ -3,7 +3,7 @@
 On a large FPGA design the slowest paths are rarely one block's deep logic: they are handshakes that run
 through several blocks in one cycle (a grant into a ready into a done into a quiet test), each block placed
 apart from the others, so that routing takes most of the time. nextpnr names such a path only after hours of
-place and route, and only the worst one. This module finds them all in a few seconds, from the word-level
+place and route, and only the worst one. This module finds them all in under a minute, from the word-level
 netlist: Yosys elaborates the Verilog (``proc; flatten; memory_collect``) and writes it as JSON, and a walk
 of the bit-level graph from every register output and input port to every register and memory input keeps,
 for each endpoint, the chain that passes through the most blocks (then the deepest).
