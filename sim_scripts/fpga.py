@@ -148,8 +148,8 @@ def run_flow(top: str, params: dict, *, device: str = "ecp5-85k", freq_mhz: floa
     ``utilization`` (nextpnr's cell counts against the device's) and ``seconds``. ``fits`` is false when
     nextpnr could not place the design in the device (the resource counts are then Yosys's); ``fmax_mhz``
     is ``None`` in that case. Raises :class:`FlowError` when a tool fails otherwise; ``ValueError`` for a bad
-    device, frequency, router or density and ``FileNotFoundError`` for missing tools, before anything runs. ``started``, if
-    given, is called once those checks have passed.
+    device, frequency, router or density and ``FileNotFoundError`` for missing tools, before anything runs.
+    ``started``, if given, is called once those checks have passed.
     """
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")

@@ -39,8 +39,8 @@ class _Stage(wiring.Component):
 
 
 class _Pipeline(wiring.Component):
-    """A register, then stages ``first``, ``second``, ``third`` in a row (the last one registered unless all
-    are combinational), into a register."""
+    """A register, then stages ``first``, ``second``, ``third`` in a row, each through a register where
+    ``registered`` says so, into a register."""
     i: In(8)
     o: Out(8)
 
@@ -81,7 +81,8 @@ def test_a_register_cuts_the_chain():
 @pytest.mark.fpga
 def test_tile_fpga_build_has_no_long_chain():
     """The tile as `trntile fpga` builds it: no register's input chain passes through more than
-    TILE_MOST_BLOCKS blocks. A cut removed (the window slice, the watchdog's register) fails this."""
+    TILE_MOST_BLOCKS blocks. A cut removed fails this: without the window's slice, chains through 7 blocks;
+    with the watchdog's `fire` combinational, 6 (a semaphore update into every sequencer's state)."""
     require(toolchain.fpga_tools())
     found = chains(design("tile", TILE_FPGA_BUILD).verilog, "tile")
     too_long = [chain for chain in found if len(chain.blocks) > TILE_MOST_BLOCKS]
