@@ -12,12 +12,13 @@ ISA simulator (:mod:`trntile.golden.tile`) executes them one by one.
 
 from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .arbiter import round_robin
 from .axi import AXI4Signature, Burst
-from .isa import (ENGINE_OPCODES, INSTRUCTION_BITS, INSTRUCTION_BYTES, PAYLOAD_BITS, EngineError, EngineKind,
-                  EngineState, Opcode, instruction_layout, sem_set_payload_layout)
+from .isa import (ENGINE_OPCODES, HEADER_BITS, INSTRUCTION_BITS, INSTRUCTION_BYTES, PAYLOAD_BITS, PAYLOAD_LAYOUTS,
+                  EngineError, EngineKind, EngineState, Opcode, instruction_layout, sem_set_payload_layout)
 from .params import AXI_DATA_WIDTH, SEMAPHORES
 
 __all__ = ["update_layout", "fetched_layout", "InstructionFetch", "SemaphoreFile", "Sequencer", "Watchdog",
@@ -139,12 +140,22 @@ class InstructionFetch(wiring.Component):
 class SemaphoreFile(wiring.Component):
     """``count`` 32-bit semaphores, updated by ``sources`` streams, one update per cycle round-robin.
 
+    Each of ``readers`` read ports looks a semaphore up combinationally, as a choice among ``values`` would,
+    but from a copy of the file of its own in a memory: on an FPGA a copy is distributed RAM beside its reader
+    (16 ``DPR16X4`` cells for 32 semaphores) that only the update's index and value reach, where a choice
+    among ``values`` brings all ``32 x count`` bits to every reader. The copies are written in the same
+    cycle as the registers, so a read sees exactly what ``values`` holds. A memory cannot be reset, so a flag
+    per semaphore, cleared by reset, says whether it has been written since: a read of one that has not
+    answers 0.
+
     Parameters
     ----------
     count : int
         Semaphores (1..256).
     sources : int
         Update streams (one per sequencer).
+    readers : int
+        Read ports.
 
     Members
     -------
@@ -153,15 +164,20 @@ class SemaphoreFile(wiring.Component):
     values : ``Out(32).array(count)``
     changed : ``Out(1)``
         An update was applied this cycle.
+    read_index : ``In(8).array(readers)``; read_value : ``Out(32).array(readers)``
+        ``read_value[r]`` is semaphore ``read_index[r]`` (an index beyond the file reads an unspecified value).
     """
 
-    def __init__(self, *, count: int = SEMAPHORES.default, sources: int = 1):
+    def __init__(self, *, count: int = SEMAPHORES.default, sources: int = 1, readers: int = 0):
         self._count = SEMAPHORES.validate(count)
         self._sources = sources
+        self._readers = readers
         super().__init__({
             "updates": In(stream.Signature(update_layout)).array(sources),
             "values": Out(32).array(self._count),
             "changed": Out(1),
+            "read_index": In(8).array(readers),
+            "read_value": Out(32).array(readers),
         })
 
     def elaborate(self, platform):
@@ -173,10 +189,26 @@ class SemaphoreFile(wiring.Component):
             with m.If(grant[index]):
                 m.d.comb += chosen.eq(update.payload)
         m.d.comb += self.changed.eq(grant.any())
-        with m.If(grant.any()):
+        current = Signal(32)
+        m.d.comb += current.eq(Cat(*self.values).word_select(chosen.index[:max(self._count - 1, 1).bit_length()], 32)
+                               if self._count > 1 else self.values[0])
+        updated = Signal(32)
+        m.d.comb += updated.eq(Mux(chosen.set, chosen.value, current + chosen.value))
+        applied = grant.any() & (chosen.index < self._count)
+        with m.If(applied):
             for index in range(self._count):
                 with m.If(chosen.index == index):
-                    m.d.sync += self.values[index].eq(Mux(chosen.set, chosen.value, self.values[index] + chosen.value))
+                    m.d.sync += self.values[index].eq(updated)
+        if self._readers:
+            written = Signal(self._count)
+            with m.If(applied):
+                m.d.sync += written.bit_select(chosen.index, 1).eq(1)
+            m.submodules.copies = copies = Memory(shape=32, depth=self._count, init=[])
+            port = copies.write_port()
+            m.d.comb += [port.addr.eq(chosen.index), port.data.eq(updated), port.en.eq(applied)]
+            for index, value in zip(self.read_index, self.read_value):
+                read = copies.read_port(domain="comb")
+                m.d.comb += [read.addr.eq(index), value.eq(Mux(written.bit_select(index, 1), read.data, 0))]
         return m
 
 
@@ -271,7 +303,12 @@ class Sequencer(wiring.Component):
         m.d.comb += begin.eq(self.start & ~running)
 
         # ---- prefetch ---------------------------------------------------------------------------------
-        buffer = fifo.SyncFIFO(width=fetched_layout.size, depth=self._prefetch)
+        # The buffer keeps only the bits this engine's opcodes read: the header, the longest of their payloads
+        # and the fetch error (the tensor engine's 281 of 513 bits, ACT's and the DMA's 471). The rest of a
+        # word is never read by the engine, so dropping it changes nothing but the wiring on an FPGA.
+        kept = HEADER_BITS + max(PAYLOAD_LAYOUTS[code].size for code in ENGINE_OPCODES[self._kind]
+                                 if code in PAYLOAD_LAYOUTS)
+        buffer = fifo.SyncFIFO(width=kept + 1, depth=self._prefetch)
         m.submodules.buffer = ResetInserter(begin)(buffer)
         in_flight = Signal(range(self._prefetch + 1))
         discard = Signal(range(self._prefetch + 1))   # words in flight that belong to an earlier program
@@ -287,7 +324,8 @@ class Sequencer(wiring.Component):
         with m.If(asked):
             m.d.sync += fetch_address.eq(fetch_address + INSTRUCTION_BYTES)
         keep = arrived & (discard == 0) & running & ~begin
-        m.d.comb += [buffer.w_data.eq(self.word.payload), buffer.w_en.eq(keep)]
+        m.d.comb += [buffer.w_data.eq(Cat(self.word.payload.word[:kept], self.word.payload.error)),
+                     buffer.w_en.eq(keep)]
         with m.If(begin):
             m.d.sync += [discard.eq(in_flight - arrived),
                          fetch_address.eq(Cat(Const(0, 6), self.program_address[6:])),
@@ -296,7 +334,7 @@ class Sequencer(wiring.Component):
             m.d.sync += discard.eq(discard - 1)
 
         # ---- the head instruction ---------------------------------------------------------------------
-        head = data.View(fetched_layout, buffer.r_data)
+        head = data.View(fetched_layout, Cat(buffer.r_data[:kept], Const(0, INSTRUCTION_BITS - kept), buffer.r_data[kept]))
         instruction = data.View(instruction_layout, head.word)
         header = instruction.header
         opcode = header.opcode

@@ -255,7 +255,7 @@ class Tile(wiring.Component):
                                     semaphores=s))
         fetch = core("fetch", InstructionFetch(requesters=engines, data_width=prm["data_width"],
                                                outstanding=FETCH_OUTSTANDING))
-        semaphores = core("semaphores", SemaphoreFile(count=s, sources=engines + 1))
+        semaphores = core("semaphores", SemaphoreFile(count=s, sources=engines + 1, readers=engines))
         watchdog = core("watchdog", Watchdog())
         sequencers = [core(f"sequencer_{name}", Sequencer(engine_kind(index), semaphores=s, prefetch=PREFETCH))
                       for index, name in enumerate(self.engine_names)]
@@ -309,8 +309,8 @@ class Tile(wiring.Component):
             wiring.connect(m, sequencer.fetch, fetch.requests[index])
             wiring.connect(m, fetch.words[index], sequencer.word)
             wiring.connect(m, sequencer.update, semaphores.updates[index])
-            m.d.comb += [sequencer.semaphore_value.eq(Cat(*semaphores.values).word_select(sequencer.semaphore_index, 32)
-                                                      if s > 1 else semaphores.values[0])]
+            m.d.comb += [semaphores.read_index[index].eq(sequencer.semaphore_index),
+                         sequencer.semaphore_value.eq(semaphores.read_value[index])]
             command = sequencer.command
             payload = command.payload.payload
             if index == 0:
