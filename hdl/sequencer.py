@@ -143,10 +143,10 @@ class SemaphoreFile(wiring.Component):
     Each of ``readers`` read ports looks a semaphore up combinationally, as a choice among ``values`` would,
     but from a copy of the file of its own in a memory: on an FPGA a copy is distributed RAM beside its reader
     (16 ``DPR16X4`` cells for 32 semaphores) that only the update's index and value reach, where a choice
-    among ``values`` brings all ``32 x count`` bits to every reader. The copies are written in the same
-    cycle as the registers, so a read sees exactly what ``values`` holds. A memory cannot be reset, so a flag
-    per semaphore, cleared by reset, says whether it has been written since: a read of one that has not
-    answers 0.
+    among ``values`` brings all ``32 x count`` bits to every reader. One more copy gives an increment the
+    value it adds to. The copies are written in the same cycle as the registers, so a read sees exactly what
+    ``values`` holds. A memory cannot be reset, so a flag per semaphore, cleared by reset, says whether it
+    has been written since: a read of one that has not answers 0.
 
     Parameters
     ----------
@@ -189,26 +189,27 @@ class SemaphoreFile(wiring.Component):
             with m.If(grant[index]):
                 m.d.comb += chosen.eq(update.payload)
         m.d.comb += self.changed.eq(grant.any())
-        current = Signal(32)
-        m.d.comb += current.eq(Cat(*self.values).word_select(chosen.index[:max(self._count - 1, 1).bit_length()], 32)
-                               if self._count > 1 else self.values[0])
+        # The copies: one per reader, and one more for the update's own read of the value it adds to.
+        written = Signal(self._count)
+        m.submodules.copies = copies = Memory(shape=32, depth=self._count, init=[])
+
+        def look_up(index):
+            read = copies.read_port(domain="comb")
+            m.d.comb += read.addr.eq(index)
+            return Mux(written.bit_select(index, 1), read.data, 0)
+
         updated = Signal(32)
-        m.d.comb += updated.eq(Mux(chosen.set, chosen.value, current + chosen.value))
+        m.d.comb += updated.eq(Mux(chosen.set, chosen.value, look_up(chosen.index) + chosen.value))
         applied = grant.any() & (chosen.index < self._count)
+        port = copies.write_port()
+        m.d.comb += [port.addr.eq(chosen.index), port.data.eq(updated), port.en.eq(applied)]
         with m.If(applied):
+            m.d.sync += written.bit_select(chosen.index, 1).eq(1)
             for index in range(self._count):
                 with m.If(chosen.index == index):
                     m.d.sync += self.values[index].eq(updated)
-        if self._readers:
-            written = Signal(self._count)
-            with m.If(applied):
-                m.d.sync += written.bit_select(chosen.index, 1).eq(1)
-            m.submodules.copies = copies = Memory(shape=32, depth=self._count, init=[])
-            port = copies.write_port()
-            m.d.comb += [port.addr.eq(chosen.index), port.data.eq(updated), port.en.eq(applied)]
-            for index, value in zip(self.read_index, self.read_value):
-                read = copies.read_port(domain="comb")
-                m.d.comb += [read.addr.eq(index), value.eq(Mux(written.bit_select(index, 1), read.data, 0))]
+        for index, value in zip(self.read_index, self.read_value):
+            m.d.comb += value.eq(look_up(index))
         return m
 
 
