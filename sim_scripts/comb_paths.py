@@ -72,8 +72,28 @@ def _netlist(verilog: str, top: str, timeout: float) -> dict:
 
 
 def _block(cell: str, top: str) -> str:
-    match = re.match(r"\$flatten\\([^.]+)\.", cell)
+    """The first-level instance a cell of the flattened netlist comes from: a cell Yosys made is named
+    ``$flatten\\<instance>.<...>``, one named in the design (a memory) ``<instance>.<...>``."""
+    match = re.match(r"(?:\$flatten\\)?([^$.\\][^.]*)\.", cell.lstrip("\\"))
     return match.group(1) if match else top
+
+
+def _async_read_ports(cell: dict) -> list[tuple[list, list]]:
+    """A memory's asynchronous read ports (distributed RAM): each one's address bits and data bits."""
+    ports = cell["connections"]
+    count = int(cell["parameters"]["RD_PORTS"], 2)
+    clocked = cell["parameters"]["RD_CLK_ENABLE"][::-1]   # a bit per port, port 0 last
+    address_bits, width = len(ports["RD_ADDR"]) // count, len(ports["RD_DATA"]) // count
+    return [(ports["RD_ADDR"][port * address_bits:][:address_bits], ports["RD_DATA"][port * width:][:width])
+            for port in range(count) if clocked[port] == "0"]
+
+
+def _endpoint_inputs(cell: dict) -> list[tuple[str, list]]:
+    """The inputs of a register or memory that end a chain: all but its clocks, and for a memory all but the
+    addresses of its asynchronous read ports (those go on to the read data)."""
+    through = {bit for address, _ in _async_read_ports(cell) for bit in address} if cell["type"] == "$mem_v2" else set()
+    return [(port, [bit for bit in bits if bit not in through]) for port, bits in cell["connections"].items()
+            if cell["port_directions"][port] == "input" and port not in _CLOCKS]
 
 
 def chains(verilog: str, top: str, *, timeout: float = 600) -> list[Chain]:
@@ -88,10 +108,8 @@ def chains(verilog: str, top: str, *, timeout: float = 600) -> list[Chain]:
         kind, ports = cell["type"], cell["connections"]
         if kind in _STATE or kind == "$scopeinfo":
             continue
-        if kind == "$mem_v2":   # asynchronous read ports only (distributed RAM): address to data
-            if set(cell["parameters"]["RD_CLK_ENABLE"]) - {"0"}:
-                continue
-            edges = [(ports["RD_ADDR"], ports["RD_DATA"])]
+        if kind == "$mem_v2":   # asynchronous read ports: each one's address to its data
+            edges = _async_read_ports(cell)
         elif kind in _BITWISE:
             a, b, select = ports.get("A", []), ports.get("B", []), ports.get("S", [])
             edges = [([v[i] for v in (a, b) if i < len(v)] + select, [y]) for i, y in enumerate(ports["Y"])]
@@ -174,9 +192,7 @@ def chains(verilog: str, top: str, *, timeout: float = 600) -> list[Chain]:
         if cell["type"] not in _STATE and cell["type"] != "$mem_v2":
             continue
         worst = None
-        for port, bits in cell["connections"].items():
-            if cell["port_directions"][port] != "input" or port in _CLOCKS:
-                continue
+        for port, bits in _endpoint_inputs(cell):
             for bit in bits:
                 if isinstance(bit, int):
                     arrival = arrive(bit)

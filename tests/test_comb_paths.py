@@ -9,6 +9,7 @@ import pytest
 from amaranth.back import verilog
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from conftest import require
 
@@ -76,6 +77,50 @@ def test_a_register_cuts_the_chain():
     found = chains(verilog.convert(_Pipeline((False, True, False)), name="pipeline"), "pipeline")
     assert max(len(chain.blocks) for chain in found) == 2, found
     assert not any("first" in chain.blocks and "third" in chain.blocks for chain in found), found
+
+
+class _Table(wiring.Component):
+    """A memory with two asynchronous read ports (distributed RAM on an FPGA)."""
+    address: In(4).array(2)
+    data: Out(8).array(2)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.storage = storage = Memory(shape=8, depth=16, init=range(16))
+        for address, data in zip(self.address, self.data):
+            read = storage.read_port(domain="comb")
+            m.d.comb += [read.addr.eq(address), data.eq(read.data)]
+        return m
+
+
+class _Lookup(wiring.Component):
+    """Registers ``a`` and ``b``; port 0 of ``table`` read at ``first``'s ``a + 1``, port 1 at ``b``; each
+    port's data into a register of its own, ``o0`` and ``o1``."""
+    i: In(8)
+    o0: Out(8)
+    o1: Out(8)
+
+    def elaborate(self, platform):
+        m = Module()
+        a, b = Signal(8, name="a"), Signal(8, name="b")
+        m.d.sync += [a.eq(self.i), b.eq(self.i)]
+        first = m.submodules.first = _Stage(False)
+        table = m.submodules.table = _Table()
+        m.d.comb += [first.i.eq(a), table.address[0].eq(first.o), table.address[1].eq(b)]
+        m.d.sync += [self.o0.eq(table.data[0]), self.o1.eq(table.data[1])]
+        return m
+
+
+@pytest.mark.fpga
+def test_a_memory_read_port_is_a_block_of_its_own_path():
+    """Each read port's address reaches only its own data, and the memory belongs to its block (broken on
+    purpose, each fails this: every address taken to every port's data; the memory counted as the top's)."""
+    require(toolchain.fpga_tools())
+    found = {chain.end: (chain.blocks, chain.start) for chain in chains(verilog.convert(_Lookup(), name="lookup"),
+                                                                        "lookup")}
+    assert found["o0"] == (("first", "table", "lookup"), "a"), found
+    assert found["o1"] == (("table", "lookup"), "b"), found
+    assert set(found) == {"o0", "o1", "a", "b"}, found   # the read addresses end no chain
 
 
 @pytest.mark.fpga
