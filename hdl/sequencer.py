@@ -309,14 +309,20 @@ class Sequencer(wiring.Component):
         # word is never read by the engine, so dropping it changes nothing but the wiring on an FPGA.
         kept = HEADER_BITS + max(PAYLOAD_LAYOUTS[code].size for code in ENGINE_OPCODES[self._kind]
                                  if code in PAYLOAD_LAYOUTS)
-        buffer = fifo.SyncFIFO(width=kept + 1, depth=self._prefetch)
-        m.submodules.buffer = ResetInserter(begin)(buffer)
+        # The oldest word waits in a register, the head, and the rest in a queue behind it: the decode and the
+        # semaphore lookup start at a register, not at a distributed-RAM read (on the FPGA the buffer and the
+        # semaphore copy sat apart on the die in the tile's slowest path). A word arriving at an empty buffer
+        # goes straight to the head, so it is issued in the same cycle as from a plain FIFO.
+        queue = fifo.SyncFIFO(width=kept + 1, depth=self._prefetch - 1)
+        m.submodules.buffer = ResetInserter(begin)(queue)
+        head_word, head_valid = Signal(kept + 1), Signal()
+        level = queue.level + head_valid
         in_flight = Signal(range(self._prefetch + 1))
         discard = Signal(range(self._prefetch + 1))   # words in flight that belong to an earlier program
         fetch_address = Signal(32)
         ending, faulting, checking_command = Signal(), Signal(), Signal()
         fetching = running & ~ending & ~faulting & ~self.halt
-        m.d.comb += [self.fetch.valid.eq(fetching & (in_flight + buffer.level < self._prefetch)),
+        m.d.comb += [self.fetch.valid.eq(fetching & (in_flight + level < self._prefetch)),
                      self.fetch.payload.address.eq(fetch_address)]
         asked = self.fetch.valid & self.fetch.ready
         arrived = self.word.valid  # always taken
@@ -325,8 +331,19 @@ class Sequencer(wiring.Component):
         with m.If(asked):
             m.d.sync += fetch_address.eq(fetch_address + INSTRUCTION_BYTES)
         keep = arrived & (discard == 0) & running & ~begin
-        m.d.comb += [buffer.w_data.eq(Cat(self.word.payload.word[:kept], self.word.payload.error)),
-                     buffer.w_en.eq(keep)]
+        incoming = Cat(self.word.payload.word[:kept], self.word.payload.error)
+        popped = Signal()
+        # The head is empty only when the queue is: a word goes to the queue unless it moves into the head.
+        refill = ~head_valid | popped
+        m.d.comb += [queue.w_data.eq(incoming), queue.w_en.eq(keep & ~(refill & ~queue.r_rdy))]
+        with m.If(begin):
+            m.d.sync += head_valid.eq(0)
+        with m.Elif(refill):
+            with m.If(queue.r_rdy):
+                m.d.comb += queue.r_en.eq(1)
+                m.d.sync += [head_word.eq(queue.r_data), head_valid.eq(1)]
+            with m.Else():
+                m.d.sync += [head_word.eq(incoming), head_valid.eq(keep)]
         with m.If(begin):
             m.d.sync += [discard.eq(in_flight - arrived),
                          fetch_address.eq(Cat(Const(0, 6), self.program_address[6:])),
@@ -335,7 +352,7 @@ class Sequencer(wiring.Component):
             m.d.sync += discard.eq(discard - 1)
 
         # ---- the head instruction ---------------------------------------------------------------------
-        head = data.View(fetched_layout, Cat(buffer.r_data[:kept], Const(0, INSTRUCTION_BITS - kept), buffer.r_data[kept]))
+        head = data.View(fetched_layout, Cat(head_word[:kept], Const(0, INSTRUCTION_BITS - kept), head_word[kept]))
         instruction = data.View(instruction_layout, head.word)
         header = instruction.header
         opcode = header.opcode
@@ -361,7 +378,7 @@ class Sequencer(wiring.Component):
         # instruction is loaded in the very cycle the engine has checked the last one.
         command_valid = Signal()
         checked = checking_command & ~command_valid & ~self.checking & ~self.fault
-        free = running & ~ending & ~faulting & ~self.halt & buffer.r_rdy
+        free = running & ~ending & ~faulting & ~self.halt & head_valid
         issuing = free & ~checking_command
         # Only an engine instruction follows at once (an immediate would write the pending queue in the same
         # cycle as the checked command), and only with room in the pending queue for both.
@@ -386,7 +403,6 @@ class Sequencer(wiring.Component):
         m.d.comb += self.command.valid.eq(command_valid & running & ~self.halt)
         with m.If(self.command.valid & self.command.ready):
             m.d.sync += [command_valid.eq(0), last_engine_pc.eq(command_pc)]
-        popped = Signal()
         with m.If(issuing & (problem != 0)):
             m.d.sync += [faulting.eq(1), fault_pc.eq(self.pc), fault_problem.eq(problem)]
         with m.If(go & immediate):
@@ -404,7 +420,6 @@ class Sequencer(wiring.Component):
                          checking_command.eq(1), command_pc.eq(self.pc),
                          command_kind.eq(Mux(opcode == Opcode.MULTIPLY_MOVING, _KIND_B, _KIND_A)),
                          command_signal.eq(Cat(header.signal_semaphore, header.signal_increment))]
-        m.d.comb += buffer.r_en.eq(popped)
         with m.If(popped):
             m.d.sync += [self.pc.eq(self.pc + INSTRUCTION_BYTES), self.executed.eq(self.executed + 1)]
         # The engine has checked the command: it is in flight now and retires with its completion.
