@@ -170,6 +170,9 @@ class SemaphoreFile(wiring.Component):
 
     def __init__(self, *, count: int = SEMAPHORES.default, sources: int = 1, readers: int = 0):
         self._count = SEMAPHORES.validate(count)
+        for name, value, least in (("sources", sources, 1), ("readers", readers, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an integer of at least {least}, not {value!r}")
         self._sources = sources
         self._readers = readers
         super().__init__({
@@ -233,9 +236,10 @@ class Sequencer(wiring.Component):
     semaphores : int
         Size of the semaphore file (a higher index in a used wait, signal or SEM_SET is an error).
     prefetch : int
-        Instruction words fetched ahead (buffered or in flight).
+        Instruction words fetched ahead (buffered or in flight), at least 2: the head and a queue of
+        ``prefetch - 1`` behind it.
     pending : int
-        Instructions issued and not yet retired.
+        Instructions issued and not yet retired, at least 1.
 
     Members
     -------
@@ -282,6 +286,9 @@ class Sequencer(wiring.Component):
                  pending: int = 8):
         self._kind = EngineKind(kind)
         self._semaphores = SEMAPHORES.validate(semaphores)
+        for name, value, least in (("prefetch", prefetch, 2), ("pending", pending, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an integer of at least {least}, not {value!r}")
         self._prefetch = prefetch
         self._pending = pending
         super().__init__({

@@ -10,7 +10,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from trntile.hdl.isa import EngineKind, Opcode, instruction_layout
-from trntile.hdl.sequencer import Sequencer
+from trntile.hdl.sequencer import SemaphoreFile, Sequencer
 
 SEED = 20261207
 
@@ -84,3 +84,22 @@ def test_words_come_out_in_order_under_stalls(round_):
     gaps = [rng.choice([0, 0, 0, 1, 3, 9]) for _ in range(17)]
     log = _run(words, gaps, lambda: rng.random() < 0.6, rng)
     assert [payload for _, payload in log["commands"]] == list(range(40)), f"seed {SEED + round_}: {log}"
+
+
+@pytest.mark.parametrize("given,message", [
+    ({"prefetch": 1}, "prefetch must be an integer of at least 2, not 1"),
+    ({"pending": 0}, "pending must be an integer of at least 1, not 0"),
+    ({"prefetch": True}, "prefetch must be an integer of at least 2, not True"),
+])
+def test_parameters_are_checked(given, message):
+    with pytest.raises(ValueError, match=message):
+        Sequencer(EngineKind.DMA, **given)
+
+
+@pytest.mark.parametrize("given,message", [
+    ({"sources": 0}, "sources must be an integer of at least 1, not 0"),
+    ({"readers": -1}, "readers must be an integer of at least 0, not -1"),
+])
+def test_semaphore_file_parameters_are_checked(given, message):
+    with pytest.raises(ValueError, match=message):
+        SemaphoreFile(**given)
