@@ -141,10 +141,10 @@ class SemaphoreFile(wiring.Component):
     """``count`` 32-bit semaphores, updated by ``sources`` streams, one update per cycle round-robin.
 
     Each of ``readers`` read ports looks a semaphore up combinationally, as a choice among ``values`` would,
-    but from a copy of the file of its own in a memory: on an FPGA a copy is distributed RAM beside its reader
-    (16 ``DPR16X4`` cells for 32 semaphores) that only the update's index and value reach, where a choice
-    among ``values`` brings all ``32 x count`` bits to every reader. One more copy gives an increment the
-    value it adds to. The copies are written in the same cycle as the registers, so a read sees exactly what
+    but from a copy of the file of its own in a memory: on an FPGA a copy is distributed RAM (16 ``DPR16X4``
+    cells for 32 semaphores), which only the update's index and value reach and which the placer can put near
+    its reader, where a choice among ``values`` brings all ``32 x count`` bits to every reader. One more copy
+    gives an increment the value it adds to. The copies are written in the same cycle as the registers, so a read sees exactly what
     ``values`` holds. A memory cannot be reset, so a flag per semaphore, cleared by reset, says whether it
     has been written since: a read of one that has not answers 0.
 
