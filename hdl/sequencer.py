@@ -144,9 +144,9 @@ class SemaphoreFile(wiring.Component):
     but from a copy of the file of its own in a memory: on an FPGA a copy is distributed RAM (16 ``DPR16X4``
     cells for 32 semaphores), which only the update's index and value reach and which the placer can put near
     its reader, where a choice among ``values`` brings all ``32 x count`` bits to every reader. One more copy
-    gives an increment the value it adds to. The copies are written in the same cycle as the registers, so a read sees exactly what
-    ``values`` holds. A memory cannot be reset, so a flag per semaphore, cleared by reset, says whether it
-    has been written since: a read of one that has not answers 0.
+    gives an increment the value it adds to. The copies are written in the same cycle as the registers, so a
+    read sees exactly what ``values`` holds. A memory cannot be reset, so a flag per semaphore, cleared by
+    reset, says whether it has been written since: a read of one that has not answers 0.
 
     Parameters
     ----------
