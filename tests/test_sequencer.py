@@ -20,7 +20,7 @@ def _word(opcode: Opcode, marker: int) -> int:
     return instruction_layout.const({"header": {"opcode": opcode}, "payload": marker}).as_value().value
 
 
-def _bench(dut, *, words, arrival_gaps, stall, rng, log):
+def _bench(dut, *, words, arrival_gaps, stall, log):
     """Start, deliver ``words`` (one per fetch asked, after the gaps given) and record each command taken as
     (cycle, payload); the engine takes a command only when ``stall()`` is false."""
     async def bench(ctx):
@@ -55,12 +55,12 @@ def _bench(dut, *, words, arrival_gaps, stall, rng, log):
     return bench
 
 
-def _run(words, arrival_gaps, stall, rng):
+def _run(words, arrival_gaps, stall):
     dut = Sequencer(EngineKind.TENSOR, semaphores=32, prefetch=16)
     log = {"arrived": [], "commands": []}
     sim = Simulator(dut)
     sim.add_clock(1e-6)
-    sim.add_testbench(_bench(dut, words=words, arrival_gaps=arrival_gaps, stall=stall, rng=rng, log=log))
+    sim.add_testbench(_bench(dut, words=words, arrival_gaps=arrival_gaps, stall=stall, log=log))
     sim.run()
     return log
 
@@ -68,9 +68,8 @@ def _run(words, arrival_gaps, stall, rng):
 def test_a_word_at_an_empty_buffer_is_issued_the_cycle_after_it_arrives():
     """Words far apart: each finds the buffer empty; its command is loaded the cycle after it arrives and
     offered (and taken) the cycle after that."""
-    rng = random.Random(SEED)
     words = [_word(Opcode.LOAD_STATIONARY, 0x100 + index) for index in range(4)]
-    log = _run(words, [20], lambda: False, rng)
+    log = _run(words, [20], lambda: False)
     assert [payload for _, payload in log["commands"]] == [0x100, 0x101, 0x102, 0x103], log
     assert [taken - arrived for (taken, _), arrived in zip(log["commands"], log["arrived"])] == [2] * 4, log
 
@@ -82,7 +81,7 @@ def test_words_come_out_in_order_under_stalls(round_):
     rng = random.Random(SEED + round_)
     words = [_word(rng.choice([Opcode.LOAD_STATIONARY, Opcode.MULTIPLY_MOVING]), index) for index in range(40)]
     gaps = [rng.choice([0, 0, 0, 1, 3, 9]) for _ in range(17)]
-    log = _run(words, gaps, lambda: rng.random() < 0.6, rng)
+    log = _run(words, gaps, lambda: rng.random() < 0.6)
     assert [payload for _, payload in log["commands"]] == list(range(40)), f"seed {SEED + round_}: {log}"
 
 
