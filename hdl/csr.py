@@ -20,6 +20,15 @@ Field kinds
     Write-triggered: writing the register drives the output ``<register>__<field>`` with the written
     bits for exactly one cycle (0 otherwise). Reads return 0.
 
+Tables
+------
+:meth:`RegisterMap.add_table` adds ``count`` read-only registers ``<table>0``, ``<table>1``, ... that share
+one field read through a lookup port, for state that lives in a memory (the tile's semaphores): the block
+drives ``<table>__index`` (a register, loaded with the register's position when a read of the table is
+taken) and reads ``<table>__<field>`` in the next cycle, so a table read answers one cycle later than any
+other and the value may come from an asynchronous memory read of ``index``. The read multiplexer then has
+one input for the whole table, not one per register. A write to a table answers OKAY and changes nothing.
+
 Bus behaviour: one write and one read are handled at a time. Offsets are byte addresses of
 ``data_width``-bit words; the low address bits inside a word are ignored. An access to an offset with no
 register gets SLVERR (a read returns 0) and changes nothing.
@@ -73,6 +82,8 @@ class Register:
     offset: int
     fields: tuple[Field, ...]
     doc: str = ""
+    table: str | None = None   #: the table it belongs to (see :meth:`RegisterMap.add_table`)
+    index: int = 0             #: its position in the table
 
     def bit_offsets(self) -> list[tuple[Field, int]]:
         """Each field with the bit it starts at: fields are packed from bit 0 in the order given."""
@@ -113,6 +124,33 @@ class RegisterMap:
 
     def add(self, name: str, *fields: Field, offset: int | None = None, doc: str = "") -> None:
         """Add register ``name`` at ``offset`` (default: the word after the last register)."""
+        if name in self.tables():
+            raise ValueError(f"register {name!r}: a table has that name")
+        self._add(name, fields, offset, doc)
+
+    def add_table(self, name: str, field: Field, *, count: int, offset: int | None = None, doc: str = "") -> None:
+        """Add ``count`` read-only registers ``<name>0`` .. ``<name><count-1>``, one word apart from ``offset``
+        (default: the word after the last register), each holding ``field``, read through one lookup port
+        (see the module docstring)."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 4096:
+            raise ValueError(f"table {name!r}: count must be an integer in 1..4096, not {count!r}")
+        if not isinstance(field, Field) or field.access != "ro" or field.const is not None:
+            raise ValueError(f"table {name!r}: its field must be a read-only field that is not a constant")
+        if field.name == "index":
+            raise ValueError(f"table {name!r}: its field cannot be called 'index' (the lookup port has that name)")
+        if any(r.table == name for r in self._registers) or any(r.name == name for r in self._registers):
+            raise ValueError(f"table {name!r}: the name is already in the map")
+        if offset is None:
+            offset = max((r.offset for r in self._registers), default=-self.word_bytes) + self.word_bytes
+        entries = [(f"{name}{index}", offset + index * self.word_bytes) for index in range(count)]
+        for register, at in entries:  # check them all before adding any
+            other = [r.name for r in self._registers if r.offset == at or r.name == register]
+            if other:
+                raise ValueError(f"table {name!r}: {register} at {at:#x} collides with {other[0]!r}")
+        for index, (register, at) in enumerate(entries):
+            self._add(register, (field,), at, doc if index == 0 else "", table=name, index=index)
+
+    def _add(self, name, fields, offset, doc, *, table=None, index=0):
         if not name.isidentifier():
             raise ValueError(f"register name must be an identifier, not {name!r}")
         if any(r.name == name for r in self._registers):
@@ -129,14 +167,22 @@ class RegisterMap:
         if any(r.offset == offset for r in self._registers):
             other = next(r.name for r in self._registers if r.offset == offset)
             raise ValueError(f"register {name!r}: offset {offset:#x} is taken by {other!r}")
-        register = Register(name, offset, tuple(fields), doc)
+        register = Register(name, offset, tuple(fields), doc, table, index)
         if register.width > self.data_width:
             raise ValueError(f"register {name!r}: fields take {register.width} bits, the bus has {self.data_width}")
         self._registers.append(register)
 
+    def tables(self) -> dict[str, tuple[Register, ...]]:
+        """Each table's registers, in index order."""
+        tables: dict[str, list[Register]] = {}
+        for register in self._registers:
+            if register.table is not None:
+                tables.setdefault(register.table, []).append(register)
+        return {name: tuple(registers) for name, registers in tables.items()}
+
     def describe(self) -> list[dict]:
         """The map as plain data: one dict per register with its fields and their bit positions."""
-        return [{"name": r.name, "offset": r.offset, "doc": r.doc,
+        return [{"name": r.name, "offset": r.offset, "doc": r.doc, "table": r.table, "index": r.index,
                  "fields": [{"name": f.name, "lsb": lsb, "width": f.width, "access": f.access, "init": f.init,
                              "const": f.const, "doc": f.doc} for f, lsb in r.bit_offsets()]}
                 for r in sorted(self._registers, key=lambda r: r.offset)]
@@ -151,7 +197,8 @@ class RegisterMap:
                 bits = f"{high}:{field['lsb']}" if field["width"] > 1 else f"{field['lsb']}"
                 reset = field["const"] if field["const"] is not None else (field["init"] if field["access"] in ("rw", "w1c") else None)
                 reset = "-" if reset is None else f"{reset:#x}"
-                access = "ro (constant)" if field["const"] is not None else field["access"]
+                access = ("ro (constant)" if field["const"] is not None else
+                          f"ro (table {register['table']})" if register["table"] is not None else field["access"])
                 text = " ".join(filter(None, [register["doc"] if field is register["fields"][0] else "", field["doc"]]))
                 rows.append(f"| {register['offset']:#06x} | {register['name']} | {bits} | {field['name']} | {access} "
                             f"| {reset} | {text} |")
@@ -165,7 +212,12 @@ class RegisterMap:
 
 def _field_members(register_map: RegisterMap) -> dict:
     members = {}
+    for name, registers in register_map.tables().items():
+        field = registers[0].fields[0]
+        members[name] = Out(wiring.Signature({"index": Out(range(len(registers))), field.name: In(field.width)}))
     for register in register_map.registers:
+        if register.table is not None:
+            continue
         ports = {}
         for field in register.fields:
             if field.access == "ro" and field.const is None:
@@ -197,6 +249,8 @@ class RegisterBlock(wiring.Component):
     <register> : ``Out(Signature({<field>: ...}))``
         One group per register with ports, named ``<register>__<field>`` in Verilog (see the module
         docstring for each kind's ports).
+    <table> : ``Out(Signature({"index": Out(range(count)), <field>: In(width)}))``
+        One group per table: the lookup port (see the module docstring).
     """
 
     def __init__(self, register_map: RegisterMap, *, addr_width: int | None = None):
@@ -241,9 +295,10 @@ class RegisterBlock(wiring.Component):
         with m.If(bus.bvalid & bus.bready):
             m.d.sync += b_pending.eq(0)
 
-        # --- read: take AR, answer R next cycle ---
+        # --- read: take AR, answer R next cycle (a table read: look up next cycle, answer the one after) ---
         r_pending, r_data, r_resp = Signal(), Signal.like(bus.rdata), Signal(2)
-        m.d.comb += [bus.arready.eq(~r_pending), bus.rvalid.eq(r_pending), bus.rdata.eq(r_data),
+        looking_up = Signal()  # a table read is looking its value up
+        m.d.comb += [bus.arready.eq(~r_pending & ~looking_up), bus.rvalid.eq(r_pending), bus.rdata.eq(r_data),
                      bus.rresp.eq(r_resp)]
         with m.If(bus.rvalid & bus.rready):
             m.d.sync += r_pending.eq(0)
@@ -251,16 +306,28 @@ class RegisterBlock(wiring.Component):
         m.d.comb += read.eq(bus.arvalid & bus.arready)
         with m.If(read):
             m.d.sync += r_pending.eq(1)
+        with m.If(looking_up):
+            m.d.sync += [looking_up.eq(0), r_pending.eq(1)]
 
         write_word = aw_addr[word_bits:]
         read_word = bus.araddr[word_bits:]
         readable = []   # (word, value) of every register
         hits = []       # a write to each register
+        table_words = []  # (words, group, field, hit) of every table
+        for name, registers in regs.tables().items():
+            group, field = getattr(self, name), registers[0].fields[0]
+            hit = Signal(name=f"{name}_read")
+            table_words.append(([r.offset >> word_bits for r in registers], group, field, hit))
+            with m.If(hit):
+                m.d.sync += [r_data.eq(getattr(group, field.name)), r_resp.eq(Resp.OKAY), hit.eq(0)]
         for register in regs.registers:
-            group = getattr(self, register.name, None)
             word = register.offset >> word_bits
-            value = Signal(regs.data_width, name=f"{register.name}_value")
             hit_write = write & (write_word == word)
+            if register.table is not None:
+                hits.append(hit_write)
+                continue
+            group = getattr(self, register.name, None)
+            value = Signal(regs.data_width, name=f"{register.name}_value")
             for field, lsb in register.bit_offsets():
                 bits = slice(lsb, lsb + field.width)
                 new, enable = w_data[bits], bit_enable[bits]
@@ -296,6 +363,10 @@ class RegisterBlock(wiring.Component):
                 for word, value in readable:
                     with m.Case(word):
                         m.d.sync += [r_data.eq(value), r_resp.eq(Resp.OKAY)]
+                for words, group, _, hit in table_words:
+                    with m.Case(*words):
+                        m.d.sync += [r_pending.eq(0), looking_up.eq(1), hit.eq(1),
+                                     group.index.eq(read_word - words[0])]
                 with m.Default():
                     m.d.sync += [r_data.eq(0), r_resp.eq(Resp.SLVERR)]
         return m

@@ -140,13 +140,13 @@ class InstructionFetch(wiring.Component):
 class SemaphoreFile(wiring.Component):
     """``count`` 32-bit semaphores, updated by ``sources`` streams, one update per cycle round-robin.
 
-    Each of ``readers`` read ports looks a semaphore up combinationally, as a choice among ``values`` would,
-    but from a copy of the file of its own in a memory: on an FPGA a copy is distributed RAM (16 ``DPR16X4``
-    cells for 32 semaphores), which only the update's index and value reach and which the placer can put near
-    its reader, where a choice among ``values`` brings all ``32 x count`` bits to every reader. One more copy
-    gives an increment the value it adds to. The copies are written in the same cycle as the registers, so a
-    read sees exactly what ``values`` holds. A memory cannot be reset, so a flag per semaphore, cleared by
-    reset, says whether it has been written since: a read of one that has not answers 0.
+    Each of ``readers`` read ports looks a semaphore up combinationally from a copy of the file of its own in
+    a memory: on an FPGA a copy is distributed RAM (16 ``DPR16X4`` cells for 32 semaphores), which only the
+    update's index and value reach and which the placer can put near its reader, where a choice among
+    ``32 x count`` flip-flops would bring all of them to every reader. One more copy gives an increment the
+    value it adds to. Every copy is written in the same cycle, so all reads agree. A memory cannot be reset,
+    so a flag per semaphore, cleared by reset, says whether it has been written since: a read of one that has
+    not answers 0.
 
     Parameters
     ----------
@@ -160,8 +160,8 @@ class SemaphoreFile(wiring.Component):
     Members
     -------
     updates : ``In(stream.Signature(update_layout)).array(sources)``
-        Updates to an index beyond the file are dropped (the sequencers refuse such instructions first).
-    values : ``Out(32).array(count)``
+        Updates to an index beyond the file are dropped (the sequencers refuse such instructions first); an
+        update is written in the cycle it is taken, so a read sees it from the next cycle.
     changed : ``Out(1)``
         An update was applied this cycle.
     read_index : ``In(8).array(readers)``; read_value : ``Out(32).array(readers)``
@@ -177,7 +177,6 @@ class SemaphoreFile(wiring.Component):
         self._readers = readers
         super().__init__({
             "updates": In(stream.Signature(update_layout)).array(sources),
-            "values": Out(32).array(self._count),
             "changed": Out(1),
             "read_index": In(8).array(readers),
             "read_value": Out(32).array(readers),
@@ -208,9 +207,6 @@ class SemaphoreFile(wiring.Component):
         m.d.comb += [port.addr.eq(chosen.index), port.data.eq(updated), port.en.eq(applied)]
         with m.If(applied):
             m.d.sync += written.bit_select(chosen.index, 1).eq(1)
-            for index in range(self._count):
-                with m.If(chosen.index == index):
-                    m.d.sync += self.values[index].eq(updated)
         for index, value in zip(self.read_index, self.read_value):
             m.d.comb += value.eq(look_up(index))
         return m

@@ -128,9 +128,8 @@ def tile_register_map(*, partitions: int, sbuf_bytes: int, data_width: int, queu
     for name in COUNTERS_32:
         regs.add(name, Field("count", 32, "ro"), offset=offset, doc=f"counter {name}")
         offset += 4
-    for index in range(semaphores):
-        regs.add(f"semaphore{index}", Field("value", 32, "ro"), offset=SEMAPHORE_BASE + 4 * index,
-                 doc="semaphore values" if index == 0 else "")
+    regs.add_table("semaphore", Field("value", 32, "ro"), count=semaphores, offset=SEMAPHORE_BASE,
+                   doc="semaphore values (read one cycle later, from the semaphore file's own read port)")
     return regs
 
 
@@ -255,7 +254,8 @@ class Tile(wiring.Component):
                                     semaphores=s))
         fetch = core("fetch", InstructionFetch(requesters=engines, data_width=prm["data_width"],
                                                outstanding=FETCH_OUTSTANDING))
-        semaphores = core("semaphores", SemaphoreFile(count=s, sources=engines + 1, readers=engines))
+        # A read port per sequencer, and one for the host's reads (the register block's table).
+        semaphores = core("semaphores", SemaphoreFile(count=s, sources=engines + 1, readers=engines + 1))
         watchdog = core("watchdog", Watchdog())
         sequencers = [core(f"sequencer_{name}", Sequencer(engine_kind(index), semaphores=s, prefetch=PREFETCH))
                       for index, name in enumerate(self.engine_names)]
@@ -428,8 +428,8 @@ class Tile(wiring.Component):
             m.d.comb += [getattr(regs, f"{name}_lo").count.eq(value[:32]), getattr(regs, f"{name}_hi").count.eq(value[32:])]
         m.d.comb += [regs.dma_read_bytes.count.eq(dma.read_bytes), regs.dma_written_bytes.count.eq(dma.written_bytes),
                      regs.remote_adds.count.eq(remote.adds), regs.remote_refused.count.eq(remote.refused)]
-        for index in range(s):
-            m.d.comb += getattr(regs, f"semaphore{index}").value.eq(semaphores.values[index])
+        m.d.comb += [semaphores.read_index[engines].eq(regs.semaphore.index),
+                     regs.semaphore.value.eq(semaphores.read_value[engines])]
         return m
 
 

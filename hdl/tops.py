@@ -57,7 +57,7 @@ class Top:
 
 
 def example_register_map() -> RegisterMap:
-    """A register map with every field kind, gaps, and fields across byte lanes (tests and docs use it)."""
+    """A register map with every field kind, a table, gaps, and fields across byte lanes (tests and docs use it)."""
     regs = RegisterMap()
     regs.add("ident", Field("magic", 16, "ro", const=0x7A7E), Field("version", 8, "ro", const=1),
              doc="identity: constants")
@@ -68,6 +68,8 @@ def example_register_map() -> RegisterMap:
     regs.add("cmd", Field("start", 1, "pulse"), Field("spare", 7, "ro", const=0), Field("kick", 8, "pulse"),
              doc="commands: a write pulses the bits")
     regs.add("scratch", Field("value", 32, "rw", init=0x12345678), offset=0x20, doc="after a gap at 0x14..0x1c")
+    regs.add_table("entry", Field("value", 20, "ro"), count=5, offset=0x40,
+                   doc="a table: five registers read through one lookup port")
     return regs
 
 

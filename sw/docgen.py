@@ -106,9 +106,12 @@ def register_table() -> str:
     for register in full.registers:
         suffixes = ("program", "status", "fault", "pc", "wait_cycles", "executed")
         engine = next((n for n in names if register.name in {f"{n}_{x}" for x in suffixes}), None)
-        if engine not in (None, "tensor") or (register.name.startswith("semaphore") and register.name != "semaphore0"):
+        if engine not in (None, "tensor") or register.index > 0:
             continue
-        shown.add(register.name, *register.fields, offset=register.offset, doc=register.doc)
+        if register.table is not None:  # the first entry of a table stands for the table
+            shown.add_table(register.table, *register.fields, count=1, offset=register.offset, doc=register.doc)
+        else:
+            shown.add(register.name, *register.fields, offset=register.offset, doc=register.doc)
     note = (f"\nThe block `tensor_*` at `{ENGINE_BASE:#05x}` repeats for every engine, {ENGINE_STRIDE:#x} bytes "
             f"apart: engine e (0 tensor, 1 act, 2 + q DMA queue q) at `{ENGINE_BASE:#05x} + {ENGINE_STRIDE:#x} e`, "
             f"named `<engine>_program`, `<engine>_status`, ... `semaphore<i>` is at `{SEMAPHORE_BASE:#05x} + 4 i` "

