@@ -194,9 +194,10 @@ class ACTEngine(wiring.Component):
     # ---- checks --------------------------------------------------------------------------------------
     @staticmethod
     def _walk_facts(m, pattern, name):
-        """(any count zero; elements walked, lowest element offset, highest element offset) of ``pattern``,
-        the last three registered twice (valid two cycles after ``pattern`` is set): a multiplication, then
-        the product of products or the sums, never both in one cycle."""
+        """(any count zero; elements walked, lowest element offset, highest element offset; each dimension's
+        span, stride x (count - 1)) of ``pattern``, the spans registered once (valid the cycle after
+        ``pattern`` is set), the rest twice: a multiplication, then the product of products or the sums, never
+        both in one cycle."""
         counts = [pattern.dims[d].count for d in range(PATTERN_DIMS)]
         pair0, pair1 = Signal(2 * COUNT_BITS, name=f"{name}_pair0"), Signal(2 * COUNT_BITS, name=f"{name}_pair1")
         m.d.sync += [pair0.eq(counts[0] * counts[1]), pair1.eq(counts[2] * counts[3])]
@@ -212,14 +213,15 @@ class ACTEngine(wiring.Component):
         m.d.sync += [low.eq(tree_sum([Mux(s < 0, s, 0) for s in spans])),
                      high.eq(tree_sum([Mux(s > 0, s, 0) for s in spans]))]
         zero = Cat(*(c == 0 for c in counts)).any()
-        return zero, elements, low, high
+        return zero, elements, low, high, spans
 
     @staticmethod
-    def _visits_once(m, pattern):
+    def _visits_once(m, pattern, signed_spans):
         """Whether ``pattern`` meets :func:`~trntile.golden.act.visits_once` (registered, valid two cycles after
-        it is set): first |stride| and |span| of each dimension and which dimensions lie inside each other's
-        stride (count > 1 and |stride| no larger), registered; then each stride against the sum of the spans
-        inside it."""
+        it is set): first |stride| of each dimension and which dimensions lie inside each other's stride
+        (count > 1 and |stride| no larger), registered; then each stride against the sum of the spans inside
+        it. The spans are :meth:`_walk_facts`'s, registered in the same cycle: |stride x (count - 1)| is
+        |stride| x (count - 1), so the check needs no multipliers of its own."""
         absolutes, strides, spans = [], [], []
         for d in range(PATTERN_DIMS):
             dim = pattern.dims[d]
@@ -227,7 +229,8 @@ class ACTEngine(wiring.Component):
             m.d.comb += absolute.eq(Mux(dim.stride < 0, -dim.stride, dim.stride))
             stride = Signal(STRIDE_BITS, name=f"acc_stride{d}")
             span = Signal(STRIDE_BITS + COUNT_BITS, name=f"acc_span{d}")
-            m.d.sync += [stride.eq(absolute), span.eq(absolute * (dim.count - 1))]
+            m.d.sync += stride.eq(absolute)
+            m.d.comb += span.eq(Mux(signed_spans[d] < 0, -signed_spans[d], signed_spans[d]))
             absolutes.append(absolute)
             strides.append(stride)
             spans.append(span)
@@ -279,13 +282,13 @@ class ACTEngine(wiring.Component):
         with m.If(leave):
             m.d.sync += checking.eq(0)
 
-        source_zero, source_elements, source_low, source_high = self._walk_facts(m, cmd.source, "source")
-        destination_zero, destination_elements, destination_low, destination_high = self._walk_facts(
-            m, cmd.destination, "destination")
+        source_zero, source_elements, source_low, source_high, _ = self._walk_facts(m, cmd.source, "source")
+        destination_zero, destination_elements, destination_low, destination_high, destination_spans = (
+            self._walk_facts(m, cmd.destination, "destination"))
         out_shift = Signal(2)
         m.d.comb += out_shift.eq(Mux(cmd.dtype == 0, 1, Mux((cmd.dtype == _FP32) | (cmd.dtype == _INT32), 2, 0)))
         source_size = Mux(cmd.source_space, self._sbuf_bytes, psum_bytes(p))
-        visits_once = self._visits_once(m, cmd.destination)
+        visits_once = self._visits_once(m, cmd.destination, destination_spans)
         problems = [
             (ActError.FUNC, cmd.func > max(ActFunc)),
             (ActError.DTYPE, cmd.dtype > _INT32),
