@@ -221,7 +221,8 @@ class ACTEngine(wiring.Component):
         it is set): first |stride| of each dimension and which dimensions lie inside each other's stride
         (count > 1 and |stride| no larger), registered; then each stride against the sum of the spans inside
         it. The spans are :meth:`_walk_facts`'s, registered in the same cycle: |stride x (count - 1)| is
-        |stride| x (count - 1), so the check needs no multipliers of its own."""
+        |stride| x (count - 1) for a count of at least 1 (a dimension of count 0 or 1 counts neither as inside
+        another nor against its own stride), so the check needs no multipliers of its own."""
         absolutes, strides, spans = [], [], []
         for d in range(PATTERN_DIMS):
             dim = pattern.dims[d]
